@@ -1,0 +1,209 @@
+//! API keys: `sk-` + 40 URL-safe characters (240 random bits). Only the SHA-256 of a key is
+//! stored; a key is shown once, at creation.
+//!
+//! Lookups on the request path come from an in-memory cache keyed by that hash. Entries live one
+//! second, so a key revoked by another process (the `admin` CLI, another gateway node) stops
+//! working within a second; a revocation in this process drops the entry at once. Unknown keys
+//! are cached too (as misses), so guessing keys does not turn into database load. Comparing
+//! hashes by map lookup leaks nothing useful about a key: the attacker does not control the hash.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::storage::{Db, StoreError, now_ms};
+
+/// Who a valid key belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyOwner {
+    pub key_id: i64,
+    pub user_id: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// A new key, as shown to its owner once.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub id: i64,
+    pub key: String,
+    pub masked: String,
+}
+
+/// Generate a fresh key string.
+pub fn generate() -> String {
+    let mut bytes = [0u8; 30];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "sk-{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// Whether a string has the shape of one of our keys (`sk-` + URL-safe characters).
+pub fn is_well_formed(key: &str) -> bool {
+    key.strip_prefix("sk-").is_some_and(|rest| {
+        (16..=128).contains(&rest.len())
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// SHA-256 of a key, hex.
+pub fn hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// `sk-abcd…wxyz`: enough to recognise a key, useless to use it.
+pub fn mask(key: &str) -> String {
+    let prefix: String = key.chars().take(7).collect();
+    let suffix: String = key
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("{prefix}…{suffix}")
+}
+
+/// Key storage plus the request-path cache.
+#[derive(Clone)]
+pub struct Keys {
+    db: Db,
+    cache: moka::sync::Cache<String, Option<Arc<KeyOwner>>>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Keys")
+            .field("cached", &self.cache.entry_count())
+            .finish()
+    }
+}
+
+impl Keys {
+    pub fn new(db: Db) -> Keys {
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(Duration::from_secs(1))
+            .build();
+        Keys { db, cache }
+    }
+
+    /// Store a key for a user. With `fixed`, that exact key is used (demo mode's `--demo-key`).
+    pub async fn create(
+        &self,
+        user_id: i64,
+        name: &str,
+        fixed: Option<&str>,
+        expires_at: Option<i64>,
+    ) -> Result<NewKey, StoreError> {
+        let key = fixed.map(str::to_owned).unwrap_or_else(generate);
+        let masked = mask(&key);
+        let row = sqlx::query(
+            "INSERT INTO api_keys (user_id, name, key_hash, masked, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(name)
+        .bind(hash(&key))
+        .bind(&masked)
+        .bind(now_ms())
+        .bind(expires_at)
+        .fetch_one(self.db.writer())
+        .await?;
+        Ok(NewKey {
+            id: row.try_get("id")?,
+            key,
+            masked,
+        })
+    }
+
+    /// Whether a key (by its hash) is stored, revoked or not.
+    pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let row = sqlx::query("SELECT 1 FROM api_keys WHERE key_hash = $1")
+            .bind(hash(key))
+            .fetch_optional(self.db.reader())
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Revoke a key by id; it stops working at once here and within a second elsewhere.
+    pub async fn revoke(&self, key_id: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING key_hash")
+            .bind(now_ms())
+            .bind(key_id)
+            .fetch_optional(self.db.writer())
+            .await?;
+        match row {
+            Some(row) => {
+                let key_hash: String = row.try_get("key_hash")?;
+                self.cache.invalidate(&key_hash);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// The owner of a presented key, or `None` for a missing, wrong, revoked, expired key or a
+    /// disabled user.
+    pub async fn authenticate(&self, key: &str) -> Result<Option<Arc<KeyOwner>>, StoreError> {
+        if !is_well_formed(key) {
+            return Ok(None);
+        }
+        let key_hash = hash(key);
+        let owner = match self.cache.get(&key_hash) {
+            Some(hit) => hit,
+            None => {
+                let owner = self.load(&key_hash).await?.map(Arc::new);
+                self.cache.insert(key_hash, owner.clone());
+                owner
+            }
+        };
+        Ok(owner.filter(|o| o.expires_at.is_none_or(|t| t > now_ms())))
+    }
+
+    async fn load(&self, key_hash: &str) -> Result<Option<KeyOwner>, StoreError> {
+        let row = sqlx::query(
+            "SELECT k.id, k.user_id, k.expires_at FROM api_keys k JOIN users u ON u.id = k.user_id \
+             WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.disabled = 0",
+        )
+        .bind(key_hash)
+        .fetch_optional(self.db.reader())
+        .await?;
+        row.map(|r| {
+            Ok(KeyOwner {
+                key_id: r.try_get("id")?,
+                user_id: r.try_get("user_id")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_well_formed_and_distinct() {
+        let a = generate();
+        let b = generate();
+        assert_ne!(a, b);
+        assert!(is_well_formed(&a), "{a}");
+        assert_eq!(a.len(), 43);
+        assert!(!is_well_formed("sk-short"));
+        assert!(!is_well_formed("sk-abcdefghijklmnopqrstuvwxyz!!"));
+        assert!(!is_well_formed("Bearer sk-abcdefghijklmnopqrst"));
+        assert_eq!(hash("x").len(), 64);
+        let m = mask(&a);
+        assert!(m.starts_with("sk-") && m.contains('…') && !m.contains(&a[7..39]));
+    }
+}

@@ -1,0 +1,4 @@
+//! Users and their API keys.
+
+pub mod keys;
+pub mod users;

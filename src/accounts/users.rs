@@ -1,0 +1,136 @@
+//! Users: created by `admin user create`, by demo mode, and (later) by phone login.
+
+use sqlx::Row;
+
+use crate::billing::ledger::{Applied, EntryKind, Ledger, LedgerError};
+use crate::storage::{Db, StoreError, now_ms};
+
+/// A user row.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub phone: String,
+    pub role: String,
+    pub balance: i64,
+    pub disabled: bool,
+}
+
+/// Why a phone number was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "invalid mainland China mobile number: expected 11 digits starting with 1 (e.g. 13800000000)"
+)]
+pub struct InvalidPhone;
+
+/// Check a mainland mobile number (`+86`/`86` prefixes and spaces/dashes tolerated) and return
+/// its 11-digit form.
+pub fn normalize_phone(raw: &str) -> Result<String, InvalidPhone> {
+    let digits: String = raw.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+    let digits = digits
+        .strip_prefix("+86")
+        .or_else(|| digits.strip_prefix("86").filter(|d| d.len() == 11))
+        .unwrap_or(&digits);
+    let ok = digits.len() == 11
+        && digits.starts_with('1')
+        && digits.as_bytes()[1].is_ascii_digit()
+        && (b'3'..=b'9').contains(&digits.as_bytes()[1])
+        && digits.chars().all(|c| c.is_ascii_digit());
+    if ok {
+        Ok(digits.to_owned())
+    } else {
+        Err(InvalidPhone)
+    }
+}
+
+/// User lookups and creation.
+#[derive(Clone, Debug)]
+pub struct Users {
+    db: Db,
+}
+
+impl Users {
+    pub fn new(db: Db) -> Users {
+        Users { db }
+    }
+
+    /// Find a user by phone.
+    pub async fn by_phone(&self, phone: &str) -> Result<Option<User>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, phone, role, balance, disabled FROM users WHERE phone = $1")
+                .bind(phone)
+                .fetch_optional(self.db.reader())
+                .await?;
+        row.map(|r| user_from_row(&r)).transpose()
+    }
+
+    /// Create a user (or return the existing one with that phone) and grant it `credits` once.
+    pub async fn ensure(
+        &self,
+        phone: &str,
+        credits: i64,
+        grant_key: &str,
+    ) -> Result<User, LedgerError> {
+        let existing = self.by_phone(phone).await?;
+        let user = match existing {
+            Some(user) => user,
+            None => {
+                let inserted = sqlx::query("INSERT INTO users (phone, created_at) VALUES ($1, $2)")
+                    .bind(phone)
+                    .bind(now_ms())
+                    .execute(self.db.writer())
+                    .await;
+                if let Err(e) = inserted {
+                    let e = StoreError::from(e);
+                    if !e.is_unique_violation() {
+                        return Err(e.into());
+                    }
+                }
+                self.by_phone(phone)
+                    .await?
+                    .ok_or(LedgerError::UnknownUser)?
+            }
+        };
+        if credits > 0 {
+            let ledger = Ledger::new(self.db.clone());
+            if let Applied::Now { balance } = ledger
+                .apply(
+                    user.id,
+                    credits,
+                    EntryKind::Grant,
+                    "initial credits",
+                    grant_key,
+                )
+                .await?
+            {
+                return Ok(User { balance, ..user });
+            }
+        }
+        Ok(user)
+    }
+}
+
+fn user_from_row(r: &sqlx::any::AnyRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: r.try_get("id")?,
+        phone: r.try_get("phone")?,
+        role: r.try_get("role")?,
+        balance: r.try_get("balance")?,
+        disabled: r.try_get::<i64, _>("disabled")? != 0,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones() {
+        assert_eq!(normalize_phone("13800000000").unwrap(), "13800000000");
+        assert_eq!(normalize_phone("+86 138-0000-0000").unwrap(), "13800000000");
+        assert_eq!(normalize_phone("8613800000000").unwrap(), "13800000000");
+        assert!(normalize_phone("12800000000").is_err());
+        assert!(normalize_phone("1380000000").is_err());
+        assert!(normalize_phone("1380000000a").is_err());
+        assert!(normalize_phone("").is_err());
+    }
+}

@@ -1,0 +1,201 @@
+//! `llmage admin …`: operator commands that work on the same data as a running server
+//! (a server picks up their changes within a second).
+
+use anyhow::{Context, bail};
+
+use crate::accounts::keys::Keys;
+use crate::accounts::users::{Users, normalize_phone};
+use crate::billing::ledger::{Applied, EntryKind, Ledger};
+use crate::channels::{ModelRoute, NewChannel, Vendor};
+use crate::server::Core;
+
+/// `admin user create`: make a user (or reuse the phone's) and print a new API key.
+pub async fn user_create(
+    core: &Core,
+    phone: &str,
+    credits: i64,
+    key_name: &str,
+) -> anyhow::Result<()> {
+    let phone = normalize_phone(phone)?;
+    if credits < 0 {
+        bail!("--credits must not be negative");
+    }
+    let grant_key = format!(
+        "admin:user-create:{phone}:{}",
+        crate::billing::ledger::random_id()
+    );
+    let user = Users::new(core.db.clone())
+        .ensure(&phone, credits, &grant_key)
+        .await?;
+    let key = Keys::new(core.db.clone())
+        .create(user.id, key_name, None, None)
+        .await?;
+    eprintln!(
+        "user {} (id {}), balance {} credits",
+        user.phone, user.id, user.balance
+    );
+    println!("{}", key.key);
+    Ok(())
+}
+
+/// `admin credits add`: a manual adjustment in the ledger (negative amounts take credits).
+pub async fn credits_add(
+    core: &Core,
+    phone: &str,
+    amount: i64,
+    reason: &str,
+    idem: Option<&str>,
+) -> anyhow::Result<()> {
+    let phone = normalize_phone(phone)?;
+    if reason.trim().is_empty() {
+        bail!("--reason must say why");
+    }
+    let user = Users::new(core.db.clone())
+        .by_phone(&phone)
+        .await?
+        .with_context(|| format!("no user with phone {phone}"))?;
+    let idem = match idem {
+        Some(k) => format!("admin:adjust:{k}"),
+        None => format!("admin:adjust:{}", crate::billing::ledger::random_id()),
+    };
+    let kind = if amount >= 0 {
+        EntryKind::Grant
+    } else {
+        EntryKind::Adjust
+    };
+    match Ledger::new(core.db.clone())
+        .apply(user.id, amount, kind, &format!("admin: {reason}"), &idem)
+        .await?
+    {
+        Applied::Now { balance } => {
+            println!("user {phone}: {amount:+} credits, balance now {balance}")
+        }
+        Applied::Before => {
+            println!("user {phone}: this adjustment was already applied; nothing changed")
+        }
+    }
+    Ok(())
+}
+
+/// What `admin channel add` was given.
+pub struct ChannelArgs {
+    pub name: Option<String>,
+    pub vendor: String,
+    pub base_url: String,
+    pub api_key: String,
+    pub models: String,
+    pub priority: i64,
+    pub weight: i64,
+    pub price_in: Option<i64>,
+    pub price_out: Option<i64>,
+}
+
+/// `admin channel add`.
+pub async fn channel_add(core: &Core, args: ChannelArgs) -> anyhow::Result<()> {
+    let vendor = Vendor::parse(&args.vendor).with_context(|| {
+        format!(
+            "unknown vendor `{}` (supported: {})",
+            args.vendor,
+            Vendor::NAMES
+        )
+    })?;
+    if !(args.base_url.starts_with("http://") || args.base_url.starts_with("https://")) {
+        bail!("--base-url must start with http:// or https://");
+    }
+    if args.weight < 1 {
+        bail!("--weight must be at least 1");
+    }
+    if args.price_in.is_some_and(|p| p < 0) || args.price_out.is_some_and(|p| p < 0) {
+        bail!("--price-in/--price-out must not be negative");
+    }
+    let models: Vec<ModelRoute> = args
+        .models
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(ModelRoute::parse)
+        .collect::<Option<_>>()
+        .context("--models: use `model` or `model=upstream-name`, comma-separated")?;
+    if models.is_empty() {
+        bail!("--models must name at least one model");
+    }
+    for route in &models {
+        match core.catalog.get(&route.model) {
+            Some(model) if !model.is_chat() => bail!(
+                "model {} is not a chat model; {} channels serve chat (t2t) only for now",
+                route.model,
+                vendor.as_str()
+            ),
+            None if vendor != Vendor::OpenAi => bail!(
+                "model {} is not in the catalog; only openai channels may add their own models",
+                route.model
+            ),
+            _ => {}
+        }
+    }
+    let name = args
+        .name
+        .unwrap_or_else(|| format!("{}-{}", vendor.as_str(), models[0].model));
+    let id = core
+        .channel_store
+        .add(&NewChannel {
+            name,
+            vendor,
+            base_url: args.base_url,
+            api_key: args.api_key,
+            models,
+            priority: args.priority,
+            weight: args.weight,
+            price_in: args.price_in,
+            price_out: args.price_out,
+        })
+        .await?;
+    println!("channel {id} added");
+    Ok(())
+}
+
+/// `admin channel list`: keys masked.
+pub async fn channel_list(core: &Core) -> anyhow::Result<()> {
+    let channels = core.channel_store.load_all().await?;
+    println!(
+        "{:<4} {:<24} {:<10} {:<8} {:<4} {:<4} {:<14} {:<40} models",
+        "id", "name", "vendor", "enabled", "prio", "wt", "key", "base_url"
+    );
+    for c in channels {
+        let models: Vec<String> = c
+            .models
+            .iter()
+            .map(|m| {
+                if m.model == m.upstream {
+                    m.model.clone()
+                } else {
+                    format!("{}={}", m.model, m.upstream)
+                }
+            })
+            .collect();
+        println!(
+            "{:<4} {:<24} {:<10} {:<8} {:<4} {:<4} {:<14} {:<40} {}",
+            c.id,
+            c.name,
+            c.vendor.as_str(),
+            if c.enabled { "yes" } else { "no" },
+            c.priority,
+            c.weight,
+            c.api_key.masked(),
+            c.base_url,
+            models.join(",")
+        );
+    }
+    Ok(())
+}
+
+/// `admin channel disable|enable ID`.
+pub async fn channel_set_enabled(core: &Core, id: i64, enabled: bool) -> anyhow::Result<()> {
+    if !core.channel_store.set_enabled(id, enabled).await? {
+        bail!("no channel with id {id}");
+    }
+    println!(
+        "channel {id} {}",
+        if enabled { "enabled" } else { "disabled" }
+    );
+    Ok(())
+}

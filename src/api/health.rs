@@ -1,0 +1,18 @@
+//! `GET /healthz`: 200 when the database answers, 503 otherwise.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::server::AppState;
+
+pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    match sqlx::query("SELECT 1").execute(state.db.reader()).await {
+        Ok(_) => (StatusCode::OK, Json(json!({"status": "ok"}))),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "error": "database unavailable"})),
+        ),
+    }
+}

@@ -1,0 +1,84 @@
+//! HTTP surface: the router, request logging, and the JSON fallbacks for unknown routes,
+//! wrong methods and panics. Handlers live one surface per file.
+
+mod chat;
+mod extract;
+mod health;
+mod models;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::error::ApiError;
+use crate::server::AppState;
+
+/// The user a request was authenticated as, filled in by the auth extractor for the access log.
+#[derive(Clone, Default)]
+pub struct UserSlot(Arc<AtomicI64>);
+
+impl UserSlot {
+    pub fn set(&self, user_id: i64) {
+        self.0.store(user_id, Ordering::Relaxed);
+    }
+    fn get(&self) -> Option<i64> {
+        Some(self.0.load(Ordering::Relaxed)).filter(|id| *id != 0)
+    }
+}
+
+/// All routes.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/llmage/v1/models", get(models::list))
+        .route("/llmage/v1/chat/completions", post(chat::completions))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(access_log))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            ApiError::Internal.into_response()
+        }))
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    ApiError::NotFound("no such endpoint".into()).into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    let body = serde_json::json!({"error": "Method not allowed"}).to_string();
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// One line per request: method, path (never the query), status, latency, user id.
+async fn access_log(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let slot = UserSlot::default();
+    request.extensions_mut().insert(slot.clone());
+    let response = next.run(request).await;
+    tracing::info!(
+        target: "llmage::access",
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        user_id = slot.get(),
+    );
+    response
+}

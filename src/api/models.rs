@@ -1,0 +1,75 @@
+//! `GET /llmage/v1/models[?catelogid=…]`: the OpenAI list shape, each model extended with its
+//! categories, vendor, description, price, parameter tables and whether it can be called now.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::extract::ApiKey;
+use crate::catalog::{CATEGORIES, Model};
+use crate::error::ApiError;
+use crate::server::AppState;
+
+#[derive(Deserialize)]
+pub struct ModelsQuery {
+    catelogid: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    _key: ApiKey,
+    Query(query): Query<ModelsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let filter = query.catelogid.filter(|c| !c.is_empty());
+    if let Some(c) = &filter
+        && !CATEGORIES.contains(&c.as_str())
+    {
+        return Err(ApiError::InvalidParameter(format!(
+            "catelogid must be one of {}",
+            CATEGORIES.join(", ")
+        )));
+    }
+    let table = state.channels.table();
+    let data: Vec<Value> = table
+        .catalog
+        .models()
+        .iter()
+        .filter(|m| filter.as_deref().is_none_or(|c| m.serves(c)))
+        .map(|m| model_entry(m, table.has_channel(&m.id) || state.config.demo))
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})))
+}
+
+/// One model in the list.
+pub fn model_entry(model: &Model, available: bool) -> Value {
+    let parameters: serde_json::Map<String, Value> = model
+        .categories
+        .iter()
+        .map(|c| {
+            let mut rows = vec![
+                json!({"name": "model", "type": "string", "required": true, "allowed": [model.id], "description": "模型名"}),
+                if c.id == "t2t" {
+                    json!({"name": "catelogid", "type": "string", "required": false, "default": "t2t", "allowed": ["t2t"], "description": "分类标识"})
+                } else {
+                    json!({"name": "catelogid", "type": "string", "required": true, "allowed": [c.id], "description": "分类标识"})
+                },
+            ];
+            rows.extend(c.params.iter().map(|p| serde_json::to_value(p).unwrap_or(Value::Null)));
+            (c.id.clone(), Value::Array(rows))
+        })
+        .collect();
+    json!({
+        "id": model.id,
+        "object": "model",
+        "created": 0,
+        "owned_by": model.vendor,
+        "catelogid": model.categories.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        "vendor": model.vendor,
+        "vendor_label": model.vendor_label,
+        "description": model.description,
+        "price": model.price,
+        "parameters": parameters,
+        "available": available,
+    })
+}

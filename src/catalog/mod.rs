@@ -1,0 +1,411 @@
+//! The model catalog ("模型广场"): every model we sell, its categories, vendor, price and the
+//! parameter table of each category, loaded from `models.toml` (compiled in) or a file.
+//!
+//! The catalog is immutable once loaded; models that an admin adds through an `openai` channel
+//! (a user's own vLLM model) are merged in by [`Catalog::with_extra_chat_models`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// The compiled-in catalog data.
+const BUILTIN_CATALOG: &str = include_str!("models.toml");
+
+/// The categories of the seed document.
+pub const CATEGORIES: [&str; 5] = ["t2t", "t2i", "t2v", "i2v", "ref2v"];
+
+/// Why a catalog could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("cannot read catalog file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("catalog is not valid TOML: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("catalog model `{model}`: {problem}")]
+    Invalid { model: String, problem: String },
+}
+
+/// The whole catalog, indexed by model id.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    models: Vec<Arc<Model>>,
+    by_id: HashMap<String, Arc<Model>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    models: Vec<Model>,
+}
+
+/// One model as sold to users.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Model {
+    pub id: String,
+    /// Vendor protocol id (`dashscope`, `ark`, `modelark`, `vidu`, `zhipu`, `openai`).
+    pub vendor: String,
+    /// Vendor name as the seed document shows it (阿里百炼, 豆包, …).
+    pub vendor_label: String,
+    pub description: String,
+    /// Largest completion a chat model produces; bounds the worst-case reservation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u64>,
+    pub price: Price,
+    pub categories: Vec<Category>,
+}
+
+/// A model's price in integer credits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "unit", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Price {
+    /// Chat: credits per million input and output tokens.
+    Tokens {
+        input_per_million: i64,
+        output_per_million: i64,
+    },
+    /// Images: credits per image produced.
+    Image { per_image: i64 },
+    /// Video: credits per second of output, by normalised (lower-case) resolution.
+    VideoSecond {
+        per_second: BTreeMap<String, i64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        off_peak_percent: Option<i64>,
+    },
+}
+
+/// One category a model serves, with its parameter table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Category {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub params: Vec<Param>,
+}
+
+/// The type of one parameter, as the seed's tables name it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamType {
+    String,
+    Integer,
+    Boolean,
+    /// One uploaded file.
+    File,
+    /// A repeated file field (the seed's 数组).
+    Files,
+}
+
+/// What kind of file a file parameter accepts.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FileKind {
+    Image,
+    Video,
+    Audio,
+}
+
+/// One row of a parameter table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Param {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ParamType,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accept: Option<FileKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files: Option<u32>,
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Model {
+    /// Whether the model is listed under `category`.
+    pub fn serves(&self, category: &str) -> bool {
+        self.categories.iter().any(|c| c.id == category)
+    }
+
+    /// The parameter table of one category.
+    pub fn category(&self, category: &str) -> Option<&Category> {
+        self.categories.iter().find(|c| c.id == category)
+    }
+
+    /// Whether this is a chat (t2t) model.
+    pub fn is_chat(&self) -> bool {
+        self.serves("t2t")
+    }
+
+    /// A chat model with token prices, as an admin adds it through an `openai` channel.
+    pub fn custom_chat(id: &str, input_per_million: i64, output_per_million: i64) -> Model {
+        Model {
+            id: id.to_owned(),
+            vendor: "openai".to_owned(),
+            vendor_label: "自定义 (OpenAI 兼容)".to_owned(),
+            description: "管理员通过 OpenAI 兼容渠道接入的模型".to_owned(),
+            max_output_tokens: None,
+            price: Price::Tokens {
+                input_per_million,
+                output_per_million,
+            },
+            categories: vec![Category {
+                id: "t2t".to_owned(),
+                description: None,
+                params: chat_params(),
+            }],
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.categories.is_empty() {
+            return Err("serves no category".into());
+        }
+        for category in &self.categories {
+            if !CATEGORIES.contains(&category.id.as_str()) {
+                return Err(format!("unknown category `{}`", category.id));
+            }
+            let chat = category.id == "t2t";
+            if chat != matches!(self.price, Price::Tokens { .. }) {
+                return Err(format!(
+                    "category `{}` does not fit its price unit",
+                    category.id
+                ));
+            }
+            for p in &category.params {
+                let is_file = matches!(p.kind, ParamType::File | ParamType::Files);
+                if is_file != p.accept.is_some() {
+                    return Err(format!(
+                        "param `{}`: file params (and only they) need `accept`",
+                        p.name
+                    ));
+                }
+                if p.name == "model" || p.name == "catelogid" {
+                    return Err("`model` and `catelogid` are implicit; do not list them".into());
+                }
+            }
+        }
+        let kinds: Vec<bool> = self.categories.iter().map(|c| c.id == "t2i").collect();
+        let video = self
+            .categories
+            .iter()
+            .any(|c| matches!(c.id.as_str(), "t2v" | "i2v" | "ref2v"));
+        if kinds.iter().any(|k| *k) && video {
+            return Err("an image model is never listed under video categories".into());
+        }
+        Ok(())
+    }
+}
+
+fn chat_params() -> Vec<Param> {
+    let text =
+        |name: &str, required: bool, default: Option<serde_json::Value>, description: &str| Param {
+            name: name.to_owned(),
+            kind: ParamType::String,
+            required,
+            default,
+            allowed: None,
+            min: None,
+            max: None,
+            accept: None,
+            max_files: None,
+            description: description.to_owned(),
+            note: None,
+        };
+    let mut stream = text("stream", false, Some(false.into()), "流式输出开关");
+    stream.kind = ParamType::Boolean;
+    vec![
+        text("prompt", true, None, "提示词(或使用 OpenAI 的 messages)"),
+        text("sys_prompt", false, Some("".into()), "系统提示词"),
+        stream,
+    ]
+}
+
+impl Catalog {
+    /// The catalog compiled into the binary.
+    pub fn builtin() -> Result<Catalog, CatalogError> {
+        Catalog::parse(BUILTIN_CATALOG)
+    }
+
+    /// Load a catalog file that replaces the built-in one.
+    pub fn from_file(path: &Path) -> Result<Catalog, CatalogError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Catalog::parse(&text)
+    }
+
+    /// Parse and check catalog TOML.
+    pub fn parse(text: &str) -> Result<Catalog, CatalogError> {
+        let file: CatalogFile = toml::from_str(text)?;
+        let mut catalog = Catalog {
+            models: Vec::new(),
+            by_id: HashMap::new(),
+        };
+        for model in file.models {
+            model.validate().map_err(|problem| CatalogError::Invalid {
+                model: model.id.clone(),
+                problem,
+            })?;
+            if catalog.by_id.contains_key(&model.id) {
+                return Err(CatalogError::Invalid {
+                    model: model.id,
+                    problem: "listed twice".into(),
+                });
+            }
+            catalog.push(model);
+        }
+        Ok(catalog)
+    }
+
+    fn push(&mut self, model: Model) {
+        let model = Arc::new(model);
+        self.by_id.insert(model.id.clone(), model.clone());
+        self.models.push(model);
+    }
+
+    /// This catalog plus chat models that only channels know; catalog entries win on a clash.
+    pub fn with_extra_chat_models(&self, extra: impl IntoIterator<Item = Model>) -> Catalog {
+        let mut merged = self.clone();
+        for model in extra {
+            if !merged.by_id.contains_key(&model.id) {
+                merged.push(model);
+            }
+        }
+        merged
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Model>> {
+        self.by_id.get(id)
+    }
+
+    /// All models, in catalog order.
+    pub fn models(&self) -> &[Arc<Model>] {
+        &self.models
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every model the seed document names, with the categories it lists it under.
+    const SEED_MODELS: &[(&str, &[&str])] = &[
+        ("qwen3-max", &["t2t"]),
+        ("wan2.2-t2i-plus", &["t2i"]),
+        ("wan2.5-t2i-preview", &["t2i"]),
+        ("wan2.2-t2i-flash", &["t2i"]),
+        ("cogview-3-flash", &["t2i"]),
+        ("happyhorse-1.0-t2v", &["t2v"]),
+        ("happyhorse-1.0-i2v", &["i2v"]),
+        ("happyhorse-1.0-r2v", &["ref2v"]),
+        ("doubao-seedance-2-0-260128", &["t2v", "i2v", "ref2v"]),
+        ("doubao-seedance-2-0-fast-260128", &["t2v"]),
+        ("dreamina-seedance-2-0-260128", &["t2v", "i2v", "ref2v"]),
+        ("doubao-seedance-1-5-pro-251215", &["t2v", "i2v"]),
+        ("wan2.6-t2v", &["t2v"]),
+        ("wan2.6-r2v", &["i2v"]),
+        ("viduq3-pro", &["t2v", "i2v"]),
+    ];
+
+    #[test]
+    fn builtin_catalog_has_every_seed_model_and_category() {
+        let catalog = Catalog::builtin().unwrap();
+        for (id, categories) in SEED_MODELS {
+            let model = catalog.get(id).unwrap_or_else(|| panic!("{id} missing"));
+            for c in *categories {
+                assert!(model.serves(c), "{id} should serve {c}");
+            }
+        }
+        assert_eq!(catalog.models().len(), SEED_MODELS.len());
+    }
+
+    #[test]
+    fn seed_tables_are_transcribed() {
+        let catalog = Catalog::builtin().unwrap();
+        let param = |model: &str, cat: &str, name: &str| {
+            catalog
+                .get(model)
+                .unwrap()
+                .category(cat)
+                .unwrap()
+                .params
+                .iter()
+                .find(|p| p.name == name)
+                .cloned()
+                .unwrap()
+        };
+        let d = param("viduq3-pro", "t2v", "duration");
+        assert_eq!(
+            (d.min, d.max, d.default),
+            (Some(1), Some(16), Some(10.into()))
+        );
+        let f = param("happyhorse-1.0-r2v", "ref2v", "image_files");
+        assert_eq!(
+            (f.kind, f.required, f.max_files),
+            (ParamType::Files, true, Some(9))
+        );
+        let s = param("wan2.6-t2v", "t2v", "size");
+        assert_eq!(s.allowed.as_ref().unwrap().len(), 9);
+        assert_eq!(s.default, Some("1920*1080".into()));
+        let i = param("doubao-seedance-1-5-pro-251215", "i2v", "image_file1");
+        assert!(!i.required);
+        assert!(param("doubao-seedance-2-0-260128", "i2v", "image2_file").required);
+    }
+
+    #[test]
+    fn rejects_image_model_in_video_category() {
+        let bad = r#"
+[[models]]
+id = "x"
+vendor = "zhipu"
+vendor_label = "z"
+description = "d"
+price = { unit = "image", per_image = 1 }
+[[models.categories]]
+id = "t2i"
+params = []
+[[models.categories]]
+id = "t2v"
+params = []
+"#;
+        assert!(Catalog::parse(bad).is_err());
+    }
+
+    #[test]
+    fn extra_chat_models_do_not_replace_catalog_entries() {
+        let catalog = Catalog::builtin().unwrap();
+        let merged = catalog.with_extra_chat_models([
+            Model::custom_chat("qwen3-max", 1, 1),
+            Model::custom_chat("my-llama", 5, 7),
+        ]);
+        assert_eq!(
+            merged.get("qwen3-max").unwrap().price,
+            catalog.get("qwen3-max").unwrap().price
+        );
+        assert_eq!(
+            merged.get("my-llama").unwrap().price,
+            Price::Tokens {
+                input_per_million: 5,
+                output_per_million: 7
+            }
+        );
+    }
+}

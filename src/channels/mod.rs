@@ -1,0 +1,314 @@
+//! Channels: the upstream accounts we route to (vendor protocol, base URL, encrypted key, models
+//! served, priority, weight, enabled), stored in the database and held in memory as one
+//! immutable [`ChannelTable`] snapshot that also carries the catalog merged with channel-only
+//! chat models. A background refresher reloads the snapshot within a second of any change made
+//! by another process (the `admin` CLI); changes made here reload at once.
+
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use rand::Rng;
+
+use crate::catalog::{Catalog, Model};
+use crate::secrets::Secret;
+
+pub use store::{ChannelStore, NewChannel};
+
+/// Vendor protocols a channel can speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Vendor {
+    /// Any OpenAI-compatible server (vLLM, Ollama, DashScope compatible-mode, …).
+    OpenAi,
+    /// Alibaba Model Studio; chat goes through its compatible-mode endpoint.
+    DashScope,
+}
+
+impl Vendor {
+    pub fn parse(s: &str) -> Option<Vendor> {
+        match s {
+            "openai" => Some(Vendor::OpenAi),
+            "dashscope" => Some(Vendor::DashScope),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Vendor::OpenAi => "openai",
+            Vendor::DashScope => "dashscope",
+        }
+    }
+
+    /// Names accepted by `--vendor`.
+    pub const NAMES: &'static str = "openai, dashscope";
+}
+
+/// One of a channel's models: our model id and the name the upstream knows it by.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ModelRoute {
+    pub model: String,
+    pub upstream: String,
+}
+
+impl ModelRoute {
+    /// Parse `ours` or `ours=upstream`.
+    pub fn parse(spec: &str) -> Option<ModelRoute> {
+        let (model, upstream) = match spec.split_once('=') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (spec.trim(), spec.trim()),
+        };
+        (!model.is_empty() && !upstream.is_empty()).then(|| ModelRoute {
+            model: model.to_owned(),
+            upstream: upstream.to_owned(),
+        })
+    }
+}
+
+/// A channel as the router uses it (key decrypted, in memory only).
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub id: i64,
+    pub name: String,
+    pub vendor: Vendor,
+    pub base_url: String,
+    pub api_key: Secret,
+    pub models: Vec<ModelRoute>,
+    pub priority: i64,
+    pub weight: i64,
+    pub enabled: bool,
+    /// Price for models only this channel knows (credits per million tokens).
+    pub price_in: Option<i64>,
+    pub price_out: Option<i64>,
+}
+
+/// A routing choice: a channel and the upstream's name for the model.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub channel: Arc<Channel>,
+    pub upstream_model: String,
+}
+
+/// An immutable snapshot: enabled channels by model, and the catalog they extend.
+#[derive(Debug)]
+pub struct ChannelTable {
+    pub catalog: Arc<Catalog>,
+    by_model: HashMap<String, Vec<Route>>,
+    pub stamp: (i64, i64),
+}
+
+impl ChannelTable {
+    /// Build a snapshot; channel-only chat models get the channel's price or the default.
+    pub fn build(
+        base: &Catalog,
+        channels: Vec<Channel>,
+        default_price: (i64, i64),
+        stamp: (i64, i64),
+    ) -> ChannelTable {
+        let mut by_model: HashMap<String, Vec<Route>> = HashMap::new();
+        let mut extra = Vec::new();
+        for channel in channels.into_iter().filter(|c| c.enabled).map(Arc::new) {
+            for route in &channel.models {
+                if base.get(&route.model).is_none() && channel.vendor == Vendor::OpenAi {
+                    extra.push(Model::custom_chat(
+                        &route.model,
+                        channel.price_in.unwrap_or(default_price.0),
+                        channel.price_out.unwrap_or(default_price.1),
+                    ));
+                }
+                by_model
+                    .entry(route.model.clone())
+                    .or_default()
+                    .push(Route {
+                        channel: channel.clone(),
+                        upstream_model: route.upstream.clone(),
+                    });
+            }
+        }
+        for routes in by_model.values_mut() {
+            routes.sort_by(|a, b| {
+                b.channel
+                    .priority
+                    .cmp(&a.channel.priority)
+                    .then(a.channel.id.cmp(&b.channel.id))
+            });
+        }
+        ChannelTable {
+            catalog: Arc::new(base.with_extra_chat_models(extra)),
+            by_model,
+            stamp,
+        }
+    }
+
+    /// Whether any enabled channel serves the model.
+    pub fn has_channel(&self, model: &str) -> bool {
+        self.by_model.contains_key(model)
+    }
+
+    /// Routes to try for a model, in order: higher priority first; inside one priority,
+    /// a weighted random order.
+    pub fn routes(&self, model: &str) -> Vec<Route> {
+        let Some(routes) = self.by_model.get(model) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(routes.len());
+        let mut rng = rand::rng();
+        for group in routes.chunk_by(|a, b| a.channel.priority == b.channel.priority) {
+            let mut pool: Vec<&Route> = group.iter().collect();
+            while !pool.is_empty() {
+                let total: i64 = pool.iter().map(|r| r.channel.weight.max(1)).sum();
+                let mut pick = rng.random_range(0..total);
+                let mut index = 0;
+                for (i, r) in pool.iter().enumerate() {
+                    let w = r.channel.weight.max(1);
+                    if pick < w {
+                        index = i;
+                        break;
+                    }
+                    pick -= w;
+                }
+                out.push(pool.remove(index).clone());
+            }
+        }
+        out
+    }
+}
+
+/// The live snapshot, swapped on reload.
+#[derive(Debug)]
+pub struct Channels {
+    store: ChannelStore,
+    base: Arc<Catalog>,
+    default_price: (i64, i64),
+    current: RwLock<Arc<ChannelTable>>,
+}
+
+impl Channels {
+    pub async fn load(
+        store: ChannelStore,
+        base: Arc<Catalog>,
+        default_price: (i64, i64),
+    ) -> Result<Channels, store::ChannelError> {
+        let stamp = store.stamp().await?;
+        let table = ChannelTable::build(&base, store.load_all().await?, default_price, stamp);
+        Ok(Channels {
+            store,
+            base,
+            default_price,
+            current: RwLock::new(Arc::new(table)),
+        })
+    }
+
+    /// The current snapshot.
+    pub fn table(&self) -> Arc<ChannelTable> {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Reload when the stored channels changed since the snapshot (cheap check first).
+    pub async fn refresh(&self) -> Result<bool, store::ChannelError> {
+        let stamp = self.store.stamp().await?;
+        if stamp == self.table().stamp {
+            return Ok(false);
+        }
+        let table = Arc::new(ChannelTable::build(
+            &self.base,
+            self.store.load_all().await?,
+            self.default_price,
+            stamp,
+        ));
+        match self.current.write() {
+            Ok(mut guard) => *guard = table,
+            Err(poisoned) => *poisoned.into_inner() = table,
+        }
+        Ok(true)
+    }
+
+    pub fn store(&self) -> &ChannelStore {
+        &self.store
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(id: i64, priority: i64, weight: i64, models: &[&str]) -> Channel {
+        Channel {
+            id,
+            name: format!("c{id}"),
+            vendor: Vendor::OpenAi,
+            base_url: "http://x".into(),
+            api_key: Secret::new("k"),
+            models: models.iter().filter_map(|m| ModelRoute::parse(m)).collect(),
+            priority,
+            weight,
+            enabled: true,
+            price_in: None,
+            price_out: None,
+        }
+    }
+
+    #[test]
+    fn routes_follow_priority_then_weight() {
+        let catalog = Catalog::builtin().unwrap();
+        let table = ChannelTable::build(
+            &catalog,
+            vec![
+                channel(1, 0, 1, &["qwen3-max"]),
+                channel(2, 10, 1, &["qwen3-max=qwen-max-latest"]),
+                channel(3, 0, 1000, &["qwen3-max"]),
+            ],
+            (1, 2),
+            (0, 0),
+        );
+        let mut third_first = 0;
+        for _ in 0..200 {
+            let routes = table.routes("qwen3-max");
+            assert_eq!(routes[0].channel.id, 2);
+            assert_eq!(routes[0].upstream_model, "qwen-max-latest");
+            assert_eq!(routes.len(), 3);
+            if routes[1].channel.id == 3 {
+                third_first += 1;
+            }
+        }
+        assert!(
+            third_first > 180,
+            "weight 1000 vs 1 should nearly always come first: {third_first}"
+        );
+        assert!(table.routes("nope").is_empty());
+    }
+
+    #[test]
+    fn channel_only_models_join_the_catalog_as_chat() {
+        let catalog = Catalog::builtin().unwrap();
+        let mut c = channel(1, 0, 1, &["my-llama"]);
+        c.price_in = Some(11);
+        let table = ChannelTable::build(
+            &catalog,
+            vec![c, channel(2, 0, 1, &["other"])],
+            (3, 4),
+            (0, 0),
+        );
+        let m = table.catalog.get("my-llama").unwrap();
+        assert!(m.is_chat());
+        assert_eq!(
+            m.price,
+            crate::catalog::Price::Tokens {
+                input_per_million: 11,
+                output_per_million: 4
+            }
+        );
+        assert!(table.catalog.get("other").is_some());
+    }
+
+    #[test]
+    fn model_route_parse() {
+        assert_eq!(ModelRoute::parse("a=b").unwrap().upstream, "b");
+        assert_eq!(ModelRoute::parse(" a ").unwrap().upstream, "a");
+        assert!(ModelRoute::parse("=b").is_none());
+    }
+}

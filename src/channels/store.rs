@@ -1,0 +1,132 @@
+//! Channel rows in the database; vendor keys are sealed with the [`SecretBox`] before they are
+//! written and opened when the snapshot is built.
+
+use sqlx::Row;
+
+use super::{Channel, ModelRoute, Vendor};
+use crate::secrets::{SecretBox, SecretError};
+use crate::storage::{Db, StoreError, now_ms};
+
+/// Why a channel operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("channel {id}: {problem}")]
+    Invalid { id: i64, problem: String },
+}
+
+impl From<sqlx::Error> for ChannelError {
+    fn from(e: sqlx::Error) -> Self {
+        ChannelError::Store(StoreError::Sql(e))
+    }
+}
+
+/// A channel to add.
+#[derive(Debug, Clone)]
+pub struct NewChannel {
+    pub name: String,
+    pub vendor: Vendor,
+    pub base_url: String,
+    pub api_key: String,
+    pub models: Vec<ModelRoute>,
+    pub priority: i64,
+    pub weight: i64,
+    pub price_in: Option<i64>,
+    pub price_out: Option<i64>,
+}
+
+/// Channel persistence.
+#[derive(Clone, Debug)]
+pub struct ChannelStore {
+    db: Db,
+    secrets: SecretBox,
+}
+
+impl ChannelStore {
+    pub fn new(db: Db, secrets: SecretBox) -> ChannelStore {
+        ChannelStore { db, secrets }
+    }
+
+    pub async fn add(&self, c: &NewChannel) -> Result<i64, ChannelError> {
+        let now = now_ms();
+        let models = serde_json::to_string(&c.models).unwrap_or_else(|_| "[]".into());
+        let row = sqlx::query(
+            "INSERT INTO channels (name, vendor, base_url, api_key_enc, models, priority, weight, enabled, price_in, price_out, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $10) RETURNING id",
+        )
+        .bind(&c.name)
+        .bind(c.vendor.as_str())
+        .bind(c.base_url.trim_end_matches('/'))
+        .bind(self.secrets.seal(&c.api_key))
+        .bind(models)
+        .bind(c.priority)
+        .bind(c.weight)
+        .bind(c.price_in)
+        .bind(c.price_out)
+        .bind(now)
+        .fetch_one(self.db.writer())
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// Enable or disable a channel; false when no such channel exists.
+    pub async fn set_enabled(&self, id: i64, enabled: bool) -> Result<bool, ChannelError> {
+        let done = sqlx::query("UPDATE channels SET enabled = $1, updated_at = $2 WHERE id = $3")
+            .bind(i64::from(enabled))
+            .bind(now_ms())
+            .bind(id)
+            .execute(self.db.writer())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// All channels, keys decrypted.
+    pub async fn load_all(&self) -> Result<Vec<Channel>, ChannelError> {
+        let rows = sqlx::query(
+            "SELECT id, name, vendor, base_url, api_key_enc, models, priority, weight, enabled, price_in, price_out \
+             FROM channels ORDER BY id",
+        )
+        .fetch_all(self.db.reader())
+        .await?;
+        rows.iter().map(|r| self.decode_row(r)).collect()
+    }
+
+    /// A value that changes whenever any channel row changes.
+    pub async fn stamp(&self) -> Result<(i64, i64), ChannelError> {
+        let row = sqlx::query("SELECT CAST(COALESCE(MAX(updated_at), 0) AS BIGINT) AS t, CAST(COUNT(*) AS BIGINT) AS n FROM channels")
+            .fetch_one(self.db.reader())
+            .await?;
+        Ok((row.try_get("t")?, row.try_get("n")?))
+    }
+
+    fn decode_row(&self, r: &sqlx::any::AnyRow) -> Result<Channel, ChannelError> {
+        let id: i64 = r.try_get("id")?;
+        let vendor: String = r.try_get("vendor")?;
+        let vendor = Vendor::parse(&vendor).ok_or_else(|| ChannelError::Invalid {
+            id,
+            problem: format!("unknown vendor `{vendor}`"),
+        })?;
+        let models: String = r.try_get("models")?;
+        let models: Vec<ModelRoute> =
+            serde_json::from_str(&models).map_err(|e| ChannelError::Invalid {
+                id,
+                problem: format!("bad models list: {e}"),
+            })?;
+        Ok(Channel {
+            id,
+            name: r.try_get("name")?,
+            vendor,
+            base_url: r.try_get("base_url")?,
+            api_key: self.secrets.open(&r.try_get::<String, _>("api_key_enc")?)?,
+            models,
+            priority: r.try_get("priority")?,
+            weight: r.try_get("weight")?,
+            enabled: r.try_get::<i64, _>("enabled")? != 0,
+            price_in: r.try_get("price_in")?,
+            price_out: r.try_get("price_out")?,
+        })
+    }
+}

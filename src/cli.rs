@@ -1,0 +1,256 @@
+//! The command line (clap): `serve`, `admin …`. Parsing and dispatch only; the work lives in
+//! [`crate::server`] and [`crate::admin`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+use crate::server::Core;
+
+#[derive(Parser)]
+#[command(
+    name = "llmage",
+    version,
+    about = "llmage: AI model gateway (元境平台 API) — one OpenAI-compatible API over many vendors"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway server.
+    Serve(ServeArgs),
+    /// Operator commands on the server's data (safe while it runs).
+    Admin(AdminArgs),
+}
+
+/// Options shared by `serve` and `admin`.
+#[derive(Args, Clone)]
+struct CommonArgs {
+    /// TOML config file.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (SQLite file, secret key, demo key).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://…); default SQLite in the data dir. Also env DATABASE_URL.
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Demo mode: offline sandbox for every model without a channel, demo user and key.
+    #[arg(long)]
+    demo: bool,
+    /// Fixed API key for the demo user.
+    #[arg(long, value_name = "KEY")]
+    demo_key: Option<String>,
+    /// Base URL for links handed out (e.g. https://ai.example.com).
+    #[arg(long, value_name = "URL")]
+    public_base_url: Option<String>,
+}
+
+#[derive(Args)]
+struct AdminArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Credit adjustments (written to the ledger).
+    #[command(subcommand)]
+    Credits(CreditsCommand),
+    /// Upstream channels.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user (or reuse the phone's) and print a new API key.
+    Create {
+        #[arg(long)]
+        phone: String,
+        /// Credits granted at creation.
+        #[arg(long, default_value_t = 0)]
+        credits: i64,
+        /// Name of the key.
+        #[arg(long, default_value = "default")]
+        key_name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CreditsCommand {
+    /// Add (or with a negative amount, take) credits.
+    Add {
+        #[arg(long)]
+        phone: String,
+        #[arg(long, allow_negative_numbers = true)]
+        amount: i64,
+        #[arg(long)]
+        reason: String,
+        /// Idempotency key: the same key applies once.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChannelCommand {
+    /// Add a channel.
+    Add {
+        /// Vendor protocol: openai (any OpenAI-compatible server) or dashscope.
+        #[arg(long)]
+        vendor: String,
+        #[arg(long)]
+        base_url: String,
+        #[arg(long)]
+        api_key: String,
+        /// Comma-separated models, each `model` or `model=upstream-name`.
+        #[arg(long)]
+        models: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Higher priorities are tried first.
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        priority: i64,
+        /// Share of traffic among channels of the same priority.
+        #[arg(long, default_value_t = 1)]
+        weight: i64,
+        /// Credits per million input tokens for models only this channel knows.
+        #[arg(long)]
+        price_in: Option<i64>,
+        /// Credits per million output tokens for models only this channel knows.
+        #[arg(long)]
+        price_out: Option<i64>,
+    },
+    /// List channels (keys masked).
+    List,
+    /// Stop routing to a channel.
+    Disable { id: i64 },
+    /// Route to a channel again.
+    Enable { id: i64 },
+}
+
+/// Parse the command line, run, and turn errors into a message and an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("错误 / error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn overrides(common: &CommonArgs) -> Overrides {
+    Overrides {
+        data_dir: common.data_dir.clone(),
+        database_url: common.database_url.clone(),
+        ..Overrides::default()
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let flags = Overrides {
+                listen: args.listen,
+                demo: args.demo.then_some(true),
+                demo_key: args.demo_key,
+                public_base_url: args.public_base_url,
+                ..overrides(&args.common)
+            };
+            let config = Config::load(args.common.config.as_deref(), &flags)?;
+            crate::logging::init(&config.log_format, "info");
+            crate::server::serve(config).await
+        }
+        Command::Admin(args) => {
+            let config = Config::load(args.common.config.as_deref(), &overrides(&args.common))?;
+            crate::logging::init(&config.log_format, "warn");
+            let core = Core::open(&config).await?;
+            let result = admin(&core, args.command).await;
+            core.db.close().await;
+            result
+        }
+    }
+}
+
+async fn admin(core: &Core, command: AdminCommand) -> anyhow::Result<()> {
+    use crate::admin;
+    match command {
+        AdminCommand::User(UserCommand::Create {
+            phone,
+            credits,
+            key_name,
+        }) => admin::user_create(core, &phone, credits, &key_name).await,
+        AdminCommand::Credits(CreditsCommand::Add {
+            phone,
+            amount,
+            reason,
+            idempotency_key,
+        }) => admin::credits_add(core, &phone, amount, &reason, idempotency_key.as_deref()).await,
+        AdminCommand::Channel(ChannelCommand::Add {
+            vendor,
+            base_url,
+            api_key,
+            models,
+            name,
+            priority,
+            weight,
+            price_in,
+            price_out,
+        }) => {
+            admin::channel_add(
+                core,
+                admin::ChannelArgs {
+                    name,
+                    vendor,
+                    base_url,
+                    api_key,
+                    models,
+                    priority,
+                    weight,
+                    price_in,
+                    price_out,
+                },
+            )
+            .await
+        }
+        AdminCommand::Channel(ChannelCommand::List) => admin::channel_list(core).await,
+        AdminCommand::Channel(ChannelCommand::Disable { id }) => {
+            admin::channel_set_enabled(core, id, false).await
+        }
+        AdminCommand::Channel(ChannelCommand::Enable { id }) => {
+            admin::channel_set_enabled(core, id, true).await
+        }
+    }
+}

@@ -1,0 +1,295 @@
+//! One [`Config`] for the server and the `admin` commands, layered as
+//! defaults < TOML file (`--config`) < `LLMAGE_*` environment (nested keys with `__`, e.g.
+//! `LLMAGE_SANDBOX__CHAT_CHUNK_DELAY_MS`; `DATABASE_URL` is read too) < command-line flags,
+//! then validated with a message that names the bad key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: String,
+    /// Directory for the SQLite file, the secret key and (later) stored files.
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL; empty for SQLite in the data dir.
+    pub database_url: Option<String>,
+    /// Demo mode: the sandbox serves every model without a channel; a demo user exists.
+    pub demo: bool,
+    /// Fixed API key for the demo user (else one is generated once and kept).
+    pub demo_key: Option<String>,
+    /// Credits the demo user starts with.
+    pub demo_credits: i64,
+    /// Base URL for links we hand out (result files); else taken from the request's Host.
+    pub public_base_url: Option<String>,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// `text` or `json` log lines.
+    pub log_format: String,
+    /// Base64 32-byte key that encrypts vendor keys at rest (else `<data-dir>/secret.key`).
+    pub secret_key: Option<String>,
+    /// Catalog file replacing the built-in one.
+    pub catalog_file: Option<PathBuf>,
+    /// Price (credits per million tokens) of chat models only a channel knows.
+    pub default_price_in: i64,
+    pub default_price_out: i64,
+    /// Largest completion assumed for a reservation when neither request nor catalog bound it.
+    pub default_max_output_tokens: u64,
+    /// Seconds to wait for in-flight requests on SIGTERM/Ctrl-C.
+    pub shutdown_grace_secs: u64,
+    /// Upstream timeouts in seconds.
+    pub upstream_connect_timeout_secs: u64,
+    pub upstream_first_byte_timeout_secs: u64,
+    pub upstream_total_timeout_secs: u64,
+    pub upstream_idle_timeout_secs: u64,
+    pub sandbox: SandboxConfig,
+}
+
+/// Timing of the offline sandbox vendor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    /// Pause between streamed chat chunks, in milliseconds.
+    pub chat_chunk_delay_ms: u64,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            chat_chunk_delay_ms: 30,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            demo: false,
+            demo_key: None,
+            demo_credits: 1_000_000,
+            public_base_url: None,
+            max_body_bytes: 16 * 1024 * 1024,
+            log_format: "text".into(),
+            secret_key: None,
+            catalog_file: None,
+            default_price_in: 100,
+            default_price_out: 200,
+            default_max_output_tokens: 8192,
+            shutdown_grace_secs: 30,
+            upstream_connect_timeout_secs: 10,
+            upstream_first_byte_timeout_secs: 60,
+            upstream_total_timeout_secs: 600,
+            upstream_idle_timeout_secs: 120,
+            sandbox: SandboxConfig::default(),
+        }
+    }
+}
+
+/// Values given on the command line (only the ones present override).
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demo: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demo_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_base_url: Option<String>,
+}
+
+/// A configuration that cannot be used, with the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(String),
+    #[error("configuration: `{key}` {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+impl Config {
+    /// Layer the sources and validate.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        Self::load_with_env(file, overrides, Env::prefixed("LLMAGE_"))
+    }
+
+    fn load_with_env(
+        file: Option<&Path>,
+        overrides: &Overrides,
+        env: Env,
+    ) -> Result<Config, ConfigError> {
+        let known = known_keys();
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Load(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment
+            .merge(Env::raw().only(&["DATABASE_URL"]))
+            // Client variables (LLMAGE_API_KEY, LLMAGE_BASE_URL) share the prefix; keep ours only.
+            .merge(
+                env.split("__")
+                    .filter(move |k| known.iter().any(|n| n.eq_ignore_ascii_case(k.as_str()))),
+            )
+            .merge(Serialized::defaults(overrides));
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, problem: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.to_owned(),
+            })
+        };
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return invalid("listen", "must be an address like 127.0.0.1:8080");
+        }
+        if let Some(url) = self.database_url.as_deref().filter(|u| !u.is_empty())
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+        {
+            return invalid(
+                "database_url",
+                "must start with postgres://, postgresql:// or sqlite:",
+            );
+        }
+        if self.max_body_bytes < 1024 {
+            return invalid("max_body_bytes", "must be at least 1024");
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return invalid("log_format", "must be \"text\" or \"json\"");
+        }
+        if let Some(url) = &self.public_base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return invalid("public_base_url", "must start with http:// or https://");
+        }
+        if let Some(key) = &self.demo_key
+            && !crate::accounts::keys::is_well_formed(key)
+        {
+            return invalid(
+                "demo_key",
+                "must look like sk-<16 to 128 letters, digits, - or _>",
+            );
+        }
+        if self.demo_credits < 0 || self.default_price_in < 0 || self.default_price_out < 0 {
+            return invalid("demo_credits/default_price_*", "must not be negative");
+        }
+        if self.upstream_first_byte_timeout_secs == 0
+            || self.upstream_idle_timeout_secs == 0
+            || self.upstream_total_timeout_secs == 0
+        {
+            return invalid("upstream_*_timeout_secs", "must be at least 1");
+        }
+        if let Some(key) = &self.secret_key
+            && crate::secrets::SecretBox::load(Some(key), &self.data_dir).is_err()
+        {
+            return invalid(
+                "secret_key",
+                "must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)",
+            );
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect (SQLite in the data dir unless PostgreSQL is configured).
+    pub fn effective_database_url(&self) -> String {
+        match self.database_url.as_deref().filter(|u| !u.is_empty()) {
+            Some(url) => url.to_owned(),
+            None => crate::storage::sqlite_url_for(&self.data_dir),
+        }
+    }
+}
+
+/// Lower-case key paths the environment may set (`listen`, `sandbox.chat_chunk_delay_ms`, …),
+/// derived from the defaults so it never drifts from the struct.
+fn known_keys() -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(serde_json::Value::Object(top)) = serde_json::to_value(Config::default()) else {
+        return out;
+    };
+    for (key, value) in top {
+        if let serde_json::Value::Object(inner) = &value {
+            out.extend(inner.keys().map(|k| format!("{key}.{k}")));
+        }
+        out.push(key);
+    }
+    out
+}
+
+#[cfg(test)]
+#[expect(
+    clippy::result_large_err,
+    reason = "figment::Jail closures return figment::Error"
+)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_file_env_flags_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "listen = \"127.0.0.1:9000\"\nmax_body_bytes = 4096\n[sandbox]\nchat_chunk_delay_ms = 5\n")?;
+            jail.set_env("LLMAGE_MAX_BODY_BYTES", "8192");
+            jail.set_env("LLMAGE_SANDBOX__CHAT_CHUNK_DELAY_MS", "7");
+            jail.set_env("LLMAGE_API_KEY", "sk-client-side-variable-ignored");
+            let flags = Overrides {
+                listen: Some("127.0.0.1:9100".into()),
+                ..Default::default()
+            };
+            let c = Config::load(Some(Path::new("c.toml")), &flags).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen, "127.0.0.1:9100");
+            assert_eq!(c.max_body_bytes, 8192);
+            assert_eq!(c.sandbox.chat_chunk_delay_ms, 7);
+            let c = Config::load(Some(Path::new("c.toml")), &Overrides::default())
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.listen, "127.0.0.1:9000");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "listen = \"nowhere\"\n")?;
+            let e = Config::load(Some(Path::new("bad.toml")), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("listen"), "{e}");
+            jail.create_file("typo.toml", "lisen = \"127.0.0.1:1\"\n")?;
+            let e = Config::load(Some(Path::new("typo.toml")), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("lisen"), "{e}");
+            jail.set_env("LLMAGE_MAX_BODY_BYTES", "lots");
+            let e = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.to_lowercase().contains("max_body_bytes"), "{e}");
+            Ok(())
+        });
+    }
+}

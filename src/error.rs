@@ -1,0 +1,111 @@
+//! [`ApiError`]: every error a client can see, mapped to its HTTP status and the seed's
+//! `{"error": "<message>"}` body in exactly one place.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::billing::ledger::LedgerError;
+use crate::storage::StoreError;
+
+/// An error answered to an API client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("Invalid API Key")]
+    InvalidApiKey,
+    #[error("Missing required parameter: {0}")]
+    MissingParameter(String),
+    #[error("Invalid parameter: {0}")]
+    InvalidParameter(String),
+    #[error("Invalid JSON body: {0}")]
+    InvalidJson(String),
+    #[error("Request body too large (limit {limit} bytes)")]
+    PayloadTooLarge { limit: usize },
+    #[error("Model not found: {0}")]
+    ModelNotFound(String),
+    #[error("Not found: {0}")]
+    NotFound(String),
+    #[error("Insufficient balance")]
+    InsufficientBalance,
+    #[error("No available channel for model {0}")]
+    NoChannel(String),
+    /// The upstream rejected the request itself (a 4xx other than auth/429); its message is
+    /// passed on because it describes the client's input.
+    #[error("Upstream rejected the request: {message}")]
+    UpstreamRejected { status: u16, message: String },
+    /// Every upstream failed (connect errors, 5xx, 429, auth problems on our side).
+    #[error("Upstream error: {0}")]
+    UpstreamFailed(String),
+    #[error("Upstream timed out")]
+    UpstreamTimeout,
+    #[error("Service temporarily unavailable")]
+    Unavailable,
+    #[error("Internal server error")]
+    Internal,
+}
+
+impl ApiError {
+    /// The HTTP status of each error (exhaustive, no catch-all).
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidApiKey => StatusCode::UNAUTHORIZED,
+            ApiError::MissingParameter(_)
+            | ApiError::InvalidParameter(_)
+            | ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::InsufficientBalance => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NoChannel(_) | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UpstreamRejected { status, .. } => match *status {
+                400 | 404 | 413 | 422 => {
+                    StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+                }
+                _ => StatusCode::BAD_REQUEST,
+            },
+            ApiError::UpstreamFailed(_) => StatusCode::BAD_GATEWAY,
+            ApiError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The JSON body: `{"error": "<message>"}`.
+    pub fn body(&self) -> String {
+        serde_json::json!({ "error": self.to_string() }).to_string()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), error = %self, "request failed");
+        }
+        let mut response = (status, self.body()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "database error");
+        match e {
+            StoreError::Sql(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
+            ) => ApiError::Unavailable,
+            _ => ApiError::Internal,
+        }
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::InsufficientBalance => ApiError::InsufficientBalance,
+            LedgerError::UnknownUser => ApiError::NotFound("user".into()),
+            LedgerError::Store(e) => e.into(),
+        }
+    }
+}

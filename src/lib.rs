@@ -1,0 +1,23 @@
+//! llmage: an AI model gateway. One binary serves the 元境平台 API (`/llmage/v1`), keeps users'
+//! keys and credits with an exact ledger, and relays to vendors (or the offline sandbox).
+//!
+//! Layout: `cli` parses, `server` wires and runs, `api` is the HTTP surface, `relay` the chat
+//! path, `providers` the vendor protocols, `channels` the upstream accounts, `catalog` the models
+//! we sell, `billing` the money, `accounts` users and keys, `storage` the database.
+
+pub mod accounts;
+pub mod admin;
+pub mod api;
+pub mod billing;
+pub mod catalog;
+pub mod channels;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod logging;
+pub mod providers;
+pub mod relay;
+pub mod secrets;
+pub mod server;
+pub mod storage;

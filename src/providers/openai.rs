@@ -1,0 +1,167 @@
+//! The OpenAI chat protocol, spoken to any compatible server: `POST {base}/chat/completions`
+//! with `Authorization: Bearer <key>`, JSON or SSE (`data: {chunk}` … `data: [DONE]`).
+//! DashScope channels use the same protocol at `{base}/compatible-mode/v1`.
+
+use std::time::Duration;
+
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use super::{ChatReply, ProviderError, error_message};
+use crate::channels::{Channel, Vendor};
+
+/// Timeouts for upstream calls.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// Until the response headers arrive.
+    pub first_byte: Duration,
+    /// A whole non-streaming response.
+    pub total: Duration,
+    /// Silence between two stream events.
+    pub idle: Duration,
+}
+
+/// OpenAI-compatible chat client.
+#[derive(Debug, Clone)]
+pub struct OpenAiChat {
+    http: reqwest::Client,
+    timeouts: Timeouts,
+}
+
+/// The chat endpoint of a channel.
+pub fn chat_url(channel: &Channel) -> String {
+    let base = channel.base_url.trim_end_matches('/');
+    match channel.vendor {
+        Vendor::DashScope if !base.ends_with("/compatible-mode/v1") => {
+            format!("{base}/compatible-mode/v1/chat/completions")
+        }
+        Vendor::DashScope | Vendor::OpenAi => format!("{base}/chat/completions"),
+    }
+}
+
+impl OpenAiChat {
+    pub fn new(http: reqwest::Client, timeouts: Timeouts) -> OpenAiChat {
+        OpenAiChat { http, timeouts }
+    }
+
+    /// Send an upstream-shaped body (model already renamed) and read the reply.
+    pub async fn send(
+        &self,
+        channel: &Channel,
+        body: &Value,
+        stream: bool,
+    ) -> Result<ChatReply, ProviderError> {
+        let request = self
+            .http
+            .post(chat_url(channel))
+            .bearer_auth(channel.api_key.expose())
+            .header(
+                reqwest::header::ACCEPT,
+                if stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                },
+            )
+            .json(body);
+        let response = tokio::time::timeout(self.timeouts.first_byte, request.send())
+            .await
+            .map_err(|_| ProviderError::Timeout)?
+            .map_err(ProviderError::from_reqwest)?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = tokio::time::timeout(self.timeouts.first_byte, response.bytes())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            return Err(ProviderError::Status {
+                status: status.as_u16(),
+                message: error_message(&body),
+            });
+        }
+        let is_sse = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if stream && is_sse {
+            return Ok(ChatReply::Stream(self.events(response)));
+        }
+        let bytes = tokio::time::timeout(self.timeouts.total, response.bytes())
+            .await
+            .map_err(|_| ProviderError::Timeout)?
+            .map_err(ProviderError::from_reqwest)?;
+        let value: Value =
+            serde_json::from_slice(&bytes).map_err(|e| ProviderError::Decode(e.to_string()))?;
+        if value.get("choices").is_none() {
+            // HTTP 200 with an error body.
+            return Err(ProviderError::Status {
+                status: 502,
+                message: error_message(&bytes),
+            });
+        }
+        if stream {
+            // Asked for a stream, got a whole completion: replay it as one chunk.
+            return Ok(ChatReply::Stream(Box::pin(futures_util::stream::iter([
+                Ok(completion_as_chunk(value)),
+            ]))));
+        }
+        Ok(ChatReply::Complete(value))
+    }
+
+    fn events(&self, response: reqwest::Response) -> super::ChunkStream {
+        let idle = self.timeouts.idle;
+        let events = response.bytes_stream().eventsource();
+        // State is `None` after an error: the stream ends right after yielding it.
+        Box::pin(futures_util::stream::unfold(
+            Some(events),
+            move |state| async move {
+                let mut events = state?;
+                loop {
+                    let item = match tokio::time::timeout(idle, events.next()).await {
+                        Err(_) => Err(ProviderError::Timeout),
+                        Ok(None) => return None,
+                        Ok(Some(Err(e))) => Err(ProviderError::Decode(e.to_string())),
+                        Ok(Some(Ok(event))) => {
+                            let data = event.data.trim();
+                            if data == "[DONE]" {
+                                return None;
+                            }
+                            if data.is_empty() {
+                                continue;
+                            }
+                            match serde_json::from_str::<Value>(data) {
+                                Ok(v) if v.get("error").is_some() && v.get("choices").is_none() => {
+                                    Err(ProviderError::Event(error_message(data.as_bytes())))
+                                }
+                                Ok(v) => Ok(v),
+                                Err(e) => Err(ProviderError::Decode(e.to_string())),
+                            }
+                        }
+                    };
+                    let next = if item.is_ok() { Some(events) } else { None };
+                    return Some((item, next));
+                }
+            },
+        ))
+    }
+}
+
+/// Turn a `chat.completion` into an equivalent single `chat.completion.chunk`.
+fn completion_as_chunk(mut value: Value) -> Value {
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("object".into(), "chat.completion.chunk".into());
+        if let Some(Value::Array(choices)) = obj.get_mut("choices") {
+            for choice in choices {
+                if let Some(c) = choice.as_object_mut()
+                    && let Some(message) = c.remove("message")
+                {
+                    c.insert("delta".into(), message);
+                }
+            }
+        }
+    }
+    value
+}

@@ -1,0 +1,430 @@
+//! The chat relay: reserve the worst-case price, try the model's routes in order (channels by
+//! priority and weight; the sandbox in demo mode), fail over on errors that happen before the
+//! first byte reaches the client, decorate the answer with the seed's fields, meter usage and
+//! settle the reservation — also when the client disconnects mid-stream.
+
+pub mod decorate;
+pub mod request;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::accounts::keys::KeyOwner;
+use crate::billing::ledger::{Ledger, Reservation};
+use crate::billing::{chat_cost, tokens};
+use crate::catalog::Model;
+use crate::channels::{ChannelTable, Route};
+use crate::error::ApiError;
+use crate::providers::openai::OpenAiChat;
+use crate::providers::sandbox::SandboxChat;
+use crate::providers::{ChatReply, ChunkStream, ProviderError};
+use crate::storage::{Db, now_ms};
+pub use request::ChatRequest;
+
+/// Reservation purpose prefix of chat calls.
+pub const CHAT_PURPOSE: &str = "chat";
+
+/// Where a call goes.
+#[derive(Debug, Clone)]
+enum Target {
+    Channel(Route),
+    Sandbox,
+}
+
+impl Target {
+    fn channel_id(&self) -> Option<i64> {
+        match self {
+            Target::Channel(r) => Some(r.channel.id),
+            Target::Sandbox => None,
+        }
+    }
+}
+
+/// What the handler sends back.
+pub enum RelayReply {
+    Json(Value),
+    /// SSE body bytes (`data: …\n\n` events ending with `data: [DONE]`).
+    Stream(tokio_stream::wrappers::ReceiverStream<Result<Bytes, Infallible>>),
+}
+
+/// Chat relay (shared, cheap to clone).
+#[derive(Clone, Debug)]
+pub struct ChatRelay {
+    pub openai: OpenAiChat,
+    pub sandbox: SandboxChat,
+    /// Demo mode: models without a channel are answered by the sandbox.
+    pub demo: bool,
+    /// Completion bound for the reservation when neither request nor catalog gives one.
+    pub default_max_output: u64,
+    pub db: Db,
+    pub ledger: Ledger,
+    /// Stream pumps run here, so shutdown waits for their billing.
+    pub tracker: TaskTracker,
+    /// Fired when the shutdown grace period is over: streams end now.
+    pub abort: CancellationToken,
+}
+
+/// What a finished call used.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    /// Whether the numbers came from the upstream (else estimated).
+    reported: bool,
+}
+
+/// Context for billing one call.
+struct Bill {
+    db: Db,
+    ledger: Ledger,
+    owner: Arc<KeyOwner>,
+    model: Arc<Model>,
+    reservation: Option<Reservation>,
+    started: Instant,
+}
+
+impl ChatRelay {
+    /// Serve one chat request for a key owner.
+    pub async fn handle(
+        &self,
+        table: Arc<ChannelTable>,
+        owner: Arc<KeyOwner>,
+        req: ChatRequest,
+    ) -> Result<RelayReply, ApiError> {
+        let model = table
+            .catalog
+            .get(&req.model)
+            .cloned()
+            .ok_or_else(|| ApiError::ModelNotFound(req.model.clone()))?;
+        if !model.is_chat() {
+            return Err(ApiError::InvalidParameter(format!(
+                "model {} does not serve t2t (serves {}); use /llmage/v1/image/generations or /llmage/v1/video/generations",
+                model.id,
+                model
+                    .categories
+                    .iter()
+                    .map(|c| c.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        let targets: Vec<Target> = if table.has_channel(&model.id) {
+            table
+                .routes(&model.id)
+                .into_iter()
+                .map(Target::Channel)
+                .collect()
+        } else if self.demo {
+            vec![Target::Sandbox]
+        } else {
+            return Err(ApiError::NoChannel(model.id.clone()));
+        };
+
+        let max_out = req
+            .max_tokens
+            .or(model.max_output_tokens)
+            .unwrap_or(self.default_max_output);
+        // Our estimate of the prompt can be short of the upstream's tokenizer: leave headroom.
+        let worst = chat_cost(&model, req.prompt_tokens * 3 / 2 + 16, max_out);
+        let reservation = if worst > 0 {
+            Some(
+                self.ledger
+                    .reserve(owner.user_id, worst, CHAT_PURPOSE, &model.id)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let bill = Bill {
+            db: self.db.clone(),
+            ledger: self.ledger.clone(),
+            owner,
+            model: model.clone(),
+            reservation,
+            started: Instant::now(),
+        };
+
+        let mut last_error = None;
+        for target in targets {
+            let mut body = req.upstream_body.clone();
+            let upstream_model = match &target {
+                Target::Channel(r) => r.upstream_model.clone(),
+                Target::Sandbox => model.id.clone(),
+            };
+            body.insert("model".into(), Value::String(upstream_model));
+            let body = Value::Object(body);
+            let reply = match &target {
+                Target::Channel(r) => self.openai.send(&r.channel, &body, req.stream).await,
+                Target::Sandbox => self.sandbox.send(&body, req.stream),
+            };
+            let failed = match reply {
+                Ok(ChatReply::Complete(value)) => {
+                    return Ok(RelayReply::Json(
+                        finish_complete(value, &req, bill, target.channel_id()).await,
+                    ));
+                }
+                Ok(ChatReply::Stream(mut stream)) => match stream.next().await {
+                    Some(Ok(first)) => {
+                        let (tx, rx) = tokio::sync::mpsc::channel(32);
+                        let pump = Pump {
+                            req: req.clone(),
+                            bill,
+                            channel_id: target.channel_id(),
+                            abort: self.abort.clone(),
+                        };
+                        self.tracker.spawn(pump.run(first, stream, tx));
+                        return Ok(RelayReply::Stream(
+                            tokio_stream::wrappers::ReceiverStream::new(rx),
+                        ));
+                    }
+                    Some(Err(e)) => e,
+                    None => ProviderError::Decode("upstream stream ended before any data".into()),
+                },
+                Err(e) => e,
+            };
+            tracing::warn!(channel = ?target.channel_id(), model = %model.id, error = %failed, "upstream call failed");
+            if !failed.retryable() {
+                bill.close(None, target.channel_id(), "rejected").await;
+                return Err(client_error(failed));
+            }
+            last_error = Some(failed);
+        }
+        bill.close(None, None, "failed").await;
+        Err(last_error
+            .map(client_error)
+            .unwrap_or_else(|| ApiError::NoChannel(model.id.clone())))
+    }
+}
+
+/// The client-facing error for an upstream failure; never the vendor's words about our keys.
+fn client_error(e: ProviderError) -> ApiError {
+    match e {
+        ProviderError::Status {
+            status: status @ (400 | 404 | 413 | 422),
+            message,
+        } => ApiError::UpstreamRejected { status, message },
+        ProviderError::Status {
+            status: 401 | 403, ..
+        } => ApiError::UpstreamFailed(
+            "upstream authentication failed (the channel's vendor key was refused)".into(),
+        ),
+        ProviderError::Status { status: 429, .. } => {
+            ApiError::UpstreamFailed("upstream rate limit exceeded; retry later".into())
+        }
+        ProviderError::Status { status, .. } => {
+            ApiError::UpstreamFailed(format!("upstream answered HTTP {status}"))
+        }
+        ProviderError::Timeout => ApiError::UpstreamTimeout,
+        ProviderError::Connect(_) => ApiError::UpstreamFailed("cannot connect to upstream".into()),
+        ProviderError::Decode(_) => {
+            ApiError::UpstreamFailed("upstream sent an unreadable response".into())
+        }
+        ProviderError::Event(message) => ApiError::UpstreamFailed(message),
+    }
+}
+
+/// Usage from an upstream `usage` object.
+fn reported_usage(value: &Value) -> Option<Usage> {
+    let usage = value.get("usage").filter(|u| u.is_object())?;
+    let prompt = usage.get("prompt_tokens").and_then(Value::as_u64)?;
+    let completion = usage
+        .get("completion_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    Some(Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        reported: true,
+    })
+}
+
+async fn finish_complete(
+    value: Value,
+    req: &ChatRequest,
+    bill: Bill,
+    channel_id: Option<i64>,
+) -> Value {
+    let usage = reported_usage(&value).unwrap_or_else(|| Usage {
+        prompt_tokens: req.prompt_tokens,
+        completion_tokens: tokens::estimate(&decorate::produced_text(&value)),
+        reported: false,
+    });
+    let mut value = decorate::completion(value, &bill.model.id);
+    let credits = bill.close(Some(usage), channel_id, "ok").await;
+    let usage_value = serde_json::json!({
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+    });
+    let target = value
+        .as_object_mut()
+        .map(|o| o.entry("usage").or_insert(usage_value));
+    if let Some(Value::Object(u)) = target {
+        u.insert("credits".into(), credits.into());
+    }
+    value
+}
+
+impl Bill {
+    /// Settle (or release, without usage) and record the call; returns the credits charged.
+    async fn close(self, usage: Option<Usage>, channel_id: Option<i64>, outcome: &str) -> i64 {
+        let price = usage
+            .map(|u| chat_cost(&self.model, u.prompt_tokens, u.completion_tokens))
+            .unwrap_or(0);
+        let mut charged = 0;
+        if let Some(reservation) = &self.reservation {
+            match self.ledger.settle(&reservation.id, price).await {
+                Ok(s) => {
+                    charged = s.charged;
+                    if s.shortfall > 0 {
+                        tracing::warn!(
+                            user_id = self.owner.user_id,
+                            shortfall = s.shortfall,
+                            "usage exceeded balance"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, reservation = %reservation.id, "settling a chat reservation failed; the stale sweep will release it")
+                }
+            }
+        }
+        let u = usage.unwrap_or(Usage {
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            reported: false,
+        });
+        let logged = sqlx::query(
+            "INSERT INTO chat_usage (user_id, key_id, model, channel_id, prompt_tokens, completion_tokens, credits, usage_source, outcome, latency_ms, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(self.owner.user_id)
+        .bind(self.owner.key_id)
+        .bind(&self.model.id)
+        .bind(channel_id)
+        .bind(i64::try_from(u.prompt_tokens).unwrap_or(i64::MAX))
+        .bind(i64::try_from(u.completion_tokens).unwrap_or(i64::MAX))
+        .bind(charged)
+        .bind(if u.reported { "upstream" } else { "estimated" })
+        .bind(outcome)
+        .bind(i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX))
+        .bind(now_ms())
+        .execute(self.db.writer())
+        .await;
+        if let Err(e) = logged {
+            tracing::warn!(error = %e, "cannot record chat usage");
+        }
+        charged
+    }
+}
+
+/// Moves a stream from the upstream to the client, metering as it goes.
+struct Pump {
+    req: ChatRequest,
+    bill: Bill,
+    channel_id: Option<i64>,
+    abort: CancellationToken,
+}
+
+impl Pump {
+    async fn run(
+        self,
+        first: Value,
+        mut upstream: ChunkStream,
+        tx: tokio::sync::mpsc::Sender<Result<Bytes, Infallible>>,
+    ) {
+        let model_id = self.bill.model.id.clone();
+        let mut reported: Option<Usage> = None;
+        let mut produced_tokens = 0u64;
+        let mut outcome = "ok";
+        let mut next = Some(Ok(first));
+        loop {
+            let item = match next.take() {
+                Some(item) => item,
+                None => tokio::select! {
+                    item = upstream.next() => match item {
+                        Some(item) => item,
+                        None => break,
+                    },
+                    () = self.abort.cancelled() => {
+                        outcome = "shutdown";
+                        let _ = tx.send(Ok(error_event("server is shutting down; the answer was cut short"))).await;
+                        break;
+                    }
+                    () = tx.closed() => {
+                        outcome = "client_closed";
+                        break;
+                    }
+                },
+            };
+            match item {
+                Ok(chunk) => {
+                    produced_tokens += tokens::estimate(&decorate::produced_text(&chunk));
+                    let usage_only = chunk
+                        .get("choices")
+                        .and_then(Value::as_array)
+                        .is_some_and(|c| c.is_empty());
+                    if let Some(u) = reported_usage(&chunk) {
+                        reported = Some(u);
+                    }
+                    if usage_only && !self.req.include_usage {
+                        continue;
+                    }
+                    let mut chunk = decorate::chunk(chunk, &model_id);
+                    if let (Some(u), Some(obj)) = (
+                        reported.filter(|_| usage_only),
+                        chunk.get_mut("usage").and_then(Value::as_object_mut),
+                    ) {
+                        obj.insert(
+                            "credits".into(),
+                            chat_cost(&self.bill.model, u.prompt_tokens, u.completion_tokens)
+                                .into(),
+                        );
+                    }
+                    if tx.send(Ok(data_event(&chunk))).await.is_err() {
+                        outcome = "client_closed";
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(channel = ?self.channel_id, error = %e, "upstream stream failed mid-way");
+                    outcome = "upstream_error";
+                    let _ = tx.send(Ok(error_event(&client_error(e).to_string()))).await;
+                    break;
+                }
+            }
+        }
+        // Dropping the upstream stream here closes its connection (stops generation).
+        drop(upstream);
+        if outcome == "ok" {
+            let _ = tx.send(Ok(Bytes::from_static(b"data: [DONE]\n\n"))).await;
+        }
+        let usage = reported.unwrap_or(Usage {
+            prompt_tokens: self.req.prompt_tokens,
+            completion_tokens: produced_tokens,
+            reported: false,
+        });
+        self.bill.close(Some(usage), self.channel_id, outcome).await;
+    }
+}
+
+fn data_event(value: &Value) -> Bytes {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"data: ");
+    // Serializing a Value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, value);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// An SSE error event in the OpenAI shape (SDKs raise it as an API error).
+fn error_event(message: &str) -> Bytes {
+    data_event(&serde_json::json!({"error": {"message": message, "type": "upstream_error"}}))
+}

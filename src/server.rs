@@ -1,0 +1,228 @@
+//! Start-up and shutdown of `llmage serve`: build the shared [`AppState`], run background jobs,
+//! serve HTTP, and on SIGTERM/Ctrl-C let in-flight requests finish (streams get the grace period,
+//! then end with an SSE error event and are billed for what they produced).
+
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::accounts::keys::Keys;
+use crate::billing::ledger::Ledger;
+use crate::catalog::Catalog;
+use crate::channels::{ChannelStore, Channels};
+use crate::config::Config;
+use crate::providers::openai::{OpenAiChat, Timeouts};
+use crate::providers::sandbox::SandboxChat;
+use crate::relay::ChatRelay;
+use crate::secrets::SecretBox;
+use crate::storage::Db;
+
+/// Everything a request handler needs, cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The shared parts behind [`AppState`].
+pub struct Inner {
+    pub config: Config,
+    pub db: Db,
+    pub keys: Keys,
+    pub ledger: Ledger,
+    pub channels: Arc<Channels>,
+    pub relay: ChatRelay,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The pieces shared by `serve` and the `admin` commands.
+pub struct Core {
+    pub db: Db,
+    pub catalog: Arc<Catalog>,
+    pub channel_store: ChannelStore,
+}
+
+impl Core {
+    /// Open the data dir, database (with migrations), secret box and catalog.
+    pub async fn open(config: &Config) -> anyhow::Result<Core> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+        let db = Db::connect(&config.effective_database_url())
+            .await
+            .context("cannot open the database")?;
+        let secrets = SecretBox::load(config.secret_key.as_deref(), &config.data_dir)?;
+        let catalog = match &config.catalog_file {
+            Some(path) => Catalog::from_file(path)?,
+            None => Catalog::builtin()?,
+        };
+        Ok(Core {
+            channel_store: ChannelStore::new(db.clone(), secrets),
+            db,
+            catalog: Arc::new(catalog),
+        })
+    }
+}
+
+/// Build the state the router serves.
+pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState> {
+    let channels = Channels::load(
+        core.channel_store.clone(),
+        core.catalog.clone(),
+        (config.default_price_in, config.default_price_out),
+    )
+    .await?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(config.upstream_connect_timeout_secs))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .user_agent(concat!("llmage/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let timeouts = Timeouts {
+        first_byte: Duration::from_secs(config.upstream_first_byte_timeout_secs),
+        total: Duration::from_secs(config.upstream_total_timeout_secs),
+        idle: Duration::from_secs(config.upstream_idle_timeout_secs),
+    };
+    let ledger = Ledger::new(core.db.clone());
+    let relay = ChatRelay {
+        openai: OpenAiChat::new(http, timeouts),
+        sandbox: SandboxChat {
+            chunk_delay: Duration::from_millis(config.sandbox.chat_chunk_delay_ms),
+        },
+        demo: config.demo,
+        default_max_output: config.default_max_output_tokens,
+        db: core.db.clone(),
+        ledger: ledger.clone(),
+        tracker: TaskTracker::new(),
+        abort: CancellationToken::new(),
+    };
+    Ok(AppState(Arc::new(Inner {
+        keys: Keys::new(core.db.clone()),
+        ledger,
+        db: core.db,
+        channels: Arc::new(channels),
+        relay,
+        config,
+    })))
+}
+
+/// Run the server until a shutdown signal.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let core = Core::open(&config).await?;
+    if config.demo {
+        crate::demo::prepare(&config, &core).await?;
+    }
+    let addr: SocketAddr = config.listen.parse().context("bad listen address")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let state = build_state(config, core).await?;
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, demo = state.config.demo, "llmage listening");
+    println!("llmage listening on http://{local}");
+
+    let stop = CancellationToken::new();
+    spawn_background_jobs(&state, stop.clone());
+    let app = crate::api::router(state.clone());
+    let shutdown = stop.clone();
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await });
+    let signal_stop = stop.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested; finishing in-flight requests");
+        signal_stop.cancel();
+    });
+    let abort = state.relay.abort.clone();
+    let grace_timer = async {
+        stop.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server => result.context("server error")?,
+        () = grace_timer => tracing::warn!("grace period over; ending remaining streams"),
+    }
+    abort.cancel();
+    state.relay.tracker.close();
+    if tokio::time::timeout(Duration::from_secs(10), state.relay.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            "some billing tasks did not finish; their reservations are released by the next start"
+        );
+    }
+    state.db.close().await;
+    tracing::info!("llmage stopped");
+    Ok(())
+}
+
+fn spawn_background_jobs(state: &AppState, stop: CancellationToken) {
+    let channels = state.channels.clone();
+    let stop_channels = stop.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop_channels.cancelled() => break,
+            }
+            if let Err(e) = channels.refresh().await {
+                tracing::warn!(error = %e, "channel refresh failed");
+            }
+        }
+    });
+    let ledger = state.ledger.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop.cancelled() => break,
+            }
+            // A chat call holds its reservation for at most the upstream's total timeout;
+            // older open ones belong to a process that died mid-call.
+            match ledger
+                .release_stale(crate::relay::CHAT_PURPOSE, 3_600_000)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(released = n, "released stale chat reservations"),
+                Err(e) => tracing::warn!(error = %e, "stale reservation sweep failed"),
+            }
+        }
+    });
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,148 @@
+//! The database: one [`Db`] over SQLite (default, a file in the data dir) or PostgreSQL
+//! (`--database-url postgres://…`), through sqlx's `Any` driver so every query is written once.
+//!
+//! Portable SQL rules used throughout: `$1` placeholders (SQLite accepts them too), BIGINT
+//! integers, 0/1 flags, unix-millisecond times, `CAST(SUM(..) AS BIGINT)` for sums.
+//! On SQLite all writes go through a one-connection pool so writers queue in-process instead of
+//! failing with `SQLITE_BUSY`; reads use a separate pool. PostgreSQL uses one pool for both.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions};
+
+/// Which engine is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Database errors the services care about.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database url (use sqlite:… or postgres://…)")]
+    UnsupportedUrl,
+}
+
+impl StoreError {
+    /// Whether the error means the row already exists (a unique constraint).
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Sql(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            _ => false,
+        }
+    }
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connection pools and the backend they talk to.
+#[derive(Clone, Debug)]
+pub struct Db {
+    backend: Backend,
+    reader: AnyPool,
+    writer: AnyPool,
+}
+
+/// The SQLite URL for a data directory.
+pub fn sqlite_url_for(data_dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", data_dir.join("llmage.db").display())
+}
+
+impl Db {
+    /// Connect and apply migrations.
+    pub async fn connect(url: &str) -> Result<Db, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        let options =
+            AnyConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Trace);
+        let db = match backend {
+            Backend::Sqlite => {
+                let writer = sqlite_pool(options.clone(), 1).await?;
+                let reader = sqlite_pool(options, 8).await?;
+                Db {
+                    backend,
+                    reader,
+                    writer,
+                }
+            }
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(32)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                Db {
+                    backend,
+                    reader: pool.clone(),
+                    writer: pool,
+                }
+            }
+        };
+        match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS.run(&db.writer).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&db.writer).await?,
+        }
+        Ok(db)
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Pool for reads.
+    pub fn reader(&self) -> &AnyPool {
+        &self.reader
+    }
+
+    /// Pool for writes and read-then-write transactions.
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
+    /// Close both pools (end of process).
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+async fn sqlite_pool(options: AnyConnectOptions, max: u32) -> Result<AnyPool, StoreError> {
+    let pool = AnyPoolOptions::new()
+        .max_connections(max)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                use sqlx::Executor;
+                conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+/// Now as unix milliseconds.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
