@@ -199,3 +199,33 @@ pub async fn channel_set_enabled(core: &Core, id: i64, enabled: bool) -> anyhow:
     );
     Ok(())
 }
+
+/// `admin key list --phone P`.
+pub async fn key_list(core: &Core, phone: &str) -> anyhow::Result<()> {
+    let phone = normalize_phone(phone)?;
+    let user = Users::new(core.db.clone())
+        .by_phone(&phone)
+        .await?
+        .with_context(|| format!("no user with phone {phone}"))?;
+    println!("{:<6} {:<20} {:<16} {:<8}", "id", "name", "key", "state");
+    for k in Keys::new(core.db.clone()).list(user.id).await? {
+        let state = if k.revoked {
+            "revoked"
+        } else if k.expired {
+            "expired"
+        } else {
+            "active"
+        };
+        println!("{:<6} {:<20} {:<16} {:<8}", k.id, k.name, k.masked, state);
+    }
+    Ok(())
+}
+
+/// `admin key revoke ID`.
+pub async fn key_revoke(core: &Core, id: i64) -> anyhow::Result<()> {
+    if !Keys::new(core.db.clone()).revoke(id).await? {
+        bail!("no active key with id {id}");
+    }
+    println!("key {id} revoked");
+    Ok(())
+}

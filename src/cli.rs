@@ -79,6 +79,20 @@ enum AdminCommand {
     /// Upstream channels.
     #[command(subcommand)]
     Channel(ChannelCommand),
+    /// API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// List a user's keys (masked).
+    List {
+        #[arg(long)]
+        phone: String,
+    },
+    /// Revoke a key by id; it stops working within a second on every server.
+    Revoke { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -252,5 +266,7 @@ async fn admin(core: &Core, command: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Channel(ChannelCommand::Enable { id }) => {
             admin::channel_set_enabled(core, id, true).await
         }
+        AdminCommand::Key(KeyCommand::List { phone }) => admin::key_list(core, &phone).await,
+        AdminCommand::Key(KeyCommand::Revoke { id }) => admin::key_revoke(core, id).await,
     }
 }

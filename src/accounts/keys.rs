@@ -72,6 +72,18 @@ pub fn mask(key: &str) -> String {
     format!("{prefix}…{suffix}")
 }
 
+/// A key as listed to its owner (never the key itself).
+#[derive(Debug, Clone)]
+pub struct KeySummary {
+    pub id: i64,
+    pub name: String,
+    pub masked: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked: bool,
+    pub expired: bool,
+}
+
 /// Key storage plus the request-path cache.
 #[derive(Clone)]
 pub struct Keys {
@@ -132,6 +144,31 @@ impl Keys {
             .fetch_optional(self.db.reader())
             .await?;
         Ok(row.is_some())
+    }
+
+    /// A user's keys, newest first.
+    pub async fn list(&self, user_id: i64) -> Result<Vec<KeySummary>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, masked, created_at, expires_at, revoked_at FROM api_keys WHERE user_id = $1 ORDER BY id DESC",
+        )
+        .bind(user_id)
+        .fetch_all(self.db.reader())
+        .await?;
+        let now = now_ms();
+        rows.iter()
+            .map(|r| {
+                let expires_at: Option<i64> = r.try_get("expires_at")?;
+                Ok(KeySummary {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    masked: r.try_get("masked")?,
+                    created_at: r.try_get("created_at")?,
+                    expires_at,
+                    revoked: r.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+                    expired: expires_at.is_some_and(|t| t <= now),
+                })
+            })
+            .collect()
     }
 
     /// Revoke a key by id; it stops working at once here and within a second elsewhere.

@@ -1,0 +1,186 @@
+//! A local OpenAI-compatible upstream for tests: checks the bearer key, records every request
+//! body, answers JSON or SSE (role, reasoning, content, tool-call deltas, finish reason, usage
+//! chunk, `[DONE]`), and can be told to fail with 503 or to trickle a long stream slowly.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+pub const MOCK_KEY: &str = "mock-upstream-key-42";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Normal,
+    Fail503,
+    /// 200 chunks, one every 20 ms.
+    Slow,
+}
+
+#[derive(Default)]
+pub struct Seen {
+    pub bodies: Mutex<Vec<Value>>,
+    pub calls: AtomicUsize,
+    /// A slow stream was dropped before its end (the gateway hung up).
+    pub cancelled: AtomicBool,
+}
+
+#[derive(Clone)]
+struct MockState {
+    mode: Mode,
+    seen: Arc<Seen>,
+}
+
+pub struct MockOpenAi {
+    pub base_url: String,
+    pub seen: Arc<Seen>,
+}
+
+/// The fixed answer of the mock.
+pub const ANSWER: [&str; 3] = ["Hello", ", ", "world!"];
+pub const REASONING: [&str; 2] = ["Let me ", "think."];
+pub const USAGE: (u64, u64) = (1000, 2000);
+
+pub async fn start(mode: Mode) -> MockOpenAi {
+    let seen = Arc::new(Seen::default());
+    let app = Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .with_state(MockState {
+            mode,
+            seen: seen.clone(),
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    MockOpenAi {
+        base_url: format!("http://{addr}/v1"),
+        seen,
+    }
+}
+
+fn chunk(model: &str, delta: Value, finish: Option<&str>) -> Value {
+    json!({"id":"chatcmpl-mock","object":"chat.completion.chunk","created":1,"model":model,
+           "choices":[{"index":0,"delta":delta,"logprobs":null,"finish_reason":finish}],"usage":null})
+}
+
+/// The SSE events of a normal streamed answer (without `[DONE]`).
+pub fn stream_events(model: &str) -> Vec<Value> {
+    let mut events = vec![chunk(model, json!({"role":"assistant","content":""}), None)];
+    for r in REASONING {
+        events.push(chunk(model, json!({"reasoning_content": r}), None));
+    }
+    for c in ANSWER {
+        events.push(chunk(model, json!({"content": c}), None));
+    }
+    events.push(chunk(
+        model,
+        json!({"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":"}}]}),
+        None,
+    ));
+    events.push(chunk(
+        model,
+        json!({"tool_calls":[{"index":0,"function":{"arguments":"\"Beijing\"}"}}]}),
+        None,
+    ));
+    events.push(chunk(model, json!({}), Some("tool_calls")));
+    events.push(json!({"id":"chatcmpl-mock","object":"chat.completion.chunk","created":1,"model":model,"choices":[],
+        "usage":{"prompt_tokens":USAGE.0,"completion_tokens":USAGE.1,"total_tokens":USAGE.0+USAGE.1}}));
+    events
+}
+
+struct DropFlag {
+    seen: Arc<Seen>,
+    done: bool,
+}
+
+impl DropFlag {
+    fn finish(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        if !self.done {
+            self.seen.cancelled.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+async fn chat(State(state): State<MockState>, headers: HeaderMap, body: String) -> Response {
+    state.seen.calls.fetch_add(1, Ordering::SeqCst);
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth != format!("Bearer {MOCK_KEY}") {
+        return (StatusCode::UNAUTHORIZED, r#"{"error":{"message":"Incorrect API key provided: mock-***","type":"invalid_request_error","code":"invalid_api_key"}}"#).into_response();
+    }
+    let body: Value = serde_json::from_str(&body).unwrap();
+    state.seen.bodies.lock().unwrap().push(body.clone());
+    if state.mode == Mode::Fail503 {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
+        )
+            .into_response();
+    }
+    let model = body["model"].as_str().unwrap_or("?").to_owned();
+    let stream = body["stream"].as_bool().unwrap_or(false);
+    if !stream {
+        let answer = json!({"id":"chatcmpl-mock","object":"chat.completion","created":1,"model":model,
+            "choices":[{"index":0,"message":{"role":"assistant","content":ANSWER.concat(),"reasoning_content":REASONING.concat(),
+                "tool_calls":[{"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Beijing\"}"}}]},
+                "finish_reason":"tool_calls"}],
+            "usage":{"prompt_tokens":USAGE.0,"completion_tokens":USAGE.1,"total_tokens":USAGE.0+USAGE.1}});
+        return axum::Json(answer).into_response();
+    }
+    let sse = |v: &Value| format!("data: {v}\n\n");
+    let body = if state.mode == Mode::Slow {
+        let seen = state.seen.clone();
+        let stream = async_stream(model, seen);
+        Body::from_stream(stream)
+    } else {
+        let mut text: String = stream_events(&model).iter().map(sse).collect();
+        text.push_str("data: [DONE]\n\n");
+        Body::from(text)
+    };
+    ([("content-type", "text/event-stream")], body).into_response()
+}
+
+fn async_stream(
+    model: String,
+    seen: Arc<Seen>,
+) -> impl futures_util::Stream<Item = Result<String, std::convert::Infallible>> {
+    let flag = DropFlag { seen, done: false };
+    futures_util::stream::unfold((0usize, flag), move |(i, flag)| {
+        let model = model.clone();
+        async move {
+            if i > 200 {
+                flag.finish();
+                return None;
+            }
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let text = if i == 200 {
+                "data: [DONE]\n\n".to_owned()
+            } else {
+                format!(
+                    "data: {}\n\n",
+                    chunk(&model, json!({"content": "tok "}), None)
+                )
+            };
+            Some((Ok(text), (i + 1, flag)))
+        }
+    })
+}

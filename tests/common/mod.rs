@@ -1,0 +1,283 @@
+//! Test harness: start the real `llmage` binary on a random port with a temporary data dir and
+//! either SQLite (default) or a fresh PostgreSQL database when `LLMAGE_TEST_DATABASE_URL` is set
+//! (then a connection failure fails the test; it never skips).
+
+#![allow(dead_code)]
+
+pub mod mock_openai;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const DEMO_KEY: &str = "sk-test-demo-key-0123456789abcdef";
+
+/// A running server.
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+    pub data_dir: tempfile::TempDir,
+    pub database_url: String,
+    pub http: reqwest::Client,
+}
+
+/// How to start it.
+#[derive(Default, Clone)]
+pub struct Opts {
+    pub demo: bool,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Opts {
+    pub fn demo() -> Opts {
+        Opts {
+            demo: true,
+            ..Opts::default()
+        }
+    }
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_llmage"))
+}
+
+/// A database URL for a new test: a fresh PostgreSQL database or SQLite in `dir`.
+pub async fn database_url(dir: &std::path::Path) -> String {
+    match std::env::var("LLMAGE_TEST_DATABASE_URL") {
+        Ok(admin_url) if !admin_url.is_empty() => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&admin_url)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("LLMAGE_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}")
+                });
+            let name = format!("llmage_test_{}", llmage::billing::ledger::random_id());
+            sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("cannot create test database: {e}"));
+            let mut url =
+                reqwest::Url::parse(&admin_url).expect("LLMAGE_TEST_DATABASE_URL is not a URL");
+            url.set_path(&format!("/{name}"));
+            url.to_string()
+        }
+        _ => format!("sqlite://{}?mode=rwc", dir.join("llmage.db").display()),
+    }
+}
+
+impl Server {
+    pub async fn start(opts: Opts) -> Server {
+        let data_dir = tempfile::tempdir().unwrap();
+        let database_url = database_url(data_dir.path()).await;
+        Self::start_in(opts, data_dir, database_url).await
+    }
+
+    /// Start on an existing data dir and database (restart scenarios).
+    pub async fn start_in(opts: Opts, data_dir: tempfile::TempDir, database_url: String) -> Server {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.path().join("server.log"))
+            .unwrap();
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .arg("--database-url")
+            .arg(&database_url)
+            .env("LLMAGE_SANDBOX__CHAT_CHUNK_DELAY_MS", "1")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        if opts.demo {
+            cmd.arg("--demo").arg("--demo-key").arg(DEMO_KEY);
+        }
+        cmd.args(&opts.args);
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("cannot start llmage");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("llmage listening on ")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(rest.trim().to_owned());
+                }
+            }
+        });
+        let base = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(base) => base,
+            Err(_) => {
+                let _ = child.kill();
+                let log =
+                    std::fs::read_to_string(data_dir.path().join("server.log")).unwrap_or_default();
+                panic!("server did not start; log:\n{log}");
+            }
+        };
+        Server {
+            child: Some(child),
+            base,
+            data_dir,
+            database_url,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Run `llmage admin …` against this server's data.
+    pub fn admin(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .arg("admin")
+            .arg("--data-dir")
+            .arg(self.data_dir.path())
+            .arg("--database-url")
+            .arg(&self.database_url)
+            .args(args)
+            .output()
+            .expect("cannot run llmage admin")
+    }
+
+    /// `admin` that must succeed; returns stdout.
+    pub fn admin_ok(&self, args: &[&str]) -> String {
+        let out = self.admin(args);
+        assert!(
+            out.status.success(),
+            "admin {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Create a user with credits and return its key.
+    pub fn user(&self, phone: &str, credits: i64) -> String {
+        self.admin_ok(&[
+            "user",
+            "create",
+            "--phone",
+            phone,
+            "--credits",
+            &credits.to_string(),
+        ])
+        .trim()
+        .to_owned()
+    }
+
+    pub async fn db(&self) -> llmage::storage::Db {
+        llmage::storage::Db::connect(&self.database_url)
+            .await
+            .unwrap()
+    }
+
+    /// (balance, ledger sum) of a user by phone.
+    pub async fn money(&self, phone: &str) -> (i64, i64) {
+        let db = self.db().await;
+        let user = llmage::accounts::users::Users::new(db.clone())
+            .by_phone(phone)
+            .await
+            .unwrap()
+            .unwrap();
+        let ledger = llmage::billing::ledger::Ledger::new(db.clone());
+        let out = (
+            ledger.balance(user.id).await.unwrap(),
+            ledger.ledger_sum(user.id).await.unwrap(),
+        );
+        db.close().await;
+        out
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub async fn post_json(&self, path: &str, key: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut req = self.http.post(self.url(path)).json(body);
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get_json(&self, path: &str, key: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.get(self.url(path));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Send SIGTERM and wait for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Parse an SSE body into its `data:` payloads.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            event
+                .lines()
+                .find_map(|l| l.strip_prefix("data:"))
+                .map(|d| d.trim().to_owned())
+        })
+        .collect()
+}
+
+/// Wait until `check` holds (polling), or panic after `timeout`.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
