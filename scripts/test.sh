@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The test command: installs what the suite needs, then runs every test (unit + integration) on
+# SQLite, and the integration tests again on PostgreSQL when one is reachable on 127.0.0.1:5432
+# (or when LLMAGE_TEST_DATABASE_URL is set; then an unreachable server fails the run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v curl >/dev/null || need_apt+=(curl)
+command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
+fi
+python3 -c "import openai" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check openai
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+
+export RUST_BACKTRACE=0
+cargo nextest run --profile ci
+
+pg_url="${LLMAGE_TEST_DATABASE_URL:-}"
+if [ -z "$pg_url" ] && (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+  pg_url="postgres://postgres@127.0.0.1:5432/test"
+fi
+if [ -n "$pg_url" ]; then
+  echo "== integration tests on PostgreSQL ($pg_url)"
+  LLMAGE_TEST_DATABASE_URL="$pg_url" cargo nextest run --profile ci -E 'kind(test)'
+  # Each test made its own database; drop them.
+  if command -v psql >/dev/null; then
+    psql "$pg_url" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'llmage_test_%'" 2>/dev/null |
+      while read -r db; do psql "$pg_url" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
+  fi
+else
+  echo "== no PostgreSQL on 127.0.0.1:5432 and LLMAGE_TEST_DATABASE_URL unset: PostgreSQL pass skipped"
+fi

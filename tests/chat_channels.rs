@@ -1,0 +1,368 @@
+//! `openai` channels against a local OpenAI-compatible mock: faithful relay (every delta, tool
+//! call, reasoning text, finish reason and usage), failover on 503, billing by the upstream's
+//! usage, and a client that hangs up mid-stream.
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::mock_openai::{self, MOCK_KEY, Mode};
+use common::{Opts, Server, eventually, sse_data};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+const PHONE: &str = "13700000000";
+
+fn add_channel(server: &Server, base_url: &str, models: &str, extra: &[&str]) {
+    let mut args = vec![
+        "channel",
+        "add",
+        "--vendor",
+        "openai",
+        "--base-url",
+        base_url,
+        "--api-key",
+        MOCK_KEY,
+        "--models",
+        models,
+    ];
+    args.extend_from_slice(extra);
+    server.admin_ok(&args);
+}
+
+/// Wait until the server routes `model` (channels added by the CLI are picked up within a second).
+async fn wait_routable(server: &Server, key: &str, model: &str) {
+    eventually(Duration::from_secs(5), "channel picked up", || async {
+        let (_, list) = server.get_json("/llmage/v1/models", Some(key)).await;
+        list["data"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|m| m["id"] == model && m["available"] == true))
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn relays_json_and_streams_intact_and_bills_upstream_usage() {
+    let mock = mock_openai::start(Mode::Normal).await;
+    let server = Server::start(Opts::default()).await;
+    let key = server.user(PHONE, 1_000);
+    // A model only this channel knows, priced 1000 / 3000 credits per million tokens.
+    add_channel(
+        &server,
+        &mock.base_url,
+        "my-llama=llama-3-70b",
+        &["--price-in", "1000", "--price-out", "3000"],
+    );
+    wait_routable(&server, &key, "my-llama").await;
+    let per_call = 1 + 6; // 1000 × 1000 / 1e6 + 2000 × 3000 / 1e6
+
+    // Non-streaming, OpenAI form with tools.
+    let body = json!({"model":"my-llama","messages":[{"role":"user","content":"weather?"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{}}}],"temperature":0.1});
+    let (status, v) = server
+        .post_json("/llmage/v1/chat/completions", Some(&key), &body)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["model"], "my-llama");
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(
+        v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+        "{\"city\":\"Beijing\"}"
+    );
+    assert_eq!(
+        v["choices"][0]["message"]["reasoning_content"],
+        "Let me think."
+    );
+    assert_eq!(
+        (
+            v["content"].as_str(),
+            v["reasoning_content"].as_str(),
+            v["finish"].as_str()
+        ),
+        (Some("Hello, world!"), Some("Let me think."), Some("1"))
+    );
+    assert_eq!(
+        v["usage"],
+        json!({"prompt_tokens":1000,"completion_tokens":2000,"total_tokens":3000,"credits":per_call})
+    );
+    {
+        let seen = mock.seen.bodies.lock().unwrap();
+        let up = &seen[0];
+        assert_eq!(up["model"], "llama-3-70b", "model renamed for the upstream");
+        assert_eq!(up["tools"], body["tools"]);
+        assert_eq!(up["temperature"], 0.1);
+        assert!(up.get("stream_options").is_none());
+    }
+    assert_eq!(
+        server.money(PHONE).await,
+        (1_000 - per_call, 1_000 - per_call)
+    );
+
+    // Streaming in the seed's form, usage requested.
+    let resp = server
+        .http
+        .post(server.url("/llmage/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({"model":"my-llama","catelogid":"t2t","prompt":"weather?","sys_prompt":"be brief","stream":true,"stream_options":{"include_usage":true}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let events = sse_data(&resp.text().await.unwrap());
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let got: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    let expected = mock_openai::stream_events("llama-3-70b");
+    assert_eq!(got.len(), expected.len(), "every upstream chunk is relayed");
+    for (g, e) in got.iter().zip(&expected) {
+        assert_eq!(
+            g["choices"], e["choices"],
+            "deltas, tool calls, finish reasons intact"
+        );
+        assert_eq!(g["model"], "my-llama");
+        assert_eq!(g["id"], e["id"]);
+    }
+    let reasoning: String = got
+        .iter()
+        .filter_map(|c| c["reasoning_content"].as_str())
+        .collect();
+    assert_eq!(reasoning, "Let me think.");
+    let content: String = got.iter().map(|c| c["content"].as_str().unwrap()).collect();
+    assert_eq!(content, "Hello, world!");
+    let last = got.last().unwrap();
+    assert_eq!(last["usage"]["prompt_tokens"], 1000);
+    assert_eq!(last["usage"]["completion_tokens"], 2000);
+    assert_eq!(last["usage"]["credits"], per_call);
+    {
+        let seen = mock.seen.bodies.lock().unwrap();
+        let up = &seen[1];
+        assert_eq!(
+            up["messages"],
+            json!([{"role":"system","content":"be brief"},{"role":"user","content":"weather?"}])
+        );
+        assert_eq!(up["stream_options"]["include_usage"], true);
+        assert!(
+            up.get("prompt").is_none()
+                && up.get("catelogid").is_none()
+                && up.get("sys_prompt").is_none()
+        );
+    }
+    // Without include_usage the client gets no usage chunk, and is still billed by it.
+    let (status, text) = server
+        .post_json(
+            "/llmage/v1/chat/completions",
+            Some(&key),
+            &json!({"model":"my-llama","prompt":"again","stream":true}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let events = sse_data(text.as_str().unwrap());
+    assert_eq!(
+        events.len(),
+        expected.len(),
+        "usage chunk dropped, [DONE] kept"
+    );
+    assert_eq!(
+        mock.seen.bodies.lock().unwrap()[2]["stream_options"]["include_usage"],
+        true
+    );
+    eventually(Duration::from_secs(5), "stream settled", || async {
+        server.money(PHONE).await == (1_000 - 3 * per_call, 1_000 - 3 * per_call)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn fails_over_to_the_next_channel_on_503() {
+    let broken = mock_openai::start(Mode::Fail503).await;
+    let good = mock_openai::start(Mode::Normal).await;
+    let server = Server::start(Opts::default()).await;
+    let key = server.user(PHONE, 100_000);
+    // The broken channel has the higher priority, so it is always tried first.
+    add_channel(
+        &server,
+        &broken.base_url,
+        "qwen3-max",
+        &["--priority", "10"],
+    );
+    add_channel(&server, &good.base_url, "qwen3-max", &[]);
+    eventually(Duration::from_secs(5), "both channels loaded", || async {
+        let out = server.admin_ok(&["channel", "list"]);
+        out.lines().count() == 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    let (status, v) = server
+        .post_json(
+            "/llmage/v1/chat/completions",
+            Some(&key),
+            &json!({"model":"qwen3-max","prompt":"hi"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["content"], "Hello, world!");
+    let (status, text) = server
+        .post_json(
+            "/llmage/v1/chat/completions",
+            Some(&key),
+            &json!({"model":"qwen3-max","prompt":"hi","stream":true}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        sse_data(text.as_str().unwrap()).last().map(String::as_str),
+        Some("[DONE]")
+    );
+    assert_eq!(broken.seen.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(good.seen.calls.load(Ordering::SeqCst), 2);
+    // Billed by the good upstream's usage: qwen3-max 600 / 2400 per million → 0.6 + 4.8 → 6.
+    eventually(Duration::from_secs(5), "billing", || async {
+        server.money(PHONE).await == (100_000 - 12, 100_000 - 12)
+    })
+    .await;
+
+    // With the good channel disabled every upstream fails: a clean 502 and nothing charged.
+    let list = server.admin_ok(&["channel", "list"]);
+    let good_id = list
+        .lines()
+        .nth(2)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    server.admin_ok(&["channel", "disable", &good_id]);
+    eventually(
+        Duration::from_secs(5),
+        "disabled channel dropped",
+        || async {
+            server
+                .post_json(
+                    "/llmage/v1/chat/completions",
+                    Some(&key),
+                    &json!({"model":"qwen3-max","prompt":"hi"}),
+                )
+                .await
+                .0
+                == 502
+        },
+    )
+    .await;
+    // (Calls made while waiting for the disable to land succeeded and were billed.)
+    let before = server.money(PHONE).await;
+    assert_eq!(before.0, before.1);
+    let (status, v) = server
+        .post_json(
+            "/llmage/v1/chat/completions",
+            Some(&key),
+            &json!({"model":"qwen3-max","prompt":"hi","stream":true}),
+        )
+        .await;
+    assert_eq!(status, 502);
+    assert_eq!(
+        v,
+        json!({"error": "Upstream error: upstream answered HTTP 503"})
+    );
+    assert_eq!(
+        server.money(PHONE).await,
+        before,
+        "a failed call costs nothing"
+    );
+    assert!(
+        !server.log().contains(MOCK_KEY),
+        "vendor keys never reach the log"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_vendor_key_is_not_blamed_on_the_user() {
+    let mock = mock_openai::start(Mode::Normal).await;
+    let server = Server::start(Opts::default()).await;
+    let key = server.user(PHONE, 100_000);
+    server.admin_ok(&[
+        "channel",
+        "add",
+        "--vendor",
+        "openai",
+        "--base-url",
+        &mock.base_url,
+        "--api-key",
+        "wrong-vendor-key",
+        "--models",
+        "qwen3-max",
+    ]);
+    wait_routable(&server, &key, "qwen3-max").await;
+    let (status, v) = server
+        .post_json(
+            "/llmage/v1/chat/completions",
+            Some(&key),
+            &json!({"model":"qwen3-max","prompt":"hi"}),
+        )
+        .await;
+    assert_eq!(status, 502, "{v}");
+    let message = v["error"].as_str().unwrap();
+    assert!(message.contains("authentication"), "{message}");
+    assert!(
+        !message.contains("mock-***") && !message.contains("wrong-vendor-key"),
+        "{message}"
+    );
+    assert_eq!(server.money(PHONE).await, (100_000, 100_000));
+}
+
+#[tokio::test]
+async fn client_disconnect_stops_the_upstream_and_bills_what_was_produced() {
+    let mock = mock_openai::start(Mode::Slow).await;
+    let server = Server::start(Opts::default()).await;
+    let key = server.user(PHONE, 1_000_000);
+    add_channel(
+        &server,
+        &mock.base_url,
+        "slow-model",
+        &["--price-in", "0", "--price-out", "100000"],
+    );
+    wait_routable(&server, &key, "slow-model").await;
+    let resp = server
+        .http
+        .post(server.url("/llmage/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({"model":"slow-model","prompt":"tell me a long story","stream":true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.bytes_stream();
+    let mut received = 0;
+    while received < 10 {
+        let chunk = body.next().await.unwrap().unwrap();
+        received += chunk.windows(5).filter(|w| w == b"data:").count();
+    }
+    drop(body);
+    eventually(
+        Duration::from_secs(5),
+        "upstream request cancelled",
+        || async { mock.seen.cancelled.load(Ordering::SeqCst) },
+    )
+    .await;
+    // Billed by estimate: each chunk is "tok " (1 token) at 100000 credits per million = 0.1 credit.
+    eventually(Duration::from_secs(5), "stream billed", || async {
+        let (balance, sum) = server.money(PHONE).await;
+        balance == sum && balance < 1_000_000 && balance > 1_000_000 - 20
+    })
+    .await;
+    let db = server.db().await;
+    let outcome: String =
+        sqlx::query_scalar("SELECT outcome FROM chat_usage ORDER BY id DESC LIMIT 1")
+            .fetch_one(db.reader())
+            .await
+            .unwrap();
+    assert_eq!(outcome, "client_closed");
+}

@@ -1,0 +1,103 @@
+//! The balance never goes below zero and always equals the ledger sum, with 100 concurrent chat
+//! calls from one user whose credits cover only some of them (SQLite by default; PostgreSQL when
+//! `LLMAGE_TEST_DATABASE_URL` is set).
+
+mod common;
+
+use std::time::Duration;
+
+use common::mock_openai::{self, MOCK_KEY, Mode};
+use common::{Opts, Server, eventually};
+use serde_json::json;
+
+#[tokio::test]
+async fn concurrent_chats_never_overdraw() {
+    let mock = mock_openai::start(Mode::Normal).await;
+    let server = Server::start(Opts::default()).await;
+    let phone = "13600000000";
+    // Upstream usage is 1000 + 2000 tokens; at 1000/1000 credits per million a call costs 3.
+    // The reservation (worst case: prompt estimate + max_tokens 2000) is larger, so fewer calls
+    // fit at once than the final price alone would allow.
+    let credits = 100;
+    let key = server.user(phone, credits);
+    server.admin_ok(&[
+        "channel",
+        "add",
+        "--vendor",
+        "openai",
+        "--base-url",
+        &mock.base_url,
+        "--api-key",
+        MOCK_KEY,
+        "--models",
+        "metered",
+        "--price-in",
+        "1000",
+        "--price-out",
+        "1000",
+    ]);
+    eventually(Duration::from_secs(5), "channel", || async {
+        let (_, list) = server.get_json("/llmage/v1/models", Some(&key)).await;
+        list["data"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|m| m["id"] == "metered"))
+    })
+    .await;
+
+    let calls = (0..100).map(|i| {
+        let http = server.http.clone();
+        let url = server.url("/llmage/v1/chat/completions");
+        let key = key.clone();
+        tokio::spawn(async move {
+            let resp = http
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"model":"metered","prompt":format!("call {i}"),"max_tokens":2000,"stream": i % 2 == 0}))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            let body = resp.text().await.unwrap();
+            (status, body)
+        })
+    });
+    let results = futures_util::future::join_all(calls).await;
+    let mut ok = 0;
+    let mut refused = 0;
+    for r in results {
+        let (status, body) = r.unwrap();
+        match status {
+            200 => ok += 1,
+            429 => {
+                assert_eq!(body, r#"{"error":"Insufficient balance"}"#);
+                refused += 1;
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(
+        ok > 0 && refused > 0,
+        "some calls fit and some did not: ok={ok} refused={refused}"
+    );
+    eventually(Duration::from_secs(10), "all calls settled", || async {
+        let (balance, sum) = server.money(phone).await;
+        balance == sum && balance == credits - 3 * ok
+    })
+    .await;
+    let (balance, _) = server.money(phone).await;
+    assert!(balance >= 0);
+    let db = server.db().await;
+    let open: i64 = sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM reservations WHERE status = 'open'",
+    )
+    .fetch_one(db.reader())
+    .await
+    .unwrap();
+    assert_eq!(open, 0, "every reservation was settled");
+    let negative: i64 =
+        sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM ledger WHERE balance_after < 0")
+            .fetch_one(db.reader())
+            .await
+            .unwrap();
+    assert_eq!(negative, 0, "no ledger row ever saw a negative balance");
+}
