@@ -28,8 +28,16 @@ pub struct Config {
     pub demo_credits: i64,
     /// Base URL for links we hand out (result files); else taken from the request's Host.
     pub public_base_url: Option<String>,
-    /// Largest request body in bytes.
+    /// Largest JSON request body in bytes.
     pub max_body_bytes: usize,
+    /// Largest uploaded file (multipart part or `data:` URI) in bytes.
+    pub max_upload_bytes: usize,
+    /// Largest multipart/form-data body in bytes (all files of one submission).
+    pub max_multipart_bytes: usize,
+    /// An image task not finished after this many seconds fails and is refunded.
+    pub task_image_deadline_secs: u64,
+    /// A video task not finished after this many seconds fails and is refunded.
+    pub task_video_deadline_secs: u64,
     /// `text` or `json` log lines.
     pub log_format: String,
     /// Base64 32-byte key that encrypts vendor keys at rest (else `<data-dir>/secret.key`).
@@ -78,6 +86,10 @@ impl Default for Config {
             demo_credits: 1_000_000,
             public_base_url: None,
             max_body_bytes: 16 * 1024 * 1024,
+            max_upload_bytes: 20 * 1024 * 1024,
+            max_multipart_bytes: 200 * 1024 * 1024,
+            task_image_deadline_secs: 1_800,
+            task_video_deadline_secs: 7_200,
             log_format: "text".into(),
             secret_key: None,
             catalog_file: None,
@@ -179,6 +191,15 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             return invalid("max_body_bytes", "must be at least 1024");
+        }
+        if self.max_upload_bytes < 1024 || self.max_multipart_bytes < self.max_upload_bytes {
+            return invalid(
+                "max_upload_bytes/max_multipart_bytes",
+                "need max_multipart_bytes >= max_upload_bytes >= 1024",
+            );
+        }
+        if self.task_image_deadline_secs == 0 || self.task_video_deadline_secs == 0 {
+            return invalid("task_*_deadline_secs", "must be at least 1");
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return invalid("log_format", "must be \"text\" or \"json\"");

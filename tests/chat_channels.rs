@@ -366,3 +366,79 @@ async fn client_disconnect_stops_the_upstream_and_bills_what_was_produced() {
             .unwrap();
     assert_eq!(outcome, "client_closed");
 }
+
+#[tokio::test]
+async fn upstream_errors_inside_a_stream() {
+    let first_fails = mock_openai::start(Mode::ErrorFirst).await;
+    let breaks = mock_openai::start(Mode::BreakMidStream).await;
+    let server = Server::start(Opts::default()).await;
+    let key = server.user(PHONE, 1_000_000);
+    // An error event before any data: the next channel answers instead.
+    add_channel(
+        &server,
+        &first_fails.base_url,
+        "m-a",
+        &[
+            "--priority",
+            "5",
+            "--price-in",
+            "0",
+            "--price-out",
+            "1000000",
+        ],
+    );
+    let good = mock_openai::start(Mode::Normal).await;
+    add_channel(&server, &good.base_url, "m-a", &[]);
+    // An error after data: the client gets what was produced, then an SSE error event.
+    add_channel(
+        &server,
+        &breaks.base_url,
+        "m-b",
+        &["--price-in", "0", "--price-out", "1000000"],
+    );
+    wait_routable(&server, &key, "m-b").await;
+    eventually(Duration::from_secs(5), "both m-a channels", || async {
+        server.admin_ok(&["channel", "list"]).lines().count() == 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    let (status, text) = server
+        .post_json(
+            "/llmage/v1/chat/completions",
+            Some(&key),
+            &json!({"model":"m-a","prompt":"hi","stream":true}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let events = sse_data(text.as_str().unwrap());
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    assert_eq!(first_fails.seen.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(good.seen.calls.load(Ordering::SeqCst), 1);
+
+    let before = server.money(PHONE).await.0;
+    let (status, text) = server
+        .post_json(
+            "/llmage/v1/chat/completions",
+            Some(&key),
+            &json!({"model":"m-b","prompt":"hi","stream":true}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let events = sse_data(text.as_str().unwrap());
+    assert_eq!(events.len(), 3, "{events:?}");
+    let first: Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(first["content"], "Hello");
+    let error: Value = serde_json::from_str(&events[2]).unwrap();
+    assert_eq!(
+        error["error"]["message"],
+        "Upstream error: internal failure"
+    );
+    assert_ne!(events.last().map(String::as_str), Some("[DONE]"));
+    // Billed by estimate for what was produced ("Hello" 2 tokens + ", " 1 token, 1 credit each).
+    eventually(Duration::from_secs(5), "billed", || async {
+        let (balance, sum) = server.money(PHONE).await;
+        balance == sum && before - balance == 3
+    })
+    .await;
+}

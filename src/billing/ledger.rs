@@ -343,7 +343,10 @@ async fn change_balance(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one ledger row has this many columns"
+)]
 async fn insert_entry(
     tx: &mut Transaction<'static, Any>,
     user_id: i64,

@@ -2,6 +2,7 @@
 //! reservations (reserve the worst case before work, settle on actual usage, release on failure).
 
 pub mod ledger;
+pub mod media;
 pub mod tokens;
 
 use crate::catalog::{Model, Price};

@@ -22,6 +22,10 @@ pub enum Mode {
     Fail503,
     /// 200 chunks, one every 20 ms.
     Slow,
+    /// A stream that sends two content chunks, then an error event (after HTTP 200).
+    BreakMidStream,
+    /// A stream whose first event is an error event (after HTTP 200).
+    ErrorFirst,
 }
 
 #[derive(Default)]
@@ -145,7 +149,18 @@ async fn chat(State(state): State<MockState>, headers: HeaderMap, body: String) 
         return axum::Json(answer).into_response();
     }
     let sse = |v: &Value| format!("data: {v}\n\n");
-    let body = if state.mode == Mode::Slow {
+    let error_event =
+        "data: {\"error\":{\"message\":\"internal failure\",\"code\":\"InternalError\"}}\n\n";
+    let body = if state.mode == Mode::BreakMidStream {
+        let events = stream_events(&model);
+        Body::from(format!(
+            "{}{}{error_event}",
+            sse(&events[3]),
+            sse(&events[4])
+        ))
+    } else if state.mode == Mode::ErrorFirst {
+        Body::from(error_event)
+    } else if state.mode == Mode::Slow {
         let seen = state.seen.clone();
         let stream = async_stream(model, seen);
         Body::from_stream(stream)

@@ -15,6 +15,11 @@ use serde_json::Value;
 
 pub const DEMO_KEY: &str = "sk-test-demo-key-0123456789abcdef";
 
+/// The demo user's phone.
+pub fn demo_phone() -> &'static str {
+    llmage::demo::DEMO_PHONE
+}
+
 /// A running server.
 pub struct Server {
     child: Option<Child>,
@@ -229,6 +234,25 @@ impl Server {
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
+    }
+
+    /// SIGKILL the server (no shutdown at all).
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start a new server process on the same data dir and database.
+    pub async fn restart(mut self, opts: Opts) -> Server {
+        self.kill9();
+        let data_dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap());
+        let url = self.database_url.clone();
+        Server::start_in(opts, data_dir, url).await
     }
 
     /// Send SIGTERM and wait for the exit status.
