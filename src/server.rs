@@ -34,6 +34,7 @@ pub struct Inner {
     pub ledger: Ledger,
     pub channels: Arc<Channels>,
     pub relay: ChatRelay,
+    pub files: crate::storage::files::FileStore,
 }
 
 impl Deref for AppState {
@@ -91,6 +92,9 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         total: Duration::from_secs(config.upstream_total_timeout_secs),
         idle: Duration::from_secs(config.upstream_idle_timeout_secs),
     };
+    let files =
+        crate::storage::files::FileStore::local(core.db.clone(), &config.data_dir.join("files"))
+            .context("cannot open the file store")?;
     let ledger = Ledger::new(core.db.clone());
     let relay = ChatRelay {
         openai: OpenAiChat::new(http, timeouts),
@@ -106,6 +110,7 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
     };
     Ok(AppState(Arc::new(Inner {
         keys: Keys::new(core.db.clone()),
+        files,
         ledger,
         db: core.db,
         channels: Arc::new(channels),

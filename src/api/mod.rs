@@ -4,6 +4,7 @@
 mod chat;
 mod extract;
 mod health;
+mod idfile;
 mod models;
 
 use std::sync::Arc;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/idfile", get(idfile::serve))
         .route("/llmage/v1/models", get(models::list))
         .route("/llmage/v1/chat/completions", post(chat::completions))
         .fallback(not_found)

@@ -6,6 +6,8 @@
 //! On SQLite all writes go through a one-connection pool so writers queue in-process instead of
 //! failing with `SQLITE_BUSY`; reads use a separate pool. PostgreSQL uses one pool for both.
 
+pub mod files;
+
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
