@@ -1,7 +1,8 @@
 //! Vendor protocols. Chat goes through [`openai`] (any OpenAI-compatible server, DashScope
-//! compatible-mode) or the offline [`sandbox`]. Both answer with a [`ChatReply`] made of
+//! compatible-mode) or the offline [`sandbox`]; image/video tasks through [`media`]. Both answer with a [`ChatReply`] made of
 //! OpenAI-shaped JSON values, so the relay decorates, meters and bills them in one place.
 
+// WIP: pub mod media;
 pub mod openai;
 pub mod sandbox;
 

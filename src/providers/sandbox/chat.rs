@@ -1,4 +1,4 @@
-//! The `sandbox` vendor: offline, deterministic answers for every catalog model, so demo mode
+//! Sandbox chat: offline, deterministic answers for every chat model, so demo mode
 //! and tests need no vendor account. Chat answers address the prompt (greetings, "who are you",
 //! simple arithmetic, otherwise a structured reply that quotes and discusses it), stream in small
 //! chunks with realistic pacing, and report usage like a real upstream.
@@ -10,8 +10,8 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ChatReply, ProviderError};
 use crate::billing::tokens;
+use crate::providers::{ChatReply, ProviderError};
 
 /// Offline chat.
 #[derive(Debug, Clone)]
