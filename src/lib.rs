@@ -16,6 +16,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod logging;
+pub mod media;
 pub mod providers;
 pub mod relay;
 pub mod secrets;
