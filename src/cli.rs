@@ -1,5 +1,6 @@
-//! The command line (clap): `serve`, `admin …`. Parsing and dispatch only; the work lives in
-//! [`crate::server`] and [`crate::admin`].
+//! The command line (clap): `serve`, `admin …`, and the client commands `chat`, `image`,
+//! `video`, `task`. Parsing and dispatch only; the work lives in [`crate::server`],
+//! [`crate::admin`] and [`crate::client`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ enum Command {
     Serve(ServeArgs),
     /// Operator commands on the server's data (safe while it runs).
     Admin(AdminArgs),
+    #[command(flatten)]
+    Client(crate::client::ClientCommand),
 }
 
 /// Options shared by `serve` and `admin`.
@@ -178,6 +181,7 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<crate::client::Interrupted>() => ExitCode::from(130),
         Err(e) => {
             eprintln!("错误 / error: {e:#}");
             ExitCode::FAILURE
@@ -195,6 +199,7 @@ fn overrides(common: &CommonArgs) -> Overrides {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Client(command) => crate::client::run(command).await,
         Command::Serve(args) => {
             let flags = Overrides {
                 listen: args.listen,

@@ -12,6 +12,7 @@ pub mod billing;
 pub mod catalog;
 pub mod channels;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod demo;
 pub mod error;
