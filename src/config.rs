@@ -38,6 +38,8 @@ pub struct Config {
     pub task_image_deadline_secs: u64,
     /// A video task not finished after this many seconds fails and is refunded.
     pub task_video_deadline_secs: u64,
+    /// Delays in seconds before each retry of an undelivered task callback; then it is given up.
+    pub callback_retry_secs: Vec<u64>,
     /// `text` or `json` log lines.
     pub log_format: String,
     /// Base64 32-byte key that encrypts vendor keys at rest (else `<data-dir>/secret.key`).
@@ -65,12 +67,18 @@ pub struct Config {
 pub struct SandboxConfig {
     /// Pause between streamed chat chunks, in milliseconds.
     pub chat_chunk_delay_ms: u64,
+    /// Total time of a sandbox image task, in milliseconds.
+    pub image_ms: u64,
+    /// Total time of a sandbox video task, in milliseconds.
+    pub video_ms: u64,
 }
 
 impl Default for SandboxConfig {
     fn default() -> Self {
         SandboxConfig {
             chat_chunk_delay_ms: 30,
+            image_ms: 1_000,
+            video_ms: 6_000,
         }
     }
 }
@@ -90,6 +98,7 @@ impl Default for Config {
             max_multipart_bytes: 200 * 1024 * 1024,
             task_image_deadline_secs: 1_800,
             task_video_deadline_secs: 7_200,
+            callback_retry_secs: vec![10, 60, 300, 1_800, 7_200],
             log_format: "text".into(),
             secret_key: None,
             catalog_file: None,

@@ -23,3 +23,4 @@ pub mod relay;
 pub mod secrets;
 pub mod server;
 pub mod storage;
+pub mod tasks;

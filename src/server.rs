@@ -2,12 +2,15 @@
 //! serve HTTP, and on SIGTERM/Ctrl-C let in-flight requests finish (streams get the grace period,
 //! then end with an SSE error event and are billed for what they produced).
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use anyhow::Context;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -16,11 +19,16 @@ use crate::billing::ledger::Ledger;
 use crate::catalog::Catalog;
 use crate::channels::{ChannelStore, Channels};
 use crate::config::Config;
+use crate::providers::media::MediaBackend;
 use crate::providers::openai::{OpenAiChat, Timeouts};
-use crate::providers::sandbox::SandboxChat;
+use crate::providers::sandbox::{SandboxChat, SandboxMedia};
 use crate::relay::ChatRelay;
 use crate::secrets::SecretBox;
 use crate::storage::Db;
+use crate::tasks::callback::Callbacks;
+use crate::tasks::engine::Engine;
+use crate::tasks::service::{Deadlines, TaskService};
+use crate::tasks::store::TaskStore;
 
 /// Everything a request handler needs, cheap to clone.
 #[derive(Clone)]
@@ -35,6 +43,11 @@ pub struct Inner {
     pub channels: Arc<Channels>,
     pub relay: ChatRelay,
     pub files: crate::storage::files::FileStore,
+    pub tasks: TaskService,
+    /// Shared outbound HTTP client (vendors, downloads, callbacks).
+    pub http: reqwest::Client,
+    /// Background work that must finish before exit (task steps, callbacks).
+    pub background: TaskTracker,
 }
 
 impl Deref for AppState {
@@ -96,8 +109,19 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         crate::storage::files::FileStore::local(core.db.clone(), &config.data_dir.join("files"))
             .context("cannot open the file store")?;
     let ledger = Ledger::new(core.db.clone());
+    let tasks = TaskService {
+        store: TaskStore::new(core.db.clone()),
+        ledger: ledger.clone(),
+        files: files.clone(),
+        wake: Arc::new(tokio::sync::Notify::new()),
+        demo: config.demo,
+        deadlines: Deadlines {
+            image: Duration::from_secs(config.task_image_deadline_secs),
+            video: Duration::from_secs(config.task_video_deadline_secs),
+        },
+    };
     let relay = ChatRelay {
-        openai: OpenAiChat::new(http, timeouts),
+        openai: OpenAiChat::new(http.clone(), timeouts),
         sandbox: SandboxChat {
             chunk_delay: Duration::from_millis(config.sandbox.chat_chunk_delay_ms),
         },
@@ -111,6 +135,9 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
     Ok(AppState(Arc::new(Inner {
         keys: Keys::new(core.db.clone()),
         files,
+        tasks,
+        http,
+        background: TaskTracker::new(),
         ledger,
         db: core.db,
         channels: Arc::new(channels),
@@ -130,6 +157,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let catalog = core.catalog.clone();
     let state = build_state(config, core).await?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, demo = state.config.demo, "llmage listening");
@@ -137,6 +165,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let stop = CancellationToken::new();
     spawn_background_jobs(&state, stop.clone());
+    start_task_engine(&state, &catalog, local, stop.clone());
     let app = crate::api::router(state.clone());
     let shutdown = stop.clone();
     let server = axum::serve(
@@ -160,6 +189,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         () = grace_timer => tracing::warn!("grace period over; ending remaining streams"),
     }
     abort.cancel();
+    state.background.close();
+    if tokio::time::timeout(grace.max(Duration::from_secs(5)), state.background.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "some task steps did not finish; their leases expire and another run resumes them"
+        );
+    }
     state.relay.tracker.close();
     if tokio::time::timeout(Duration::from_secs(10), state.relay.tracker.wait())
         .await
@@ -172,6 +210,49 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     state.db.close().await;
     tracing::info!("llmage stopped");
     Ok(())
+}
+
+/// The task engine and the callback sender.
+fn start_task_engine(
+    state: &AppState,
+    catalog: &Arc<Catalog>,
+    local: SocketAddr,
+    stop: CancellationToken,
+) {
+    let sandbox = MediaBackend::Sandbox(SandboxMedia {
+        image_time: Duration::from_millis(state.config.sandbox.image_ms),
+        video_time: Duration::from_millis(state.config.sandbox.video_ms),
+    });
+    let engine = Arc::new(Engine {
+        store: state.tasks.store.clone(),
+        ledger: state.ledger.clone(),
+        files: state.files.clone(),
+        catalog: catalog.clone(),
+        backends: HashMap::from([(sandbox.vendor(), sandbox)]),
+        limits: HashMap::from([("sandbox", Arc::new(Semaphore::new(64)))]),
+        http: state.http.clone(),
+        wake: state.tasks.wake.clone(),
+        owner: format!(
+            "{}-{}",
+            std::process::id(),
+            crate::billing::ledger::random_id()
+        ),
+        inflight: AtomicUsize::new(0),
+        tracker: state.background.clone(),
+    });
+    state.background.spawn(engine.run(stop.clone()));
+    let callbacks = Arc::new(Callbacks {
+        store: state.tasks.store.clone(),
+        db: state.db.clone(),
+        http: state.http.clone(),
+        base_url: state
+            .config
+            .public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local}")),
+        retry_secs: state.config.callback_retry_secs.clone(),
+    });
+    state.background.spawn(callbacks.run(stop));
 }
 
 fn spawn_background_jobs(state: &AppState, stop: CancellationToken) {

@@ -679,7 +679,6 @@ async fn ctrl_c_stops_waiting_only() {
 // image / video against the real demo server
 
 #[tokio::test]
-#[ignore = "needs the image endpoint"]
 async fn image_and_video_against_the_demo_server() {
     let server = Server::start(Opts::demo()).await;
     let base = server.base.as_str();

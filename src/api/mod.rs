@@ -6,6 +6,7 @@ mod extract;
 mod health;
 mod idfile;
 mod models;
+mod tasks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -37,11 +38,21 @@ impl UserSlot {
 /// All routes.
 pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
+    let uploads = state.config.max_multipart_bytes;
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/idfile", get(idfile::serve))
         .route("/llmage/v1/models", get(models::list))
         .route("/llmage/v1/chat/completions", post(chat::completions))
+        .route(
+            "/llmage/v1/image/generations",
+            post(tasks::image).layer(DefaultBodyLimit::max(uploads)),
+        )
+        .route(
+            "/llmage/v1/video/generations",
+            post(tasks::video).layer(DefaultBodyLimit::max(uploads)),
+        )
+        .route("/llmage/v1/tasks", get(tasks::tasks))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

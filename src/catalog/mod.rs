@@ -4,6 +4,8 @@
 //! The catalog is immutable once loaded; models that an admin adds through an `openai` channel
 //! (a user's own vLLM model) are merged in by [`Catalog::with_extra_chat_models`].
 
+pub mod validate;
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
@@ -146,6 +148,15 @@ impl Model {
     /// The parameter table of one category.
     pub fn category(&self, category: &str) -> Option<&Category> {
         self.categories.iter().find(|c| c.id == category)
+    }
+
+    /// The categories it serves, comma-separated (for error messages).
+    pub fn category_list(&self) -> String {
+        self.categories
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Whether this is a chat (t2t) model.

@@ -107,12 +107,7 @@ impl ChatRelay {
             return Err(ApiError::InvalidParameter(format!(
                 "model {} does not serve t2t (serves {}); use /llmage/v1/image/generations or /llmage/v1/video/generations",
                 model.id,
-                model
-                    .categories
-                    .iter()
-                    .map(|c| c.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                model.category_list()
             )));
         }
         let targets: Vec<Target> = if table.has_channel(&model.id) {

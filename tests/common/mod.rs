@@ -97,6 +97,8 @@ impl Server {
             .arg("--database-url")
             .arg(&database_url)
             .env("LLMAGE_SANDBOX__CHAT_CHUNK_DELAY_MS", "1")
+            .env("LLMAGE_SANDBOX__IMAGE_MS", "300")
+            .env("LLMAGE_SANDBOX__VIDEO_MS", "800")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

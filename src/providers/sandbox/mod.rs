@@ -2,7 +2,7 @@
 //! mode and tests need no vendor account. A product feature, not a test mock.
 
 mod chat;
-// WIP: mod media;
+mod media;
 
 pub use chat::SandboxChat;
-// WIP: pub use media::SandboxMedia;
+pub use media::SandboxMedia;

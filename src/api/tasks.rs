@@ -1,0 +1,235 @@
+//! Image and video tasks: `POST /llmage/v1/image/generations`, `POST /llmage/v1/video/generations`
+//! (JSON or multipart/form-data, optional `Idempotency-Key`), and `GET /llmage/v1/tasks`
+//! (`?taskid=` for one task, else the caller's tasks newest first).
+
+use axum::Json;
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::http::{HeaderMap, header};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::extract::{ApiKey, JsonBody};
+use crate::catalog::validate::{Endpoint, FieldValue, Limits, Submission, Upload, validate};
+use crate::error::ApiError;
+use crate::server::AppState;
+
+/// Most parts a form may have.
+const MAX_PARTS: usize = 64;
+/// Longest text part.
+const MAX_TEXT_PART: usize = 64 * 1024;
+
+pub async fn image(
+    state: State<AppState>,
+    key: ApiKey,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    submit(state, key, request, Endpoint::Image).await
+}
+
+pub async fn video(
+    state: State<AppState>,
+    key: ApiKey,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    submit(state, key, request, Endpoint::Video).await
+}
+
+async fn submit(
+    State(state): State<AppState>,
+    ApiKey(owner): ApiKey,
+    request: Request,
+    endpoint: Endpoint,
+) -> Result<Json<Value>, ApiError> {
+    let idem_key = idempotency_key(request.headers())?;
+    let limits = Limits {
+        max_file_bytes: state.config.max_upload_bytes,
+    };
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let submission = if is_multipart {
+        let multipart = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| {
+                ApiError::InvalidParameter(format!(
+                    "malformed multipart/form-data body: {}",
+                    e.body_text()
+                ))
+            })?;
+        read_multipart(multipart, limits).await?
+    } else {
+        let JsonBody(body) = JsonBody::from_request(request, &state).await?;
+        let Value::Object(fields) = body else {
+            return Err(ApiError::InvalidJson("expected a JSON object".into()));
+        };
+        Submission {
+            fields: fields
+                .into_iter()
+                .map(|(k, v)| (k, FieldValue::Json(v)))
+                .collect(),
+            files: Vec::new(),
+        }
+    };
+    let table = state.channels.table();
+    let checked = validate(&table.catalog, endpoint, submission, limits)?;
+    let task = state
+        .tasks
+        .submit(&table, &owner, checked, idem_key)
+        .await?;
+    Ok(Json(
+        json!({"taskid": task.id, "status": task.status.as_str()}),
+    ))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidParameter("Idempotency-Key must be printable ASCII".into()))?
+        .trim();
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::InvalidParameter(
+            "Idempotency-Key must be 1 to 255 characters".into(),
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+async fn read_multipart(mut multipart: Multipart, limits: Limits) -> Result<Submission, ApiError> {
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        ApiError::InvalidParameter(format!(
+            "malformed multipart/form-data body: {}",
+            e.body_text()
+        ))
+    };
+    let mut submission = Submission::default();
+    let mut parts = 0;
+    while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
+        parts += 1;
+        if parts > MAX_PARTS {
+            return Err(ApiError::InvalidParameter(format!(
+                "too many form parts (at most {MAX_PARTS})"
+            )));
+        }
+        let name = field.name().unwrap_or("").to_owned();
+        if name.is_empty() {
+            return Err(ApiError::InvalidParameter(
+                "every form part needs a name".into(),
+            ));
+        }
+        let filename = field.file_name().map(str::to_owned);
+        let is_file = filename.is_some();
+        let limit = if is_file {
+            limits.max_file_bytes
+        } else {
+            MAX_TEXT_PART
+        };
+        let mut data = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(bad)? {
+            if data.len() + chunk.len() > limit {
+                return Err(ApiError::InvalidParameter(if is_file {
+                    format!("{name} is too large (at most {limit} bytes per file)")
+                } else {
+                    format!("{name} is too long (at most {limit} bytes)")
+                }));
+            }
+            data.extend_from_slice(&chunk);
+        }
+        if is_file {
+            submission.files.push((
+                name,
+                Upload {
+                    bytes: data.into(),
+                    filename,
+                },
+            ));
+        } else {
+            let text = String::from_utf8(data).map_err(|_| {
+                ApiError::InvalidParameter(format!("{name} is not valid UTF-8 text"))
+            })?;
+            submission.fields.push((name, FieldValue::Text(text)));
+        }
+    }
+    Ok(submission)
+}
+
+#[derive(Deserialize)]
+pub struct TasksQuery {
+    taskid: Option<String>,
+    limit: Option<i64>,
+    /// The `next` cursor of the previous page.
+    after: Option<String>,
+}
+
+/// Absolute base for result links: the configured public URL, else the request's Host.
+pub fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &state.config.public_base_url {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| valid_host(h))
+        .unwrap_or(&state.config.listen);
+    format!("http://{host}")
+}
+
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+pub async fn tasks(
+    State(state): State<AppState>,
+    ApiKey(owner): ApiKey,
+    headers: HeaderMap,
+    Query(q): Query<TasksQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let base = base_url(&state, &headers);
+    if let Some(id) = q.taskid.filter(|t| !t.is_empty()) {
+        let task = state.tasks.get(&owner, &id).await?;
+        return Ok(Json(task.to_json(&base)));
+    }
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::InvalidParameter(
+            "limit must be between 1 and 100".into(),
+        ));
+    }
+    let after = match q.after.as_deref().filter(|a| !a.is_empty()) {
+        None => None,
+        Some(cursor) => {
+            let parsed = cursor
+                .split_once('-')
+                .and_then(|(t, id)| Some((t.parse::<i64>().ok()?, id.to_owned())));
+            Some(parsed.ok_or_else(|| {
+                ApiError::InvalidParameter(
+                    "after must be the `next` value of a previous page".into(),
+                )
+            })?)
+        }
+    };
+    let mut tasks = state
+        .tasks
+        .store
+        .list(owner.user_id, limit + 1, after)
+        .await?;
+    let has_more = tasks.len() as i64 > limit;
+    tasks.truncate(limit as usize);
+    let next = tasks
+        .last()
+        .filter(|_| has_more)
+        .map(|t| format!("{}-{}", t.created_at, t.id));
+    Ok(Json(json!({
+        "object": "list",
+        "data": tasks.iter().map(|t| t.to_json(&base)).collect::<Vec<_>>(),
+        "has_more": has_more,
+        "next": next,
+    })))
+}

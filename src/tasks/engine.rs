@@ -1,0 +1,360 @@
+//! The task engine: leases due tasks from the database, sends new ones to their vendor, polls
+//! running ones with per-vendor backoff and concurrency limits, archives results, settles or
+//! releases the reservation, and fails tasks past their deadline (refunded).
+//!
+//! Crash safety: every step is a guarded update of the task row, so a restarted process resumes
+//! where the rows say. Money is exactly-once because a reservation closes once (settle/release
+//! check its state). The one window that can make a vendor see a task twice is between sending it
+//! and recording the vendor's task id: `submit_started_at` is written durably just before the send
+//! and the id right after the answer, so the window is one vendor round trip. A crash inside it
+//! leaves a CREATED task with `submit_started_at` set; it is sent again after restart (logged),
+//! which may cost one duplicate vendor job but never a second charge to the user.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::store::TaskStore;
+use super::{Task, TaskResult, TaskStatus};
+use crate::billing::ledger::Ledger;
+use crate::catalog::Catalog;
+use crate::providers::ProviderError;
+use crate::providers::media::{
+    MediaBackend, MediaJob, MediaOutput, OutputBody, OutputRole, PollOutcome,
+};
+use crate::storage::files::{FileKind, FileStore};
+use crate::storage::now_ms;
+
+/// How long a process owns a task it works on.
+const LEASE_MS: i64 = 300_000;
+/// Most tasks in work at once in this process.
+const CAPACITY: usize = 256;
+/// Submission attempts before a task fails.
+const MAX_SUBMIT_ATTEMPTS: i64 = 5;
+/// Largest result file we download.
+const MAX_RESULT_BYTES: usize = 2 * 1024 * 1024 * 1024;
+
+/// The engine's parts.
+pub struct Engine {
+    pub store: TaskStore,
+    pub ledger: Ledger,
+    pub files: FileStore,
+    pub catalog: Arc<Catalog>,
+    /// Vendor name → adapter.
+    pub backends: HashMap<&'static str, MediaBackend>,
+    /// Vendor name → concurrent calls allowed.
+    pub limits: HashMap<&'static str, Arc<Semaphore>>,
+    pub http: reqwest::Client,
+    pub wake: Arc<Notify>,
+    /// This process's lease name.
+    pub owner: String,
+    pub inflight: AtomicUsize,
+    pub tracker: TaskTracker,
+}
+
+impl Engine {
+    /// Run until `stop`; in-flight steps finish (they are tracked).
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        loop {
+            let room = CAPACITY.saturating_sub(self.inflight.load(Ordering::Relaxed));
+            let claimed = if room == 0 {
+                Vec::new()
+            } else {
+                match self
+                    .store
+                    .claim_due(&self.owner, room as i64, LEASE_MS)
+                    .await
+                {
+                    Ok(tasks) => tasks,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot claim tasks");
+                        Vec::new()
+                    }
+                }
+            };
+            let full = claimed.len() == room && room > 0;
+            for task in claimed {
+                self.inflight.fetch_add(1, Ordering::Relaxed);
+                let engine = self.clone();
+                self.tracker.spawn(async move {
+                    engine.step(task).await;
+                    engine.inflight.fetch_sub(1, Ordering::Relaxed);
+                    engine.wake.notify_one();
+                });
+            }
+            if full {
+                continue;
+            }
+            let wait = match self.store.next_due().await {
+                Ok(Some(t)) => {
+                    Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0).clamp(10, 1000))
+                }
+                _ => Duration::from_secs(1),
+            };
+            tokio::select! {
+                () = stop.cancelled() => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// One step of one task.
+    async fn step(&self, task: Task) {
+        let Some(backend) = self.backends.get(task.vendor.as_str()) else {
+            self.fail(
+                &task,
+                &format!("vendor {} is not configured on this server", task.vendor),
+            )
+            .await;
+            return;
+        };
+        let Some(model) = self.catalog.get(&task.model).cloned() else {
+            self.fail(
+                &task,
+                &format!("model {} is no longer in the catalog", task.model),
+            )
+            .await;
+            return;
+        };
+        if now_ms() > task.deadline_at {
+            let minutes = (task.deadline_at - task.created_at) / 60_000;
+            self.fail(
+                &task,
+                &format!("任务超时 / timed out: not finished within {minutes} minutes"),
+            )
+            .await;
+            return;
+        }
+        let _permit = match self.limits.get(task.vendor.as_str()) {
+            Some(sem) => sem.clone().acquire_owned().await.ok(),
+            None => None,
+        };
+        let job = MediaJob {
+            task_id: &task.id,
+            model: &model,
+            upstream_model: &task.model,
+            category: &task.category,
+            params: &task.params,
+            inputs: &task.inputs,
+        };
+        let (first, longest) = backend.poll_delays();
+        let backoff = |polls: i64| {
+            let factor = 1.5f64.powi(i32::try_from(polls.min(30)).unwrap_or(30));
+            let ms = (first.as_millis() as f64 * factor).min(longest.as_millis() as f64);
+            now_ms() + ms as i64
+        };
+        let result = match task.status {
+            TaskStatus::Created => self.submit(backend, &job, &task, backoff(0)).await,
+            TaskStatus::Pending | TaskStatus::Running => {
+                let Some(vendor_id) = task.vendor_task_id.as_deref() else {
+                    self.fail(&task, "internal: running task without a vendor id")
+                        .await;
+                    return;
+                };
+                match backend.poll(&job, vendor_id).await {
+                    Ok(PollOutcome::Pending) => {
+                        self.store
+                            .mark_progress(
+                                &task.id,
+                                &self.owner,
+                                TaskStatus::Pending,
+                                backoff(task.polls),
+                            )
+                            .await
+                    }
+                    Ok(PollOutcome::Running) => {
+                        self.store
+                            .mark_progress(
+                                &task.id,
+                                &self.owner,
+                                TaskStatus::Running,
+                                backoff(task.polls),
+                            )
+                            .await
+                    }
+                    Ok(PollOutcome::Succeeded(outputs)) => {
+                        match self.complete(&task, outputs).await {
+                            Ok(()) => Ok(()),
+                            Err(e) => {
+                                tracing::warn!(task = %task.id, error = %e, "archiving results failed; will retry");
+                                self.store
+                                    .release(&task.id, &self.owner, backoff(task.polls))
+                                    .await
+                            }
+                        }
+                    }
+                    Ok(PollOutcome::Failed(reason)) => {
+                        self.fail(&task, &reason).await;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        tracing::warn!(task = %task.id, vendor = %task.vendor, error = %e, "poll failed; will retry");
+                        self.store
+                            .release(&task.id, &self.owner, backoff(task.polls))
+                            .await
+                    }
+                }
+            }
+            TaskStatus::Succeeded | TaskStatus::Failed => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(task = %task.id, error = %e, "task step could not be recorded; it will be retried after its lease");
+        }
+    }
+
+    async fn submit(
+        &self,
+        backend: &MediaBackend,
+        job: &MediaJob<'_>,
+        task: &Task,
+        next_poll: i64,
+    ) -> Result<(), crate::storage::StoreError> {
+        if task.submit_started_at.is_some() {
+            tracing::warn!(task = %task.id, "re-sending a task whose previous send was not recorded (crash in the send window)");
+        }
+        if !self.store.mark_submitting(&task.id, &self.owner).await? {
+            return Ok(());
+        }
+        match backend.submit(job).await {
+            Ok(vendor_id) => {
+                self.store
+                    .mark_submitted(&task.id, &self.owner, &vendor_id, next_poll)
+                    .await?;
+                Ok(())
+            }
+            Err(e) if e.retryable() && task.attempts + 1 < MAX_SUBMIT_ATTEMPTS => {
+                tracing::warn!(task = %task.id, error = %e, "vendor did not accept the task; will retry");
+                self.store.release(&task.id, &self.owner, next_poll).await
+            }
+            Err(e) => {
+                self.fail(task, &vendor_message(&e)).await;
+                Ok(())
+            }
+        }
+    }
+
+    /// Archive results, settle the price, mark SUCCEEDED (in that order; each step idempotent).
+    async fn complete(&self, task: &Task, outputs: Vec<MediaOutput>) -> Result<(), String> {
+        let mut result = TaskResult::default();
+        for output in outputs {
+            let (bytes, mime) = match output.body {
+                OutputBody::Bytes { bytes, mime } => (bytes, mime),
+                OutputBody::Url(url) => self.download(&url).await?,
+            };
+            let stored = self
+                .files
+                .put(task.user_id, Some(&task.id), FileKind::Result, &mime, bytes)
+                .await
+                .map_err(|e| e.to_string())?;
+            match output.role {
+                OutputRole::Image | OutputRole::Cover => result.image = Some(stored.id),
+                OutputRole::Video => result.video = Some(stored.id),
+            }
+        }
+        let mut charged = task.credits;
+        if let Some(reservation) = &task.reservation_id {
+            let settled = self
+                .ledger
+                .settle(reservation, task.credits)
+                .await
+                .map_err(|e| e.to_string())?;
+            if settled.applied {
+                charged = settled.charged;
+            }
+        }
+        let mut usage = task.usage.clone().unwrap_or_default();
+        if let Some(obj) = usage.as_object_mut() {
+            obj.insert("credits".into(), charged.into());
+        }
+        self.store
+            .finish(
+                &task.id,
+                TaskStatus::Succeeded,
+                Some(&result),
+                Some(&usage),
+                charged,
+                None,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(task = %task.id, model = %task.model, credits = charged, "task succeeded");
+        Ok(())
+    }
+
+    async fn download(&self, url: &str) -> Result<(Bytes, String), String> {
+        let resp = self
+            .http
+            .get(url)
+            .timeout(Duration::from_secs(300))
+            .send()
+            .await
+            .map_err(|e| format!("download failed: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("download answered HTTP {}", resp.status()));
+        }
+        let mime = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
+            .unwrap_or_else(|| "application/octet-stream".into());
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| format!("download failed: {e}"))?;
+        if bytes.len() > MAX_RESULT_BYTES {
+            return Err("result file too large".into());
+        }
+        let mime = crate::media::sniff(&bytes)
+            .map(|s| s.mime.to_owned())
+            .unwrap_or(mime);
+        Ok((bytes, mime))
+    }
+
+    /// Release the reservation and mark FAILED with a reason the user can read.
+    async fn fail(&self, task: &Task, reason: &str) {
+        if let Some(reservation) = &task.reservation_id
+            && let Err(e) = self.ledger.release(reservation).await
+        {
+            tracing::error!(task = %task.id, error = %e, "cannot release a failed task's reservation; will retry");
+            let _ = self
+                .store
+                .release(&task.id, &self.owner, now_ms() + 5_000)
+                .await;
+            return;
+        }
+        match self
+            .store
+            .finish(&task.id, TaskStatus::Failed, None, None, 0, Some(reason))
+            .await
+        {
+            Ok(_) => tracing::info!(task = %task.id, model = %task.model, reason, "task failed"),
+            Err(e) => {
+                tracing::error!(task = %task.id, error = %e, "cannot record a failed task; will retry")
+            }
+        }
+    }
+}
+
+/// What a user may read about a vendor error (never our keys or internals).
+fn vendor_message(e: &ProviderError) -> String {
+    match e {
+        ProviderError::Status {
+            status: 401 | 403, ..
+        } => "vendor refused the channel's credentials".into(),
+        ProviderError::Status { status, message } => {
+            format!("vendor answered HTTP {status}: {message}")
+        }
+        ProviderError::Timeout => "vendor timed out".into(),
+        ProviderError::Connect(_) => "cannot reach the vendor".into(),
+        ProviderError::Decode(_) => "vendor sent an unreadable answer".into(),
+        ProviderError::Event(m) => m.clone(),
+    }
+}

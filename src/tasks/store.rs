@@ -1,0 +1,335 @@
+//! Task rows. Every state change is one guarded `UPDATE` (by id and, while a process works on a
+//! task, by its lease), so two processes — or a restarted one — never apply a change twice.
+
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Task, TaskInput, TaskResult, TaskStatus};
+use crate::storage::{Db, StoreError, now_ms};
+
+const COLUMNS: &str = "id, user_id, key_id, model, category, params, inputs, vendor, channel_id, vendor_task_id, status, error, \
+    attempts, submit_started_at, polls, deadline_at, reservation_id, credits, usage, result, callback_url, created_at, updated_at, finished_at";
+
+/// A task to insert.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub id: String,
+    pub user_id: i64,
+    pub key_id: i64,
+    pub model: String,
+    pub category: String,
+    pub params: serde_json::Map<String, Value>,
+    pub inputs: Vec<TaskInput>,
+    pub vendor: String,
+    pub channel_id: Option<i64>,
+    pub deadline_at: i64,
+    pub reservation_id: Option<String>,
+    pub credits: i64,
+    pub usage: Value,
+    pub idem_key: Option<String>,
+    pub callback_url: Option<String>,
+}
+
+/// Task persistence.
+#[derive(Clone, Debug)]
+pub struct TaskStore {
+    db: Db,
+}
+
+impl TaskStore {
+    pub fn new(db: Db) -> TaskStore {
+        TaskStore { db }
+    }
+
+    /// Insert; `Err(StoreError)` with `is_unique_violation()` when the idempotency key was used.
+    pub async fn insert(&self, t: &NewTask) -> Result<(), StoreError> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO tasks (id, user_id, key_id, model, category, params, inputs, vendor, channel_id, status, next_poll_at, \
+             deadline_at, reservation_id, credits, usage, idem_key, callback_url, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'CREATED', $10, $11, $12, $13, $14, $15, $16, $10, $10)",
+        )
+        .bind(&t.id)
+        .bind(t.user_id)
+        .bind(t.key_id)
+        .bind(&t.model)
+        .bind(&t.category)
+        .bind(Value::Object(t.params.clone()).to_string())
+        .bind(serde_json::to_string(&t.inputs).unwrap_or_else(|_| "[]".into()))
+        .bind(&t.vendor)
+        .bind(t.channel_id)
+        .bind(now)
+        .bind(t.deadline_at)
+        .bind(&t.reservation_id)
+        .bind(t.credits)
+        .bind(t.usage.to_string())
+        .bind(&t.idem_key)
+        .bind(&t.callback_url)
+        .execute(self.db.writer())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<Task>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM tasks WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(self.db.reader())
+            .await?;
+        row.map(|r| decode(&r)).transpose()
+    }
+
+    pub async fn by_idem_key(&self, user_id: i64, key: &str) -> Result<Option<Task>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM tasks WHERE user_id = $1 AND idem_key = $2");
+        let row = sqlx::query(&sql)
+            .bind(user_id)
+            .bind(key)
+            .fetch_optional(self.db.writer())
+            .await?;
+        row.map(|r| decode(&r)).transpose()
+    }
+
+    /// A user's tasks, newest first, after the cursor `(created_at, id)` of the previous page.
+    pub async fn list(
+        &self,
+        user_id: i64,
+        limit: i64,
+        after: Option<(i64, String)>,
+    ) -> Result<Vec<Task>, StoreError> {
+        let (t, id) = after.unwrap_or((i64::MAX, String::new()));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM tasks WHERE user_id = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
+             ORDER BY created_at DESC, id DESC LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user_id)
+            .bind(t)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(self.db.reader())
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Lease up to `limit` unfinished tasks that are due, for `lease_ms`.
+    pub async fn claim_due(
+        &self,
+        owner: &str,
+        limit: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<Task>, StoreError> {
+        let now = now_ms();
+        let sql = format!(
+            "UPDATE tasks SET lease_owner = $1, lease_until = $2 \
+             WHERE lease_until < $3 AND id IN (SELECT id FROM tasks WHERE status IN ('CREATED', 'PENDING', 'RUNNING') \
+             AND next_poll_at <= $3 AND lease_until < $3 ORDER BY next_poll_at LIMIT $4) RETURNING {COLUMNS}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(owner)
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(self.db.writer())
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// The earliest time an unfinished task is due (for the engine's sleep).
+    pub async fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "SELECT CAST(MIN(CASE WHEN lease_until > next_poll_at THEN lease_until ELSE next_poll_at END) AS BIGINT) AS t \
+             FROM tasks WHERE status IN ('CREATED', 'PENDING', 'RUNNING')",
+        )
+        .fetch_one(self.db.reader())
+        .await?;
+        Ok(row.try_get("t")?)
+    }
+
+    /// Record that we are about to send the task to its vendor (durable before the send).
+    pub async fn mark_submitting(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE tasks SET submit_started_at = $1, attempts = attempts + 1, updated_at = $1 \
+             WHERE id = $2 AND lease_owner = $3 AND status = 'CREATED'",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(owner)
+        .execute(self.db.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The vendor accepted the task.
+    pub async fn mark_submitted(
+        &self,
+        id: &str,
+        owner: &str,
+        vendor_task_id: &str,
+        next_poll_at: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE tasks SET vendor_task_id = $1, status = 'PENDING', next_poll_at = $2, updated_at = $3, lease_until = 0 \
+             WHERE id = $4 AND lease_owner = $5 AND status = 'CREATED'",
+        )
+        .bind(vendor_task_id)
+        .bind(next_poll_at)
+        .bind(now_ms())
+        .bind(id)
+        .bind(owner)
+        .execute(self.db.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A poll that did not finish the task: new status, next poll time, lease released.
+    pub async fn mark_progress(
+        &self,
+        id: &str,
+        owner: &str,
+        status: TaskStatus,
+        next_poll_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tasks SET status = $1, polls = polls + 1, next_poll_at = $2, updated_at = $3, lease_until = 0 \
+             WHERE id = $4 AND lease_owner = $5 AND status IN ('CREATED', 'PENDING', 'RUNNING')",
+        )
+        .bind(status.as_str())
+        .bind(next_poll_at)
+        .bind(now_ms())
+        .bind(id)
+        .bind(owner)
+        .execute(self.db.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Give a task back without changing it (e.g. a transient error), to retry at `next_poll_at`.
+    pub async fn release(
+        &self,
+        id: &str,
+        owner: &str,
+        next_poll_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tasks SET next_poll_at = $1, lease_until = 0, polls = polls + 1 WHERE id = $2 AND lease_owner = $3")
+            .bind(next_poll_at)
+            .bind(id)
+            .bind(owner)
+            .execute(self.db.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// Final state. Only an unfinished task changes; returns whether this call finished it.
+    pub async fn finish(
+        &self,
+        id: &str,
+        status: TaskStatus,
+        result: Option<&TaskResult>,
+        usage: Option<&Value>,
+        credits: i64,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE tasks SET status = $1, result = $2, usage = COALESCE($3, usage), credits = $4, error = $5, finished_at = $6, \
+             updated_at = $6, lease_until = 0, \
+             callback_state = CASE WHEN callback_url IS NULL THEN 'none' ELSE 'pending' END, callback_next_at = $6 \
+             WHERE id = $7 AND status IN ('CREATED', 'PENDING', 'RUNNING')",
+        )
+        .bind(status.as_str())
+        .bind(result.map(|r| serde_json::to_string(r).unwrap_or_default()))
+        .bind(usage.map(Value::to_string))
+        .bind(credits)
+        .bind(error)
+        .bind(now)
+        .bind(id)
+        .execute(self.db.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Finished tasks whose callback is due.
+    pub async fn due_callbacks(&self, limit: i64) -> Result<Vec<(Task, i64)>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS}, callback_attempts FROM tasks WHERE callback_state = 'pending' AND callback_next_at <= $1 \
+             ORDER BY callback_next_at LIMIT $2"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(now_ms())
+            .bind(limit)
+            .fetch_all(self.db.reader())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((decode(r)?, r.try_get("callback_attempts")?)))
+            .collect()
+    }
+
+    /// Record a callback attempt: `delivered`, `failed` (gave up) or `pending` again at `next_at`.
+    pub async fn callback_attempted(
+        &self,
+        id: &str,
+        state: &str,
+        next_at: Option<i64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tasks SET callback_state = $1, callback_attempts = callback_attempts + 1, callback_next_at = $2 WHERE id = $3")
+            .bind(state)
+            .bind(next_at)
+            .bind(id)
+            .execute(self.db.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// Task counts by status (monitoring, benchmarks).
+    pub async fn counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT status, CAST(COUNT(*) AS BIGINT) AS n FROM tasks GROUP BY status ORDER BY status")
+            .fetch_all(self.db.reader())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect()
+    }
+}
+
+fn json_column<T: serde::de::DeserializeOwned + Default>(
+    r: &AnyRow,
+    column: &str,
+) -> Result<T, StoreError> {
+    let text: Option<String> = r.try_get(column)?;
+    Ok(text
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default())
+}
+
+fn decode(r: &AnyRow) -> Result<Task, StoreError> {
+    let status: String = r.try_get("status")?;
+    let usage: Option<String> = r.try_get("usage")?;
+    Ok(Task {
+        id: r.try_get("id")?,
+        user_id: r.try_get("user_id")?,
+        key_id: r.try_get("key_id")?,
+        model: r.try_get("model")?,
+        category: r.try_get("category")?,
+        params: json_column(r, "params")?,
+        inputs: json_column(r, "inputs")?,
+        vendor: r.try_get("vendor")?,
+        channel_id: r.try_get("channel_id")?,
+        vendor_task_id: r.try_get("vendor_task_id")?,
+        status: TaskStatus::parse(&status).unwrap_or(TaskStatus::Failed),
+        error: r.try_get("error")?,
+        attempts: r.try_get("attempts")?,
+        submit_started_at: r.try_get("submit_started_at")?,
+        polls: r.try_get("polls")?,
+        deadline_at: r.try_get("deadline_at")?,
+        reservation_id: r.try_get("reservation_id")?,
+        credits: r.try_get("credits")?,
+        usage: usage.and_then(|u| serde_json::from_str(&u).ok()),
+        result: json_column(r, "result")?,
+        callback_url: r.try_get("callback_url")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        finished_at: r.try_get("finished_at")?,
+    })
+}
