@@ -120,9 +120,15 @@ pub async fn channel_add(core: &Core, args: ChannelArgs) -> anyhow::Result<()> {
     }
     for route in &models {
         match core.catalog.get(&route.model) {
-            Some(model) if !model.is_chat() => bail!(
-                "model {} is not a chat model; {} channels serve chat (t2t) only for now",
+            Some(model) if model.is_chat() && !vendor.serves_chat() => bail!(
+                "model {} is a chat model; {} channels do not serve chat (use openai or dashscope)",
                 route.model,
+                vendor.as_str()
+            ),
+            Some(model) if !model.is_chat() && model.vendor != vendor.as_str() => bail!(
+                "model {} is served by {} channels, not {}",
+                route.model,
+                model.vendor,
                 vendor.as_str()
             ),
             None if vendor != Vendor::OpenAi => bail!(

@@ -157,7 +157,6 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
-    let catalog = core.catalog.clone();
     let state = build_state(config, core).await?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, demo = state.config.demo, "llmage listening");
@@ -165,7 +164,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let stop = CancellationToken::new();
     spawn_background_jobs(&state, stop.clone());
-    start_task_engine(&state, &catalog, local, stop.clone());
+    start_task_engine(&state, local, stop.clone());
     let app = crate::api::router(state.clone());
     let shutdown = stop.clone();
     let server = axum::serve(
@@ -213,12 +212,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 /// The task engine and the callback sender.
-fn start_task_engine(
-    state: &AppState,
-    catalog: &Arc<Catalog>,
-    local: SocketAddr,
-    stop: CancellationToken,
-) {
+fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToken) {
     let sandbox = MediaBackend::Sandbox(SandboxMedia {
         image_time: Duration::from_millis(state.config.sandbox.image_ms),
         video_time: Duration::from_millis(state.config.sandbox.video_ms),
@@ -227,7 +221,7 @@ fn start_task_engine(
         store: state.tasks.store.clone(),
         ledger: state.ledger.clone(),
         files: state.files.clone(),
-        catalog: catalog.clone(),
+        channels: state.channels.clone(),
         backends: HashMap::from([(sandbox.vendor(), sandbox)]),
         limits: HashMap::from([("sandbox", Arc::new(Semaphore::new(64)))]),
         http: state.http.clone(),

@@ -21,28 +21,51 @@ pub use store::{ChannelStore, NewChannel};
 pub enum Vendor {
     /// Any OpenAI-compatible server (vLLM, Ollama, DashScope compatible-mode, …).
     OpenAi,
-    /// Alibaba Model Studio; chat goes through its compatible-mode endpoint.
+    /// Alibaba Model Studio: chat through its compatible-mode endpoint, Wan and HappyHorse
+    /// images/videos through its native async API.
     DashScope,
+    /// Volcengine Ark (Doubao Seedance).
+    Ark,
+    /// BytePlus ModelArk (Dreamina Seedance), Ark's protocol outside China.
+    ModelArk,
+    /// Vidu.
+    Vidu,
+    /// Zhipu BigModel (CogView).
+    Zhipu,
 }
 
 impl Vendor {
+    pub const ALL: [Vendor; 6] = [
+        Vendor::OpenAi,
+        Vendor::DashScope,
+        Vendor::Ark,
+        Vendor::ModelArk,
+        Vendor::Vidu,
+        Vendor::Zhipu,
+    ];
+
     pub fn parse(s: &str) -> Option<Vendor> {
-        match s {
-            "openai" => Some(Vendor::OpenAi),
-            "dashscope" => Some(Vendor::DashScope),
-            _ => None,
-        }
+        Vendor::ALL.into_iter().find(|v| v.as_str() == s)
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Vendor::OpenAi => "openai",
             Vendor::DashScope => "dashscope",
+            Vendor::Ark => "ark",
+            Vendor::ModelArk => "modelark",
+            Vendor::Vidu => "vidu",
+            Vendor::Zhipu => "zhipu",
         }
     }
 
+    /// Whether the relay can send chat completions to this vendor.
+    pub fn serves_chat(self) -> bool {
+        matches!(self, Vendor::OpenAi | Vendor::DashScope)
+    }
+
     /// Names accepted by `--vendor`.
-    pub const NAMES: &'static str = "openai, dashscope";
+    pub const NAMES: &'static str = "openai, dashscope, ark, modelark, vidu, zhipu";
 }
 
 /// One of a channel's models: our model id and the name the upstream knows it by.
@@ -95,6 +118,8 @@ pub struct Route {
 pub struct ChannelTable {
     pub catalog: Arc<Catalog>,
     by_model: HashMap<String, Vec<Route>>,
+    /// Every channel by id, disabled ones included (tasks already sent there are still polled).
+    by_id: HashMap<i64, Arc<Channel>>,
     pub stamp: (i64, i64),
 }
 
@@ -108,7 +133,9 @@ impl ChannelTable {
     ) -> ChannelTable {
         let mut by_model: HashMap<String, Vec<Route>> = HashMap::new();
         let mut extra = Vec::new();
-        for channel in channels.into_iter().filter(|c| c.enabled).map(Arc::new) {
+        let all: Vec<Arc<Channel>> = channels.into_iter().map(Arc::new).collect();
+        let by_id = all.iter().map(|c| (c.id, c.clone())).collect();
+        for channel in all.into_iter().filter(|c| c.enabled) {
             for route in &channel.models {
                 if base.get(&route.model).is_none() && channel.vendor == Vendor::OpenAi {
                     extra.push(Model::custom_chat(
@@ -137,8 +164,19 @@ impl ChannelTable {
         ChannelTable {
             catalog: Arc::new(base.with_extra_chat_models(extra)),
             by_model,
+            by_id,
             stamp,
         }
+    }
+
+    /// A channel by id, enabled or not.
+    pub fn channel(&self, id: i64) -> Option<&Arc<Channel>> {
+        self.by_id.get(&id)
+    }
+
+    /// The routes of a model in fixed order (priority, then id): the order a task fails over in.
+    pub fn ordered_routes(&self, model: &str) -> &[Route] {
+        self.by_model.get(model).map_or(&[], Vec::as_slice)
     }
 
     /// Whether any enabled channel serves the model.

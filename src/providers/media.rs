@@ -1,25 +1,80 @@
 //! Async media generation (image/video tasks) across vendors: what a job is, what a poll can
 //! answer, and [`MediaBackend`], the one place that dispatches to a vendor's adapter.
 
+use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::ProviderError;
 use super::sandbox::SandboxMedia;
 use crate::catalog::Model;
-use crate::tasks::TaskInput;
+use crate::channels::Channel;
 
 /// One task as a vendor adapter sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct MediaJob<'a> {
     pub task_id: &'a str,
     pub model: &'a Model,
-    /// The vendor's name for the model.
+    /// The vendor's name for the model (the channel's mapping, else our id).
     pub upstream_model: &'a str,
     pub category: &'a str,
-    /// Checked parameters, defaults filled in.
+    /// Checked parameters, defaults filled in (`model`, `catelogid` and file fields excluded).
     pub params: &'a Map<String, Value>,
-    pub inputs: &'a [TaskInput],
+    /// Input files in the order the client gave them. Filled on submit; empty on poll.
+    pub inputs: &'a [JobInput],
+    /// The vendor account (base URL, key); `None` for the sandbox.
+    pub channel: Option<&'a Channel>,
+}
+
+impl MediaJob<'_> {
+    /// The inputs sent under one of the seed's file field names (`image_file`, `image_files`, …).
+    pub fn inputs_of<'s>(&'s self, field: &'s str) -> impl Iterator<Item = &'s JobInput> + 's {
+        self.inputs.iter().filter(move |i| i.field == field)
+    }
+
+    /// The channel, or a configuration error for adapters that need one.
+    pub fn channel(&self) -> Result<&Channel, ProviderError> {
+        self.channel
+            .ok_or_else(|| ProviderError::Event("internal: a vendor task without a channel".into()))
+    }
+
+    /// A string parameter.
+    pub fn str_param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).and_then(Value::as_str)
+    }
+
+    /// An integer parameter.
+    pub fn int_param(&self, name: &str) -> Option<i64> {
+        self.params.get(name).and_then(Value::as_i64)
+    }
+}
+
+/// An input file for a vendor: a URL the client gave, or bytes we stored.
+#[derive(Debug, Clone)]
+pub struct JobInput {
+    /// The submission's field name.
+    pub field: String,
+    pub data: InputData,
+}
+
+/// Where an input's bytes are.
+#[derive(Debug, Clone)]
+pub enum InputData {
+    Url(String),
+    Bytes { bytes: Bytes, mime: String },
+}
+
+impl InputData {
+    /// The URL, or the bytes as a `data:<mime>;base64,…` URI (what the vendors accept inline).
+    pub fn url_or_data_uri(&self) -> String {
+        match self {
+            InputData::Url(url) => url.clone(),
+            InputData::Bytes { bytes, mime } => format!(
+                "data:{mime};base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            ),
+        }
+    }
 }
 
 /// What a result file is for.

@@ -36,7 +36,7 @@ pub fn chat_url(channel: &Channel) -> String {
         Vendor::DashScope if !base.ends_with("/compatible-mode/v1") => {
             format!("{base}/compatible-mode/v1/chat/completions")
         }
-        Vendor::DashScope | Vendor::OpenAi => format!("{base}/chat/completions"),
+        _ => format!("{base}/chat/completions"),
     }
 }
 

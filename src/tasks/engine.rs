@@ -23,10 +23,10 @@ use tokio_util::task::TaskTracker;
 use super::store::TaskStore;
 use super::{Task, TaskResult, TaskStatus};
 use crate::billing::ledger::Ledger;
-use crate::catalog::Catalog;
+use crate::channels::{Channel, ChannelTable, Channels, Route};
 use crate::providers::ProviderError;
 use crate::providers::media::{
-    MediaBackend, MediaJob, MediaOutput, OutputBody, OutputRole, PollOutcome,
+    InputData, JobInput, MediaBackend, MediaJob, MediaOutput, OutputBody, OutputRole, PollOutcome,
 };
 use crate::storage::files::{FileKind, FileStore};
 use crate::storage::now_ms;
@@ -45,7 +45,8 @@ pub struct Engine {
     pub store: TaskStore,
     pub ledger: Ledger,
     pub files: FileStore,
-    pub catalog: Arc<Catalog>,
+    /// Channels and the catalog they extend.
+    pub channels: Arc<Channels>,
     /// Vendor name → adapter.
     pub backends: HashMap<&'static str, MediaBackend>,
     /// Vendor name → concurrent calls allowed.
@@ -115,7 +116,8 @@ impl Engine {
             .await;
             return;
         };
-        let Some(model) = self.catalog.get(&task.model).cloned() else {
+        let table = self.channels.table();
+        let Some(model) = table.catalog.get(&task.model).cloned() else {
             self.fail(
                 &task,
                 &format!("model {} is no longer in the catalog", task.model),
@@ -132,17 +134,45 @@ impl Engine {
             .await;
             return;
         }
+        let channel = match task.channel_id {
+            None => None,
+            Some(id) => match table.channel(id) {
+                Some(channel) => Some(channel.clone()),
+                None => {
+                    self.fail(&task, "the channel serving this task was removed")
+                        .await;
+                    return;
+                }
+            },
+        };
+        let upstream_model = channel
+            .as_ref()
+            .and_then(|c| c.models.iter().find(|r| r.model == task.model))
+            .map_or(task.model.as_str(), |r| r.upstream.as_str());
         let _permit = match self.limits.get(task.vendor.as_str()) {
             Some(sem) => sem.clone().acquire_owned().await.ok(),
             None => None,
         };
+        let inputs = if task.status == TaskStatus::Created {
+            match self.resolve_inputs(&task).await {
+                Ok(inputs) => inputs,
+                Err(e) => {
+                    self.fail(&task, &format!("cannot read an input file: {e}"))
+                        .await;
+                    return;
+                }
+            }
+        } else {
+            Vec::new()
+        };
         let job = MediaJob {
             task_id: &task.id,
             model: &model,
-            upstream_model: &task.model,
+            upstream_model,
             category: &task.category,
             params: &task.params,
-            inputs: &task.inputs,
+            inputs: &inputs,
+            channel: channel.as_deref(),
         };
         let (first, longest) = backend.poll_delays();
         let backoff = |polls: i64| {
@@ -151,7 +181,7 @@ impl Engine {
             now_ms() + ms as i64
         };
         let result = match task.status {
-            TaskStatus::Created => self.submit(backend, &job, &task, backoff(0)).await,
+            TaskStatus::Created => self.submit(backend, &job, &task, &table, backoff(0)).await,
             TaskStatus::Pending | TaskStatus::Running => {
                 let Some(vendor_id) = task.vendor_task_id.as_deref() else {
                     self.fail(&task, "internal: running task without a vendor id")
@@ -214,6 +244,7 @@ impl Engine {
         backend: &MediaBackend,
         job: &MediaJob<'_>,
         task: &Task,
+        table: &ChannelTable,
         next_poll: i64,
     ) -> Result<(), crate::storage::StoreError> {
         if task.submit_started_at.is_some() {
@@ -230,14 +261,63 @@ impl Engine {
                 Ok(())
             }
             Err(e) if e.retryable() && task.attempts + 1 < MAX_SUBMIT_ATTEMPTS => {
-                tracing::warn!(task = %task.id, error = %e, "vendor did not accept the task; will retry");
-                self.store.release(&task.id, &self.owner, next_poll).await
+                // Fail over to the model's next channel (in priority order, wrapping around);
+                // with one channel, retry it after the backoff.
+                let next = task
+                    .channel_id
+                    .and_then(|current| next_channel(table.ordered_routes(&task.model), current));
+                match next {
+                    Some(channel) => {
+                        tracing::warn!(task = %task.id, error = %e, from = ?task.channel_id, to = channel.id, "vendor did not accept the task; failing over");
+                        self.store
+                            .switch_channel(
+                                &task.id,
+                                &self.owner,
+                                channel.id,
+                                channel.vendor.as_str(),
+                            )
+                            .await
+                    }
+                    None => {
+                        tracing::warn!(task = %task.id, error = %e, "vendor did not accept the task; will retry");
+                        self.store.release(&task.id, &self.owner, next_poll).await
+                    }
+                }
             }
             Err(e) => {
                 self.fail(task, &vendor_message(&e)).await;
                 Ok(())
             }
         }
+    }
+
+    /// The task's input files: client URLs as they are, our stored files as bytes.
+    async fn resolve_inputs(&self, task: &Task) -> Result<Vec<JobInput>, String> {
+        let mut inputs = Vec::with_capacity(task.inputs.len());
+        for input in &task.inputs {
+            let data = match (&input.file_id, &input.url) {
+                (Some(id), _) => {
+                    let file = self
+                        .files
+                        .meta(id)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .ok_or_else(|| format!("{} is missing", input.field))?;
+                    let bytes = self.files.read(&file).await.map_err(|e| e.to_string())?;
+                    InputData::Bytes {
+                        bytes,
+                        mime: file.mime,
+                    }
+                }
+                (None, Some(url)) => InputData::Url(url.clone()),
+                (None, None) => continue,
+            };
+            inputs.push(JobInput {
+                field: input.field.clone(),
+                data,
+            });
+        }
+        Ok(inputs)
     }
 
     /// Archive results, settle the price, mark SUCCEEDED (in that order; each step idempotent).
@@ -341,6 +421,16 @@ impl Engine {
             }
         }
     }
+}
+
+/// The channel after `current` among a model's routes (wrapping), if it is another one.
+fn next_channel(routes: &[Route], current: i64) -> Option<Arc<Channel>> {
+    let position = routes.iter().position(|r| r.channel.id == current);
+    let next = match position {
+        Some(i) => routes.get((i + 1) % routes.len())?,
+        None => routes.first()?,
+    };
+    (next.channel.id != current).then(|| next.channel.clone())
 }
 
 /// What a user may read about a vendor error (never our keys or internals).

@@ -54,11 +54,12 @@ impl TaskService {
         {
             return Ok(task);
         }
-        // Media channels arrive with the vendor adapters; until then only the sandbox serves.
-        let vendor = if self.demo && !table.has_channel(&v.model.id) {
-            "sandbox"
-        } else {
-            return Err(ApiError::NoChannel(v.model.id.clone()));
+        // The first channel by priority/weight; the engine fails over along the rest. Demo mode
+        // serves models without a channel from the sandbox.
+        let (vendor, channel_id) = match table.routes(&v.model.id).first() {
+            Some(route) => (route.channel.vendor.as_str(), Some(route.channel.id)),
+            None if self.demo => ("sandbox", None),
+            None => return Err(ApiError::NoChannel(v.model.id.clone())),
         };
         let quote = quote(&v.model, &v.category, &v.params);
         let reservation = if quote.credits > 0 {
@@ -94,7 +95,7 @@ impl TaskService {
             params: v.params,
             inputs,
             vendor: vendor.to_owned(),
-            channel_id: None,
+            channel_id,
             deadline_at: now_ms() + i64::try_from(deadline.as_millis()).unwrap_or(i64::MAX / 2),
             reservation_id: reservation.as_ref().map(|r| r.id.clone()),
             credits: quote.credits,

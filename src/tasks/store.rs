@@ -205,6 +205,28 @@ impl TaskStore {
         Ok(())
     }
 
+    /// Move a task not yet accepted by a vendor to another channel; due again at once.
+    pub async fn switch_channel(
+        &self,
+        id: &str,
+        owner: &str,
+        channel_id: i64,
+        vendor: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE tasks SET channel_id = $1, vendor = $2, next_poll_at = $3, lease_until = 0, updated_at = $3 \
+             WHERE id = $4 AND lease_owner = $5 AND status = 'CREATED'",
+        )
+        .bind(channel_id)
+        .bind(vendor)
+        .bind(now_ms())
+        .bind(id)
+        .bind(owner)
+        .execute(self.db.writer())
+        .await?;
+        Ok(())
+    }
+
     /// Give a task back without changing it (e.g. a transient error), to retry at `next_poll_at`.
     pub async fn release(
         &self,
