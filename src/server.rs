@@ -167,6 +167,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     start_task_engine(&state, local, stop.clone());
     let app = crate::api::router(state.clone());
     let shutdown = stop.clone();
+    // Small SSE chunks must leave at once, not wait for Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let server = axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -319,6 +319,54 @@ async fn a_wrong_vendor_key_is_not_blamed_on_the_user() {
 }
 
 #[tokio::test]
+async fn a_client_that_hangs_up_before_the_answer_is_still_billed_exactly() {
+    let mock = mock_openai::start(Mode::SlowStart).await;
+    let server = Server::start(Opts::default()).await;
+    let key = server.user(PHONE, 1_000);
+    add_channel(
+        &server,
+        &mock.base_url,
+        "late-model",
+        &["--price-in", "1000", "--price-out", "3000"],
+    );
+    wait_routable(&server, &key, "late-model").await;
+    let per_call = 1 + 6; // the mock's usage: 1000 in, 2000 out
+    for (n, stream) in [(1, false), (2, true)] {
+        let sent = server
+            .http
+            .post(server.url("/llmage/v1/chat/completions"))
+            .bearer_auth(&key)
+            .timeout(Duration::from_millis(150))
+            .json(&json!({"model":"late-model","prompt":"hi","stream":stream}))
+            .send()
+            .await;
+        assert!(sent.is_err(), "the client gave up before the answer");
+        eventually(Duration::from_secs(10), "the call billed", || async {
+            let db = server.db().await;
+            let rows: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM chat_usage")
+                .fetch_one(db.reader())
+                .await
+                .unwrap();
+            let open: i64 = sqlx::query_scalar(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM reservations WHERE status = 'open'",
+            )
+            .fetch_one(db.reader())
+            .await
+            .unwrap();
+            db.close().await;
+            rows == n && open == 0
+        })
+        .await;
+        let (balance, sum) = server.money(PHONE).await;
+        assert_eq!(balance, sum);
+        if !stream {
+            // The whole answer was produced upstream: billed by its reported usage.
+            assert_eq!(balance, 1_000 - per_call);
+        }
+    }
+}
+
+#[tokio::test]
 async fn client_disconnect_stops_the_upstream_and_bills_what_was_produced() {
     let mock = mock_openai::start(Mode::Slow).await;
     let server = Server::start(Opts::default()).await;

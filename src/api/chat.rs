@@ -18,7 +18,19 @@ pub async fn completions(
 ) -> Result<Response, ApiError> {
     let req = request::parse(body)?;
     let table = state.channels.table();
-    match state.relay.handle(table, owner, req).await? {
+    // The call runs as its own task: a client that hangs up before the answer (or before the
+    // first stream chunk) drops this handler, not the call, so the reservation is still settled
+    // and the usage recorded. Shutdown waits for it like for stream pumps.
+    let relay = state.relay.clone();
+    let call = state
+        .relay
+        .tracker
+        .spawn(async move { relay.handle(table, owner, req).await });
+    let reply = call.await.map_err(|e| {
+        tracing::error!(error = %e, "chat call task failed");
+        ApiError::Internal
+    })??;
+    match reply {
         RelayReply::Json(value) => Ok(Json(value).into_response()),
         RelayReply::Stream(events) => Ok((
             [

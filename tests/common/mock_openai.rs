@@ -26,6 +26,8 @@ pub enum Mode {
     BreakMidStream,
     /// A stream whose first event is an error event (after HTTP 200).
     ErrorFirst,
+    /// A normal answer after 600 ms of silence (the client may give up first).
+    SlowStart,
 }
 
 #[derive(Default)]
@@ -137,6 +139,9 @@ async fn chat(State(state): State<MockState>, headers: HeaderMap, body: String) 
             r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
         )
             .into_response();
+    }
+    if state.mode == Mode::SlowStart {
+        tokio::time::sleep(Duration::from_millis(600)).await;
     }
     let model = body["model"].as_str().unwrap_or("?").to_owned();
     let stream = body["stream"].as_bool().unwrap_or(false);
