@@ -123,8 +123,15 @@ fn compose_answer(model: &str, question: &str) -> String {
             format!("The result is {result}.")
         };
     }
-    if lower.contains("你是谁") || lower.contains("who are you") || lower.contains("你是什么模型")
-    {
+    let about_you = [
+        "你是谁",
+        "你是什么模型",
+        "介绍你自己",
+        "介绍一下你自己",
+        "who are you",
+        "introduce yourself",
+    ];
+    if about_you.iter().any(|p| lower.contains(p)) {
         return if zh {
             format!(
                 "我是 llmage 沙盒中的 {model} 模型(离线演示),不连接真实供应商。接入真实渠道后,同一请求将由真实模型回答。"
@@ -238,6 +245,7 @@ mod tests {
         assert_eq!(compose_answer("m", "1+1"), "The result is 2.");
         assert_eq!(compose_answer("m", "12 × 3 等于几?"), "计算结果是 36。");
         assert!(compose_answer("qwen3-max", "你是谁").contains("qwen3-max"));
+        assert!(compose_answer("qwen3-max", "用一句话介绍你自己").contains("沙盒"));
         let a = compose_answer("m", "如何学习 Rust?");
         assert_eq!(a, compose_answer("m", "如何学习 Rust?"));
         assert!(a.contains("如何学习 Rust?"));
