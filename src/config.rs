@@ -40,6 +40,9 @@ pub struct Config {
     pub task_video_deadline_secs: u64,
     /// Delays in seconds before each retry of an undelivered task callback; then it is given up.
     pub callback_retry_secs: Vec<u64>,
+    /// Hosts, IPs or CIDR networks that callback and input-file URLs may point at although they
+    /// are not public (by default every loopback/private/link-local address is refused).
+    pub outbound_allow: Vec<String>,
     /// `text` or `json` log lines.
     pub log_format: String,
     /// Base64 32-byte key that encrypts vendor keys at rest (else `<data-dir>/secret.key`).
@@ -99,6 +102,7 @@ impl Default for Config {
             task_image_deadline_secs: 1_800,
             task_video_deadline_secs: 7_200,
             callback_retry_secs: vec![10, 60, 300, 1_800, 7_200],
+            outbound_allow: Vec::new(),
             log_format: "text".into(),
             secret_key: None,
             catalog_file: None,
@@ -212,6 +216,9 @@ impl Config {
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return invalid("log_format", "must be \"text\" or \"json\"");
+        }
+        if let Err(e) = crate::net::OutboundGuard::new(&self.outbound_allow) {
+            return invalid("outbound_allow", &e);
         }
         if let Some(url) = &self.public_base_url
             && !(url.starts_with("http://") || url.starts_with("https://"))

@@ -18,6 +18,7 @@ pub mod demo;
 pub mod error;
 pub mod logging;
 pub mod media;
+pub mod net;
 pub mod providers;
 pub mod relay;
 pub mod secrets;

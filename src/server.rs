@@ -109,6 +109,8 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         crate::storage::files::FileStore::local(core.db.clone(), &config.data_dir.join("files"))
             .context("cannot open the file store")?;
     let ledger = Ledger::new(core.db.clone());
+    let outbound = crate::net::OutboundGuard::new(&config.outbound_allow)
+        .map_err(|e| anyhow::anyhow!("outbound_allow: {e}"))?;
     let tasks = TaskService {
         store: TaskStore::new(core.db.clone()),
         ledger: ledger.clone(),
@@ -119,6 +121,7 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
             image: Duration::from_secs(config.task_image_deadline_secs),
             video: Duration::from_secs(config.task_video_deadline_secs),
         },
+        outbound,
     };
     let relay = ChatRelay {
         openai: OpenAiChat::new(http.clone(), timeouts),
@@ -241,10 +244,23 @@ fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToke
         tracker: state.background.clone(),
     });
     state.background.spawn(engine.run(stop.clone()));
+    let outbound = state.tasks.outbound.clone();
+    let http = match outbound.client(
+        reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("llmage/", env!("CARGO_PKG_VERSION"))),
+    ) {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the callback client; callbacks are off");
+            return;
+        }
+    };
     let callbacks = Arc::new(Callbacks {
         store: state.tasks.store.clone(),
         db: state.db.clone(),
-        http: state.http.clone(),
+        http,
+        outbound,
         base_url: state
             .config
             .public_base_url

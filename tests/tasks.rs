@@ -503,7 +503,11 @@ async fn callbacks_are_signed_and_retried_until_delivered() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let mut opts = Opts::demo();
-    opts.env = vec![("LLMAGE_CALLBACK_RETRY_SECS".into(), "[1]".into())];
+    opts.env = vec![
+        ("LLMAGE_CALLBACK_RETRY_SECS".into(), "[1]".into()),
+        // The receiver is on loopback, which is refused unless allowed.
+        ("LLMAGE_OUTBOUND_ALLOW".into(), "[\"127.0.0.1\"]".into()),
+    ];
     let server = Server::start(opts).await;
     let (status, answer) = server
         .post_json(
@@ -628,4 +632,47 @@ async fn sigkill_with_twenty_tasks_in_flight_then_all_finish_charged_once() {
             .unwrap();
     assert_eq!(open, 0);
     db.close().await;
+}
+
+#[tokio::test]
+async fn callback_and_input_urls_into_our_network_are_refused() {
+    let server = Server::start(Opts::demo()).await;
+    let (before, _) = server.money(demo_phone()).await;
+    let cases = [
+        (
+            "/llmage/v1/image/generations",
+            json!({"model": "wan2.2-t2i-plus", "catelogid": "t2i", "prompt": "p",
+                   "callback_url": "http://127.0.0.1:9/hook"}),
+            "callback_url",
+        ),
+        (
+            "/llmage/v1/image/generations",
+            json!({"model": "wan2.2-t2i-plus", "catelogid": "t2i", "prompt": "p",
+                   "callback_url": "http://localhost:9/hook"}),
+            "callback_url",
+        ),
+        (
+            "/llmage/v1/video/generations",
+            json!({"model": "happyhorse-1.0-i2v", "catelogid": "i2v", "prompt": "p",
+                   "image_file": "http://169.254.169.254/latest/meta-data/iam"}),
+            "image_file",
+        ),
+        (
+            "/llmage/v1/video/generations",
+            json!({"model": "happyhorse-1.0-i2v", "catelogid": "i2v", "prompt": "p",
+                   "image_file": "http://[::ffff:10.0.0.1]/a.jpg"}),
+            "image_file",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (status, answer) = server.post_json(path, Some(DEMO_KEY), &body).await;
+        assert_eq!(status, 400, "{body} → {answer}");
+        let message = answer["error"].as_str().unwrap();
+        assert!(
+            message.contains(field) && message.contains("private or local"),
+            "{message}"
+        );
+    }
+    assert_eq!(count(&server, "tasks").await, 0);
+    assert_eq!(server.money(demo_phone()).await, (before, before));
 }

@@ -31,7 +31,9 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
 pub struct Callbacks {
     pub store: TaskStore,
     pub db: Db,
+    /// A client that only reaches public addresses (see [`crate::net::outbound`]).
     pub http: reqwest::Client,
+    pub outbound: crate::net::OutboundGuard,
     pub base_url: String,
     /// Delays before the 2nd, 3rd, … attempt.
     pub retry_secs: Vec<u64>,
@@ -71,6 +73,19 @@ impl Callbacks {
             .flatten()
             .and_then(|r| r.try_get::<String, _>("key_hash").ok())
             .unwrap_or_default();
+        // Checked again at delivery: the name may resolve elsewhere now (the client's resolver
+        // filters DNS answers; this also covers literal addresses).
+        if let Err(why) = self.outbound.check_url(url).await {
+            tracing::warn!(task = %task.id, why, "callback URL refused; giving up");
+            if let Err(e) = self
+                .store
+                .callback_attempted(&task.id, "failed", None)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot record a callback attempt");
+            }
+            return;
+        }
         let sent = self
             .http
             .post(url)

@@ -14,6 +14,7 @@ use crate::billing::media::quote;
 use crate::catalog::validate::{InputSource, Validated};
 use crate::channels::ChannelTable;
 use crate::error::ApiError;
+use crate::net::OutboundGuard;
 use crate::storage::files::{FileKind, FileStore};
 use crate::storage::now_ms;
 
@@ -38,6 +39,8 @@ pub struct TaskService {
     /// Demo mode: the sandbox serves models without a channel.
     pub demo: bool,
     pub deadlines: Deadlines,
+    /// Refuses callback and input URLs that point inside our network.
+    pub outbound: OutboundGuard,
 }
 
 impl TaskService {
@@ -61,6 +64,7 @@ impl TaskService {
             None if self.demo => ("sandbox", None),
             None => return Err(ApiError::NoChannel(v.model.id.clone())),
         };
+        self.check_urls(&v).await?;
         let quote = quote(&v.model, &v.category, &v.params);
         let reservation = if quote.credits > 0 {
             Some(
@@ -116,6 +120,25 @@ impl TaskService {
         }
         self.wake.notify_one();
         self.store.get(&id).await?.ok_or(ApiError::Internal)
+    }
+
+    /// Callback and input-file URLs must point at public addresses (checked before anything is
+    /// stored or charged).
+    async fn check_urls(&self, v: &Validated) -> Result<(), ApiError> {
+        if let Some(url) = &v.callback_url {
+            self.outbound
+                .check_url(url)
+                .await
+                .map_err(|why| ApiError::InvalidParameter(format!("callback_url {why}")))?;
+        }
+        for input in &v.inputs {
+            if let InputSource::Url(url) = &input.source {
+                self.outbound.check_url(url).await.map_err(|why| {
+                    ApiError::InvalidParameter(format!("{} URL {why}", input.field))
+                })?;
+            }
+        }
+        Ok(())
     }
 
     async fn store_inputs(
