@@ -164,7 +164,12 @@ GW_BASE="http://127.0.0.1:$GW_PORT"
 if curl -s -o /dev/null --max-time 1 "$GW_BASE/" 2>/dev/null; then
     die "something already listens on 127.0.0.1:$GW_PORT (set GW_PORT)"
 fi
-GW_CMD=(env -u DATABASE_URL RUST_LOG="$LLMAGE_RUST_LOG" "$BIN" serve --data-dir "$DATA" "${DB_ARGS[@]}" --listen "127.0.0.1:$GW_PORT")
+# Rate limiting stays on (every request is counted per IP and per key) with limits far above
+# what the load reaches, so the limiter's cost is measured but nothing is refused.
+GW_CMD=(env -u DATABASE_URL RUST_LOG="$LLMAGE_RUST_LOG"
+  LLMAGE_LIMITS__PER_IP_PER_SEC=10000000 LLMAGE_LIMITS__PER_IP_BURST=10000000
+  LLMAGE_LIMITS__PER_KEY_PER_SEC=10000000 LLMAGE_LIMITS__PER_KEY_BURST=10000000
+  "$BIN" serve --data-dir "$DATA" "${DB_ARGS[@]}" --listen "127.0.0.1:$GW_PORT")
 if [[ "$PIN" == 1 && -n "$GW_CPUS" ]]; then GW_CMD=(taskset -c "$GW_CPUS" "${GW_CMD[@]}"); fi
 "${GW_CMD[@]}" >"$SERVER_LOG" 2>&1 &
 GW_PID=$!
@@ -265,7 +270,7 @@ SUMMARY_FILE="$RESULTS_DIR/$STAMP-llmage-bench-summary.txt"
     echo "llmage $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -n "$(git -C "$REPO" status --porcelain -- src Cargo.toml Cargo.lock migrations 2>/dev/null)" ]] && echo ' + uncommitted changes'), release build; $DB_DESC"
     echo "server: llmage serve, RUST_LOG=$LLMAGE_RUST_LOG (per-request access log lines off), pinned to cpu ${GW_CPUS:-any} (PIN=$PIN) with the mock; wrk on cpu $LOADGEN_CPUS"
     echo "load: wrk c=${CONNS} t=${THREADS} ${DURATION}s (+${WARMUP}s warm-up), c1 probe ${LAT_DURATION:-5}s, runs=$RUNS; nproc=$(nproc)"
-    echo "every llmage request: key cache, JSON parse, reserve (ledger txn), upstream, decorate, settle, chat_usage row"
+    echo "every llmage request: per-IP and per-key rate limit, key cache, JSON parse, reserve (ledger txn), upstream, decorate, settle, chat_usage row"
     echo
     echo "                                                 non-streaming                                     |                    streaming (c=$CONNS, 21 chunks)                 |"
     printf '%-14s %10s %10s %7s %8s %8s %8s %8s %9s %5s | %10s %10s %7s %8s %8s %9s | %6s %s\n' \

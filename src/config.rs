@@ -62,6 +62,33 @@ pub struct Config {
     pub upstream_total_timeout_secs: u64,
     pub upstream_idle_timeout_secs: u64,
     pub sandbox: SandboxConfig,
+    pub limits: LimitsConfig,
+}
+
+/// Rate limits of one process (0 turns a limit off).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Requests per second from one client IP, on every route, and the burst allowed.
+    pub per_ip_per_sec: u32,
+    pub per_ip_burst: u32,
+    /// Requests per second with one API key, and the burst allowed.
+    pub per_key_per_sec: u32,
+    pub per_key_burst: u32,
+    /// Failed authentications per minute from one IP before it must wait.
+    pub auth_failures_per_ip_per_minute: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            per_ip_per_sec: 200,
+            per_ip_burst: 400,
+            per_key_per_sec: 100,
+            per_key_burst: 200,
+            auth_failures_per_ip_per_minute: 30,
+        }
+    }
 }
 
 /// Timing of the offline sandbox vendor.
@@ -115,6 +142,7 @@ impl Default for Config {
             upstream_total_timeout_secs: 600,
             upstream_idle_timeout_secs: 120,
             sandbox: SandboxConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }

@@ -26,6 +26,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("Insufficient balance")]
     InsufficientBalance,
+    /// Too many requests; retry after the given number of seconds (sent as `Retry-After`).
+    #[error("Too many requests, retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("No available channel for model {0}")]
     NoChannel(String),
     /// The upstream rejected the request itself (a 4xx other than auth/429); its message is
@@ -53,7 +56,9 @@ impl ApiError {
             | ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::InsufficientBalance => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::InsufficientBalance | ApiError::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::NoChannel(_) | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UpstreamRejected { status, .. } => match *status {
                 400 | 404 | 413 | 422 => {
@@ -84,6 +89,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if let ApiError::RateLimited { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
         response
     }
 }

@@ -48,6 +48,7 @@ pub struct Inner {
     pub http: reqwest::Client,
     /// Background work that must finish before exit (task steps, callbacks).
     pub background: TaskTracker,
+    pub limits: crate::api::limits::RateLimits,
 }
 
 impl Deref for AppState {
@@ -141,6 +142,7 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         tasks,
         http,
         background: TaskTracker::new(),
+        limits: crate::api::limits::RateLimits::new(&config.limits),
         ledger,
         db: core.db,
         channels: Arc::new(channels),

@@ -517,3 +517,79 @@ async fn healthz_and_graceful_shutdown_finishes_streams() {
     );
     assert!(server.log().contains("llmage stopped"));
 }
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let mut opts = Opts::demo();
+    opts.env = vec![
+        ("LLMAGE_LIMITS__PER_KEY_PER_SEC".into(), "1".into()),
+        ("LLMAGE_LIMITS__PER_KEY_BURST".into(), "3".into()),
+        (
+            "LLMAGE_LIMITS__AUTH_FAILURES_PER_IP_PER_MINUTE".into(),
+            "5".into(),
+        ),
+    ];
+    let server = Server::start(opts).await;
+    let models = server.url("/llmage/v1/models");
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let resp = server
+            .http
+            .get(&models)
+            .bearer_auth(DEMO_KEY)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+        if resp.status() == 429 {
+            let wait: u64 = resp.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=2).contains(&wait), "{wait}");
+            let body: Value = resp.json().await.unwrap();
+            assert!(
+                body["error"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("Too many requests")
+            );
+        }
+    }
+    assert_eq!(statuses, [200, 200, 200, 429], "a burst of 3, then limited");
+
+    // Guessing keys: 5 failures a minute from one address, then even a good key waits.
+    let other = server.user("13900000009", 10);
+    for i in 0..5 {
+        let resp = server
+            .http
+            .get(&models)
+            .bearer_auth(format!("sk-guess-{i:040}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401);
+    }
+    let resp = server
+        .http
+        .get(&models)
+        .bearer_auth("sk-guess-6")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    let resp = server
+        .http
+        .get(&models)
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        429,
+        "the address cools off, whatever the key"
+    );
+}

@@ -28,15 +28,18 @@ impl FromRequestParts<AppState> for ApiKey {
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
+        let ip = super::limits::peer_ip(&parts.extensions);
+        if let Some(ip) = ip {
+            state.limits.auth_allowed(ip)?;
+        }
         let (scheme, key) = header.trim().split_once(' ').unwrap_or(("", ""));
         if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(ApiError::InvalidApiKey);
+            return Err(state.limits.auth_failed(ip));
         }
-        let owner = state
-            .keys
-            .authenticate(key.trim())
-            .await?
-            .ok_or(ApiError::InvalidApiKey)?;
+        let Some(owner) = state.keys.authenticate(key.trim()).await? else {
+            return Err(state.limits.auth_failed(ip));
+        };
+        state.limits.check_key(owner.key_id)?;
         if let Some(slot) = parts.extensions.get::<UserSlot>() {
             slot.set(owner.user_id);
         }

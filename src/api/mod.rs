@@ -5,6 +5,7 @@ mod chat;
 mod extract;
 mod health;
 mod idfile;
+pub mod limits;
 mod models;
 mod tasks;
 
@@ -56,6 +57,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::per_ip,
+        ))
         .layer(middleware::from_fn(access_log))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::Internal.into_response()

@@ -1,0 +1,201 @@
+//! Rate limits, answered with 429 and `Retry-After`: requests per client IP (every route),
+//! requests per API key, and failed authentications per client IP (so guessing keys is no faster
+//! than the limit). Counters live in this process; with several gateway processes each one
+//! enforces the limits on the traffic it sees.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::config::LimitsConfig;
+use crate::error::ApiError;
+use crate::server::AppState;
+
+/// The limiters of one process.
+#[derive(Clone)]
+pub struct RateLimits {
+    per_ip: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    per_key: Option<Arc<DefaultKeyedRateLimiter<i64>>>,
+    auth_failures: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
+    /// Addresses cooling off after too many failed authentications, until when.
+    auth_blocked: moka::sync::Cache<IpAddr, Instant>,
+}
+
+fn limiter<K: std::hash::Hash + Eq + Clone>(
+    quota: Option<Quota>,
+) -> Option<Arc<DefaultKeyedRateLimiter<K>>> {
+    quota.map(|q| Arc::new(RateLimiter::keyed(q)))
+}
+
+/// `per_second` sustained with `burst`; `None` when off (0).
+fn quota(per_second: u32, burst: u32) -> Option<Quota> {
+    let rate = NonZeroU32::new(per_second)?;
+    let burst = NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
+    Some(Quota::per_second(rate).allow_burst(burst))
+}
+
+/// The wait before a retry may succeed, rounded up to whole seconds (at least 1).
+fn retry_after(wait: Duration) -> u64 {
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+impl RateLimits {
+    pub fn new(config: &LimitsConfig) -> RateLimits {
+        let per_minute = NonZeroU32::new(config.auth_failures_per_ip_per_minute)
+            .map(|n| Quota::per_minute(n).allow_burst(n));
+        RateLimits {
+            per_ip: limiter(quota(config.per_ip_per_sec, config.per_ip_burst)),
+            per_key: limiter(quota(config.per_key_per_sec, config.per_key_burst)),
+            auth_failures: limiter(per_minute),
+            auth_blocked: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(120))
+                .build(),
+        }
+    }
+
+    /// Count one request from `ip`.
+    pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
+        check(self.per_ip.as_deref(), &ip)
+    }
+
+    /// Count one request made with API key `key_id`.
+    pub fn check_key(&self, key_id: i64) -> Result<(), ApiError> {
+        check(self.per_key.as_deref(), &key_id)
+    }
+
+    /// Whether `ip` may try to authenticate now (it is not cooling off after too many failures).
+    pub fn auth_allowed(&self, ip: IpAddr) -> Result<(), ApiError> {
+        match self.auth_blocked.get(&ip) {
+            Some(until) if until > Instant::now() => Err(ApiError::RateLimited {
+                retry_after_secs: retry_after(until - Instant::now()),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Record a failed authentication from `ip`; the error to answer with.
+    pub fn auth_failed(&self, ip: Option<IpAddr>) -> ApiError {
+        let (Some(ip), Some(limiter)) = (ip, self.auth_failures.as_deref()) else {
+            return ApiError::InvalidApiKey;
+        };
+        match limiter.check_key(&ip) {
+            Ok(()) => ApiError::InvalidApiKey,
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                self.auth_blocked.insert(ip, Instant::now() + wait);
+                ApiError::RateLimited {
+                    retry_after_secs: retry_after(wait),
+                }
+            }
+        }
+    }
+}
+
+fn check<K: std::hash::Hash + Eq + Clone>(
+    limiter: Option<&DefaultKeyedRateLimiter<K>>,
+    key: &K,
+) -> Result<(), ApiError> {
+    let Some(limiter) = limiter else {
+        return Ok(());
+    };
+    limiter
+        .check_key(key)
+        .map_err(|not_until| ApiError::RateLimited {
+            retry_after_secs: retry_after(not_until.wait_time_from(DefaultClock::default().now())),
+        })
+}
+
+/// The client's address (the TCP peer).
+pub fn peer_ip(request_extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    request_extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+}
+
+/// Middleware: the per-IP limit on every route.
+pub async fn per_ip(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(ip) = peer_ip(request.extensions())
+        && let Err(e) = state.limits.check_ip(ip)
+    {
+        return e.into_response();
+    }
+    next.run(request).await
+}
+
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits")
+            .field("per_ip", &self.per_ip.is_some())
+            .field("per_key", &self.per_key.is_some())
+            .field("auth_failures", &self.auth_failures.is_some())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(per_key: u32, failures: u32) -> LimitsConfig {
+        LimitsConfig {
+            per_ip_per_sec: 0,
+            per_ip_burst: 0,
+            per_key_per_sec: per_key,
+            per_key_burst: per_key,
+            auth_failures_per_ip_per_minute: failures,
+        }
+    }
+
+    #[test]
+    fn per_key_limit_answers_retry_after() {
+        let limits = RateLimits::new(&config(2, 0));
+        assert!(limits.check_key(1).is_ok());
+        assert!(limits.check_key(1).is_ok());
+        match limits.check_key(1) {
+            Err(ApiError::RateLimited { retry_after_secs }) => assert_eq!(retry_after_secs, 1),
+            other => panic!("{other:?}"),
+        }
+        assert!(limits.check_key(2).is_ok(), "keys are counted apart");
+    }
+
+    #[test]
+    fn failed_authentications_cool_an_address_off() {
+        let limits = RateLimits::new(&config(0, 3));
+        let ip: IpAddr = "203.0.113.9".parse().unwrap();
+        for _ in 0..3 {
+            assert!(limits.auth_allowed(ip).is_ok());
+            assert!(matches!(
+                limits.auth_failed(Some(ip)),
+                ApiError::InvalidApiKey
+            ));
+        }
+        assert!(matches!(
+            limits.auth_failed(Some(ip)),
+            ApiError::RateLimited { .. }
+        ));
+        match limits.auth_allowed(ip) {
+            Err(ApiError::RateLimited { retry_after_secs }) => {
+                assert!((1..=60).contains(&retry_after_secs))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(limits.auth_allowed("203.0.113.10".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn zero_turns_a_limit_off() {
+        let limits = RateLimits::new(&config(0, 0));
+        for _ in 0..1000 {
+            assert!(limits.check_key(1).is_ok());
+            assert!(limits.check_ip("198.51.100.1".parse().unwrap()).is_ok());
+        }
+    }
+}
