@@ -54,6 +54,8 @@ pub struct Config {
     pub default_price_out: i64,
     /// Largest completion assumed for a reservation when neither request nor catalog bound it.
     pub default_max_output_tokens: u64,
+    /// Seconds a client has to send a request's headers (slowloris protection).
+    pub header_read_timeout_secs: u64,
     /// Seconds to wait for in-flight requests on SIGTERM/Ctrl-C.
     pub shutdown_grace_secs: u64,
     /// Upstream timeouts in seconds.
@@ -136,6 +138,7 @@ impl Default for Config {
             default_price_in: 100,
             default_price_out: 200,
             default_max_output_tokens: 8192,
+            header_read_timeout_secs: 10,
             shutdown_grace_secs: 30,
             upstream_connect_timeout_secs: 10,
             upstream_first_byte_timeout_secs: 60,
@@ -229,6 +232,9 @@ impl Config {
                 "database_url",
                 "must start with postgres://, postgresql:// or sqlite:",
             );
+        }
+        if self.header_read_timeout_secs == 0 {
+            return invalid("header_read_timeout_secs", "must be at least 1");
         }
         if self.max_body_bytes < 1024 {
             return invalid("max_body_bytes", "must be at least 1024");

@@ -16,6 +16,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod http_server;
 pub mod logging;
 pub mod media;
 pub mod net;

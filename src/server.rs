@@ -171,18 +171,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     spawn_background_jobs(&state, stop.clone());
     start_task_engine(&state, local, stop.clone());
     let app = crate::api::router(state.clone());
-    let shutdown = stop.clone();
-    // Small SSE chunks must leave at once, not wait for Nagle's algorithm.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    let server = axum::serve(
+    let server = crate::http_server::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await });
+        app,
+        crate::http_server::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(state.config.header_read_timeout_secs),
+        },
+        stop.clone(),
+    );
     let signal_stop = stop.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -195,7 +191,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        result = server => result.context("server error")?,
+        () = server => {}
         () = grace_timer => tracing::warn!("grace period over; ending remaining streams"),
     }
     abort.cancel();

@@ -593,3 +593,26 @@ async fn rate_limits_answer_429_with_retry_after() {
         "the address cools off, whatever the key"
     );
 }
+
+#[tokio::test]
+async fn slow_header_senders_are_cut_off() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut opts = Opts::demo();
+    opts.env = vec![("LLMAGE_HEADER_READ_TIMEOUT_SECS".into(), "1".into())];
+    let server = Server::start(opts).await;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    // The server closes the connection (maybe after a 408) instead of waiting for the rest.
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "connection still open after 10 s");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Others are served meanwhile and afterwards.
+    let (status, _) = server.get_json("/healthz", None).await;
+    assert_eq!(status, 200);
+}
