@@ -38,6 +38,9 @@ pub struct Config {
     pub task_image_deadline_secs: u64,
     /// A video task not finished after this many seconds fails and is refunded.
     pub task_video_deadline_secs: u64,
+    /// Seconds a process owns a task it works on; after a crash another process (or the restarted
+    /// one) takes the task over once this has passed.
+    pub task_lease_secs: u64,
     /// Delays in seconds before each retry of an undelivered task callback; then it is given up.
     pub callback_retry_secs: Vec<u64>,
     /// Hosts, IPs or CIDR networks that callback and input-file URLs may point at although they
@@ -130,6 +133,7 @@ impl Default for Config {
             max_multipart_bytes: 200 * 1024 * 1024,
             task_image_deadline_secs: 1_800,
             task_video_deadline_secs: 7_200,
+            task_lease_secs: 60,
             callback_retry_secs: vec![10, 60, 300, 1_800, 7_200],
             outbound_allow: Vec::new(),
             log_format: "text".into(),
@@ -232,6 +236,9 @@ impl Config {
                 "database_url",
                 "must start with postgres://, postgresql:// or sqlite:",
             );
+        }
+        if self.task_lease_secs == 0 {
+            return invalid("task_lease_secs", "must be at least 1");
         }
         if self.header_read_timeout_secs == 0 {
             return invalid("header_read_timeout_secs", "must be at least 1");

@@ -239,6 +239,7 @@ fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToke
             crate::billing::ledger::random_id()
         ),
         inflight: AtomicUsize::new(0),
+        lease: Duration::from_secs(state.config.task_lease_secs),
         tracker: state.background.clone(),
     });
     state.background.spawn(engine.run(stop.clone()));

@@ -99,11 +99,15 @@ impl std::fmt::Debug for Keys {
     }
 }
 
+/// How long a looked-up key is trusted without asking the database again: a revoked key, or a
+/// disabled user's key, is refused by every process within this time.
+pub const CACHE_TTL: Duration = Duration::from_millis(500);
+
 impl Keys {
     pub fn new(db: Db) -> Keys {
         let cache = moka::sync::Cache::builder()
             .max_capacity(100_000)
-            .time_to_live(Duration::from_secs(1))
+            .time_to_live(CACHE_TTL)
             .build();
         Keys { db, cache }
     }

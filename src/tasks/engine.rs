@@ -31,8 +31,6 @@ use crate::providers::media::{
 use crate::storage::files::{FileKind, FileStore};
 use crate::storage::now_ms;
 
-/// How long a process owns a task it works on.
-const LEASE_MS: i64 = 300_000;
 /// Most tasks in work at once in this process.
 const CAPACITY: usize = 256;
 /// Submission attempts before a task fails.
@@ -56,6 +54,9 @@ pub struct Engine {
     /// This process's lease name.
     pub owner: String,
     pub inflight: AtomicUsize,
+    /// How long a process owns a task it works on; a process that dies holding a lease has its
+    /// tasks taken over by another once this passes. Long steps (downloads) renew it.
+    pub lease: Duration,
     pub tracker: TaskTracker,
 }
 
@@ -69,7 +70,7 @@ impl Engine {
             } else {
                 match self
                     .store
-                    .claim_due(&self.owner, room as i64, LEASE_MS)
+                    .claim_due(&self.owner, room as i64, self.lease_ms())
                     .await
                 {
                     Ok(tasks) => tasks,
@@ -104,6 +105,10 @@ impl Engine {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX / 2)
     }
 
     /// One step of one task.
@@ -324,6 +329,11 @@ impl Engine {
     async fn complete(&self, task: &Task, outputs: Vec<MediaOutput>) -> Result<(), String> {
         let mut result = TaskResult::default();
         for output in outputs {
+            // A download may take long: keep the task ours meanwhile.
+            self.store
+                .extend_lease(&task.id, &self.owner, now_ms() + self.lease_ms())
+                .await
+                .map_err(|e| e.to_string())?;
             let (bytes, mime) = match output.body {
                 OutputBody::Bytes { bytes, mime } => (bytes, mime),
                 OutputBody::Url(url) => self.download(&url).await?,

@@ -227,6 +227,17 @@ impl TaskStore {
         Ok(())
     }
 
+    /// Keep holding a task's lease until `until`.
+    pub async fn extend_lease(&self, id: &str, owner: &str, until: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tasks SET lease_until = $1 WHERE id = $2 AND lease_owner = $3")
+            .bind(until)
+            .bind(id)
+            .bind(owner)
+            .execute(self.db.writer())
+            .await?;
+        Ok(())
+    }
+
     /// Give a task back without changing it (e.g. a transient error), to retry at `next_poll_at`.
     pub async fn release(
         &self,

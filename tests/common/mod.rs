@@ -35,6 +35,9 @@ pub struct Opts {
     pub demo: bool,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Serve this data dir instead of the server's own temp dir (a second process on shared
+    /// data); the log still goes to the own temp dir.
+    pub shared_data_dir: Option<PathBuf>,
 }
 
 impl Opts {
@@ -93,10 +96,11 @@ impl Server {
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
-            .arg(data_dir.path())
+            .arg(opts.shared_data_dir.as_deref().unwrap_or(data_dir.path()))
             .arg("--database-url")
             .arg(&database_url)
             .env("LLMAGE_SANDBOX__CHAT_CHUNK_DELAY_MS", "1")
+            .env("LLMAGE_TASK_LEASE_SECS", "2")
             .env("LLMAGE_SANDBOX__IMAGE_MS", "300")
             .env("LLMAGE_SANDBOX__VIDEO_MS", "800")
             .env("RUST_LOG", "info")
@@ -247,6 +251,17 @@ impl Server {
                 .status();
             let _ = child.wait();
         }
+    }
+
+    /// Start a second server process on this one's data dir and database (both keep running).
+    pub async fn start_sibling(&self, mut opts: Opts) -> Server {
+        opts.shared_data_dir = Some(self.data_dir.path().to_owned());
+        Server::start_in(
+            opts,
+            tempfile::tempdir().unwrap(),
+            self.database_url.clone(),
+        )
+        .await
     }
 
     /// Start a new server process on the same data dir and database.
