@@ -46,6 +46,8 @@ pub struct Config {
     /// Hosts, IPs or CIDR networks that callback and input-file URLs may point at although they
     /// are not public (by default every loopback/private/link-local address is refused).
     pub outbound_allow: Vec<String>,
+    /// Bearer token that may read `/metrics` (else only loopback clients may).
+    pub metrics_token: Option<String>,
     /// `text` or `json` log lines.
     pub log_format: String,
     /// Base64 32-byte key that encrypts vendor keys at rest (else `<data-dir>/secret.key`).
@@ -136,6 +138,7 @@ impl Default for Config {
             task_lease_secs: 60,
             callback_retry_secs: vec![10, 60, 300, 1_800, 7_200],
             outbound_allow: Vec::new(),
+            metrics_token: None,
             log_format: "text".into(),
             secret_key: None,
             catalog_file: None,

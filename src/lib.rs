@@ -19,6 +19,7 @@ pub mod error;
 pub mod http_server;
 pub mod logging;
 pub mod media;
+pub mod metrics;
 pub mod net;
 pub mod providers;
 pub mod relay;

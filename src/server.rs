@@ -153,6 +153,7 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
 
 /// Run the server until a shutdown signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    crate::metrics::install();
     let core = Core::open(&config).await?;
     if config.demo {
         crate::demo::prepare(&config, &core).await?;
@@ -282,6 +283,27 @@ fn spawn_background_jobs(state: &AppState, stop: CancellationToken) {
             }
             if let Err(e) = channels.refresh().await {
                 tracing::warn!(error = %e, "channel refresh failed");
+            }
+        }
+    });
+    // Unfinished tasks by status (over all processes) for /metrics.
+    let store = state.tasks.store.clone();
+    let stop_gauges = stop.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop_gauges.cancelled() => break,
+            }
+            if let Ok(counts) = store.counts().await {
+                for status in ["CREATED", "PENDING", "RUNNING"] {
+                    let n = counts
+                        .iter()
+                        .find(|(s, _)| s == status)
+                        .map_or(0, |(_, n)| *n);
+                    metrics::gauge!("llmage_tasks", "status" => status).set(n as f64);
+                }
             }
         }
     });

@@ -616,3 +616,59 @@ async fn slow_header_senders_are_cut_off() {
     let (status, _) = server.get_json("/healthz", None).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn metrics_count_requests_calls_and_money_for_loopback_or_token() {
+    let mut opts = Opts::demo();
+    opts.env = vec![("LLMAGE_SANDBOX__CHAT_CHUNK_DELAY_MS".into(), "0".into())];
+    let server = Server::start(opts).await;
+    let (status, _) = server
+        .post_json(
+            "/llmage/v1/chat/completions",
+            Some(DEMO_KEY),
+            &serde_json::json!({"model": "qwen3-max", "prompt": "你好", "stream": false}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let _ = server.get_json("/llmage/v1/nope", Some(DEMO_KEY)).await;
+    let text = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(text.status(), 200);
+    let text = text.text().await.unwrap();
+    for needle in [
+        r#"llmage_http_requests_total{route="/llmage/v1/chat/completions",method="POST",status="200"} 1"#,
+        r#"llmage_http_requests_total{route="unmatched",method="GET",status="404"} 1"#,
+        r#"llmage_upstream_calls_total{channel="sandbox",outcome="ok"} 1"#,
+        r#"llmage_ledger_operations_total{op="reserve"} 1"#,
+        r#"llmage_ledger_operations_total{op="settle"} 1"#,
+        "llmage_http_request_duration_seconds_bucket",
+        r#"llmage_chat_tokens_total{model="qwen3-max",kind="completion"}"#,
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    assert!(!text.contains(DEMO_KEY), "no secrets in metrics");
+
+    // With a token configured, only the token reads them (loopback is not enough).
+    let mut opts = Opts::demo();
+    opts.env = vec![("LLMAGE_METRICS_TOKEN".into(), "metrics-secret".into())];
+    let guarded = Server::start(opts).await;
+    let resp = guarded
+        .http
+        .get(guarded.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let resp = guarded
+        .http
+        .get(guarded.url("/metrics"))
+        .bearer_auth("metrics-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}

@@ -63,12 +63,12 @@ impl RateLimits {
 
     /// Count one request from `ip`.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), ApiError> {
-        check(self.per_ip.as_deref(), &ip)
+        check(self.per_ip.as_deref(), &ip).inspect_err(|_| limited("ip"))
     }
 
     /// Count one request made with API key `key_id`.
     pub fn check_key(&self, key_id: i64) -> Result<(), ApiError> {
-        check(self.per_key.as_deref(), &key_id)
+        check(self.per_key.as_deref(), &key_id).inspect_err(|_| limited("key"))
     }
 
     /// Whether `ip` may try to authenticate now (it is not cooling off after too many failures).
@@ -91,12 +91,17 @@ impl RateLimits {
             Err(not_until) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
                 self.auth_blocked.insert(ip, Instant::now() + wait);
+                limited("auth_failures");
                 ApiError::RateLimited {
                     retry_after_secs: retry_after(wait),
                 }
             }
         }
     }
+}
+
+fn limited(limit: &'static str) {
+    metrics::counter!("llmage_rate_limited_total", "limit" => limit).increment(1);
 }
 
 fn check<K: std::hash::Hash + Eq + Clone>(

@@ -6,6 +6,7 @@ mod extract;
 mod health;
 mod idfile;
 pub mod limits;
+mod metrics_endpoint;
 mod models;
 mod tasks;
 
@@ -42,6 +43,7 @@ pub fn router(state: AppState) -> Router {
     let uploads = state.config.max_multipart_bytes;
     Router::new()
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics_endpoint::metrics))
         .route("/idfile", get(idfile::serve))
         .route("/llmage/v1/models", get(models::list))
         .route("/llmage/v1/chat/completions", post(chat::completions))
@@ -89,13 +91,24 @@ async fn access_log(mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
     let slot = UserSlot::default();
     request.extensions_mut().insert(slot.clone());
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
     let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let labels = [("route", route), ("method", method.as_str().to_owned())];
+    metrics::histogram!("llmage_http_request_duration_seconds", &labels)
+        .record(elapsed.as_secs_f64());
+    metrics::counter!("llmage_http_requests_total", "route" => labels[0].1.clone(), "method" => labels[1].1.clone(), "status" => response.status().as_u16().to_string())
+        .increment(1);
     tracing::info!(
         target: "llmage::access",
         method = %method,
         path = %path,
         status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
         user_id = slot.get(),
     );
     response

@@ -135,7 +135,16 @@ impl Ledger {
     ) -> Result<Reservation, LedgerError> {
         let id = random_id();
         let mut tx = self.db.writer().begin().await?;
-        let balance = change_balance(&mut tx, user_id, -amount).await?;
+        let balance = match change_balance(&mut tx, user_id, -amount).await {
+            Ok(balance) => balance,
+            Err(e) => {
+                if matches!(e, LedgerError::InsufficientBalance) {
+                    metrics::counter!("llmage_ledger_operations_total", "op" => "refused")
+                        .increment(1);
+                }
+                return Err(e);
+            }
+        };
         sqlx::query(
             "INSERT INTO reservations (id, user_id, amount, status, purpose, model, created_at) \
              VALUES ($1, $2, $3, 'open', $4, $5, $6)",
@@ -161,6 +170,7 @@ impl Ledger {
         )
         .await?;
         tx.commit().await?;
+        metrics::counter!("llmage_ledger_operations_total", "op" => "reserve").increment(1);
         Ok(Reservation {
             id,
             user_id,
@@ -171,6 +181,18 @@ impl Ledger {
     /// Close a reservation at its actual price: refund the rest, or take an overrun up to what
     /// the balance holds. A reservation closes once; later calls change nothing.
     pub async fn settle(
+        &self,
+        reservation_id: &str,
+        price: i64,
+    ) -> Result<Settlement, LedgerError> {
+        let settled = self.settle_inner(reservation_id, price).await;
+        if settled.as_ref().is_ok_and(|s| s.applied) {
+            metrics::counter!("llmage_ledger_operations_total", "op" => "settle").increment(1);
+        }
+        settled
+    }
+
+    async fn settle_inner(
         &self,
         reservation_id: &str,
         actual: i64,
@@ -250,7 +272,11 @@ impl Ledger {
 
     /// Give a whole reservation back.
     pub async fn release(&self, reservation_id: &str) -> Result<Settlement, LedgerError> {
-        self.settle(reservation_id, 0).await
+        let settled = self.settle_inner(reservation_id, 0).await;
+        if settled.as_ref().is_ok_and(|s| s.applied) {
+            metrics::counter!("llmage_ledger_operations_total", "op" => "release").increment(1);
+        }
+        settled
     }
 
     /// Release open reservations of one purpose prefix older than `older_than_ms` (calls that died

@@ -296,6 +296,16 @@ impl Bill {
             completion_tokens: 0,
             reported: false,
         });
+        let channel = channel_id.map_or_else(|| "sandbox".to_owned(), |id| id.to_string());
+        metrics::counter!("llmage_upstream_calls_total", "channel" => channel, "outcome" => outcome.to_owned())
+            .increment(1);
+        let model = self.model.id.clone();
+        metrics::counter!("llmage_chat_tokens_total", "model" => model.clone(), "kind" => "prompt")
+            .increment(u.prompt_tokens);
+        metrics::counter!("llmage_chat_tokens_total", "model" => model, "kind" => "completion")
+            .increment(u.completion_tokens);
+        metrics::counter!("llmage_credits_charged_total", "kind" => "chat")
+            .increment(u64::try_from(charged).unwrap_or(0));
         let logged = sqlx::query(
             "INSERT INTO chat_usage (user_id, key_id, model, channel_id, prompt_tokens, completion_tokens, credits, usage_source, outcome, latency_ms, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",

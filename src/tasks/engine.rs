@@ -113,6 +113,12 @@ impl Engine {
 
     /// One step of one task.
     async fn step(&self, task: Task) {
+        let step = match task.status {
+            TaskStatus::Created => "submit",
+            _ => "poll",
+        };
+        metrics::counter!("llmage_task_steps_total", "vendor" => task.vendor.clone(), "step" => step)
+            .increment(1);
         let Some(backend) = self.backends.get(task.vendor.as_str()) else {
             self.fail(
                 &task,
@@ -374,6 +380,8 @@ impl Engine {
             )
             .await
             .map_err(|e| e.to_string())?;
+        metrics::counter!("llmage_credits_charged_total", "kind" => "task")
+            .increment(u64::try_from(charged).unwrap_or(0));
         tracing::info!(task = %task.id, model = %task.model, credits = charged, "task succeeded");
         Ok(())
     }

@@ -315,11 +315,14 @@ impl TaskStore {
         Ok(())
     }
 
-    /// Task counts by status (monitoring, benchmarks).
+    /// Unfinished task counts by status (monitoring; uses the status index).
     pub async fn counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT status, CAST(COUNT(*) AS BIGINT) AS n FROM tasks GROUP BY status ORDER BY status")
-            .fetch_all(self.db.reader())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT status, CAST(COUNT(*) AS BIGINT) AS n FROM tasks \
+             WHERE status IN ('CREATED', 'PENDING', 'RUNNING') GROUP BY status ORDER BY status",
+        )
+        .fetch_all(self.db.reader())
+        .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
             .collect()

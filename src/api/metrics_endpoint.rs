@@ -1,0 +1,37 @@
+//! `GET /metrics`: the Prometheus text format. With `metrics_token` configured it needs
+//! `Authorization: Bearer <token>`; without one only loopback clients may read it.
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::limits::peer_ip;
+use crate::server::AppState;
+
+pub async fn metrics(State(state): State<AppState>, request: Request) -> Response {
+    let allowed = match &state.config.metrics_token {
+        Some(token) => request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                // Constant-time: compare digests, not the strings.
+                use sha2::{Digest, Sha256};
+                Sha256::digest(given.trim().as_bytes()) == Sha256::digest(token.as_bytes())
+            }),
+        None => peer_ip(request.extensions()).is_some_and(|ip| ip.is_loopback()),
+    };
+    if !allowed {
+        let body = serde_json::json!({"error": "Forbidden: metrics need the metrics token (or a loopback client)"});
+        return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+        .into_response()
+}
