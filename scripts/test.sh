@@ -12,6 +12,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"
 fi
 python3 -c "import openai" 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check openai
+# moto's S3 server stands in for S3 in tests/s3.rs.
+python3 -c "import moto.server, flask_cors" 2>/dev/null ||
+  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]'
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 
 export RUST_BACKTRACE=0

@@ -70,6 +70,21 @@ pub struct Config {
     pub upstream_idle_timeout_secs: u64,
     pub sandbox: SandboxConfig,
     pub limits: LimitsConfig,
+    pub storage: StorageConfig,
+}
+
+/// Where stored files (inputs, archived results) live.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `s3://bucket/prefix` for S3 or an S3-compatible service; empty for `<data_dir>/files`.
+    pub url: Option<String>,
+    /// Endpoint of an S3-compatible service (MinIO, OSS, R2, …); empty for AWS.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Credentials; else the usual `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` environment.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
 }
 
 /// Rate limits of one process (0 turns a limit off).
@@ -153,6 +168,7 @@ impl Default for Config {
             upstream_idle_timeout_secs: 120,
             sandbox: SandboxConfig::default(),
             limits: LimitsConfig::default(),
+            storage: StorageConfig::default(),
         }
     }
 }
@@ -238,6 +254,14 @@ impl Config {
             return invalid(
                 "database_url",
                 "must start with postgres://, postgresql:// or sqlite:",
+            );
+        }
+        if let Some(url) = &self.storage.url
+            && !url.starts_with("s3://")
+        {
+            return invalid(
+                "storage.url",
+                "must be s3://bucket/prefix (or empty for local files)",
             );
         }
         if self.task_lease_secs == 0 {

@@ -106,9 +106,14 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         total: Duration::from_secs(config.upstream_total_timeout_secs),
         idle: Duration::from_secs(config.upstream_idle_timeout_secs),
     };
-    let files =
-        crate::storage::files::FileStore::local(core.db.clone(), &config.data_dir.join("files"))
-            .context("cannot open the file store")?;
+    let files = match &config.storage.url {
+        Some(_) => crate::storage::files::FileStore::s3(core.db.clone(), &config.storage)
+            .context("cannot open the S3 file store")?,
+        None => {
+            crate::storage::files::FileStore::local(core.db.clone(), &config.data_dir.join("files"))
+                .context("cannot open the file store")?
+        }
+    };
     let ledger = Ledger::new(core.db.clone());
     let outbound = crate::net::OutboundGuard::new(&config.outbound_allow)
         .map_err(|e| anyhow::anyhow!("outbound_allow: {e}"))?;

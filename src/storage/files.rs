@@ -230,6 +230,38 @@ impl FileStore {
         Ok(FileStore::new(db, Arc::new(store)))
     }
 
+    /// A store in an S3 bucket (`s3://bucket/optional/prefix`), AWS or S3-compatible.
+    pub fn s3(db: Db, config: &crate::config::StorageConfig) -> Result<FileStore, FileError> {
+        let url = config.url.as_deref().unwrap_or_default();
+        let rest = url.strip_prefix("s3://").unwrap_or(url);
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"))
+                .with_virtual_hosted_style_request(false);
+        }
+        if let Some(region) = &config.region {
+            builder = builder.with_region(region);
+        }
+        if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
+            builder = builder
+                .with_access_key_id(id)
+                .with_secret_access_key(secret);
+        }
+        let store = builder.build()?;
+        let prefix = prefix.trim_matches('/');
+        Ok(if prefix.is_empty() {
+            FileStore::new(db, Arc::new(store))
+        } else {
+            FileStore::new(
+                db,
+                Arc::new(object_store::prefix::PrefixStore::new(store, prefix)),
+            )
+        })
+    }
+
     /// Store `bytes` as a new file and return its row. The object is written before the row.
     pub async fn put(
         &self,
