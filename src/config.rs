@@ -71,6 +71,26 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     pub limits: LimitsConfig,
     pub storage: StorageConfig,
+    pub redis: RedisConfig,
+}
+
+/// Optional Redis, for rate-limit counters shared by every gateway process.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:6379/0`; empty for per-process counters.
+    pub url: Option<String>,
+    /// Prefix of our keys (several deployments may share one Redis).
+    pub prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: None,
+            prefix: "llmage".into(),
+        }
+    }
 }
 
 /// Where stored files (inputs, archived results) live.
@@ -169,6 +189,7 @@ impl Default for Config {
             sandbox: SandboxConfig::default(),
             limits: LimitsConfig::default(),
             storage: StorageConfig::default(),
+            redis: RedisConfig::default(),
         }
     }
 }

@@ -117,6 +117,13 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
     let ledger = Ledger::new(core.db.clone());
     let outbound = crate::net::OutboundGuard::new(&config.outbound_allow)
         .map_err(|e| anyhow::anyhow!("outbound_allow: {e}"))?;
+    let mut limits = crate::api::limits::RateLimits::new(&config.limits);
+    if let Some(url) = &config.redis.url {
+        limits = limits
+            .with_redis(url, &config.redis.prefix)
+            .await
+            .map_err(|e| anyhow::anyhow!("redis.url: {e}"))?;
+    }
     let tasks = TaskService {
         store: TaskStore::new(core.db.clone()),
         ledger: ledger.clone(),
@@ -147,7 +154,7 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         tasks,
         http,
         background: TaskTracker::new(),
-        limits: crate::api::limits::RateLimits::new(&config.limits),
+        limits,
         ledger,
         db: core.db,
         channels: Arc::new(channels),

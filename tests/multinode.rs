@@ -172,3 +172,40 @@ async fn two_processes_share_the_work_and_survive_one_being_killed() {
     }
     db.close().await;
 }
+
+#[tokio::test]
+async fn rate_limits_are_shared_through_redis() {
+    let prefix = format!("llmage-test-{}", llmage::billing::ledger::random_id());
+    let mut opts = Opts::demo();
+    opts.env = vec![
+        (
+            "LLMAGE_REDIS__URL".into(),
+            "redis://127.0.0.1:6379/0".into(),
+        ),
+        ("LLMAGE_REDIS__PREFIX".into(), prefix),
+        ("LLMAGE_LIMITS__PER_KEY_PER_SEC".into(), "2".into()),
+    ];
+    let first = Server::start(opts.clone()).await;
+    let second = first.start_sibling(opts).await;
+    // Start right after a second boundary, so all four requests fall in one window.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    tokio::time::sleep(
+        Duration::from_millis(1020) - Duration::from_nanos(u64::from(now.subsec_nanos())),
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for server in [&first, &second, &first, &second] {
+        let resp = server
+            .http
+            .get(server.url("/llmage/v1/models"))
+            .bearer_auth(DEMO_KEY)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+    }
+    // Two per second for the key across both processes (each alone would allow two).
+    assert_eq!(statuses, [200, 200, 429, 429]);
+}

@@ -39,7 +39,7 @@ impl FromRequestParts<AppState> for ApiKey {
         let Some(owner) = state.keys.authenticate(key.trim()).await? else {
             return Err(state.limits.auth_failed(ip));
         };
-        state.limits.check_key(owner.key_id)?;
+        state.limits.check_key_shared(owner.key_id).await?;
         if let Some(slot) = parts.extensions.get::<UserSlot>() {
             slot.set(owner.user_id);
         }

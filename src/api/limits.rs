@@ -1,7 +1,9 @@
 //! Rate limits, answered with 429 and `Retry-After`: requests per client IP (every route),
 //! requests per API key, and failed authentications per client IP (so guessing keys is no faster
-//! than the limit). Counters live in this process; with several gateway processes each one
-//! enforces the limits on the traffic it sees.
+//! than the limit). Counters live in this process — with several gateway processes each one
+//! enforces the limits on the traffic it sees — unless Redis is configured (`redis.url`): then
+//! the per-IP and per-key request counts are shared by every process (one-second windows of
+//! `per_*_per_sec` requests), falling back to the local counters while Redis is unreachable.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -26,6 +28,36 @@ pub struct RateLimits {
     auth_failures: Option<Arc<DefaultKeyedRateLimiter<IpAddr>>>,
     /// Addresses cooling off after too many failed authentications, until when.
     auth_blocked: moka::sync::Cache<IpAddr, Instant>,
+    /// Counters shared through Redis, when configured.
+    shared: Option<SharedCounters>,
+    per_ip_per_sec: u32,
+    per_key_per_sec: u32,
+}
+
+/// Request counters in Redis: `INCR` on a key per subject and second, expiring after two.
+#[derive(Clone)]
+struct SharedCounters {
+    conn: redis::aio::ConnectionManager,
+    prefix: String,
+}
+
+impl SharedCounters {
+    /// Count one request; whether it is within `limit` for the current second.
+    async fn hit(&self, kind: &str, subject: &str, limit: u32) -> redis::RedisResult<bool> {
+        let second = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let key = format!("{}:rl:{kind}:{subject}:{second}", self.prefix);
+        let mut conn = self.conn.clone();
+        let (count,): (i64,) = redis::pipe()
+            .atomic()
+            .incr(&key, 1)
+            .expire(&key, 2)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(count <= i64::from(limit))
+    }
 }
 
 fn limiter<K: std::hash::Hash + Eq + Clone>(
@@ -58,6 +90,68 @@ impl RateLimits {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(120))
                 .build(),
+            shared: None,
+            per_ip_per_sec: config.per_ip_per_sec,
+            per_key_per_sec: config.per_key_per_sec,
+        }
+    }
+
+    /// Share the request counters through Redis (`redis://…`), keys under `prefix`.
+    pub async fn with_redis(mut self, url: &str, prefix: &str) -> Result<RateLimits, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL: {e}"))?;
+        let conn = client
+            .get_connection_manager()
+            .await
+            .map_err(|e| format!("cannot reach Redis: {e}"))?;
+        self.shared = Some(SharedCounters {
+            conn,
+            prefix: prefix.to_owned(),
+        });
+        Ok(self)
+    }
+
+    /// Count one request against a shared limit; `None` when not shared (or Redis failed).
+    async fn check_shared(
+        &self,
+        kind: &'static str,
+        subject: String,
+        limit: u32,
+    ) -> Option<Result<(), ApiError>> {
+        let shared = self.shared.as_ref().filter(|_| limit > 0)?;
+        match shared.hit(kind, &subject, limit).await {
+            Ok(true) => Some(Ok(())),
+            Ok(false) => {
+                limited(kind);
+                Some(Err(ApiError::RateLimited {
+                    retry_after_secs: 1,
+                }))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Redis rate-limit counter failed; using this process's counters");
+                None
+            }
+        }
+    }
+
+    /// Count one request from `ip` (shared through Redis when configured).
+    pub async fn check_ip_shared(&self, ip: IpAddr) -> Result<(), ApiError> {
+        match self
+            .check_shared("ip", ip.to_string(), self.per_ip_per_sec)
+            .await
+        {
+            Some(result) => result,
+            None => self.check_ip(ip),
+        }
+    }
+
+    /// Count one request made with key `key_id` (shared through Redis when configured).
+    pub async fn check_key_shared(&self, key_id: i64) -> Result<(), ApiError> {
+        match self
+            .check_shared("key", key_id.to_string(), self.per_key_per_sec)
+            .await
+        {
+            Some(result) => result,
+            None => self.check_key(key_id),
         }
     }
 
@@ -128,7 +222,7 @@ pub fn peer_ip(request_extensions: &axum::http::Extensions) -> Option<IpAddr> {
 /// Middleware: the per-IP limit on every route.
 pub async fn per_ip(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if let Some(ip) = peer_ip(request.extensions())
-        && let Err(e) = state.limits.check_ip(ip)
+        && let Err(e) = state.limits.check_ip_shared(ip).await
     {
         return e.into_response();
     }
@@ -141,6 +235,7 @@ impl std::fmt::Debug for RateLimits {
             .field("per_ip", &self.per_ip.is_some())
             .field("per_key", &self.per_key.is_some())
             .field("auth_failures", &self.auth_failures.is_some())
+            .field("shared", &self.shared.is_some())
             .finish()
     }
 }
