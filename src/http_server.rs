@@ -1,6 +1,6 @@
 //! The HTTP connection loop: accepts TCP connections and serves the router over HTTP/1.1 and
 //! HTTP/2 with hyper, with the protections `axum::serve` does not configure: a deadline for a
-//! request's headers (slowloris), TCP_NODELAY (SSE chunks leave at once), the peer address for
+//! request's headers (slowloris), a size limit on them, TCP_NODELAY (SSE chunks leave at once), the peer address for
 //! rate limits, and a graceful shutdown that lets in-flight requests finish.
 
 use std::convert::Infallible;
@@ -15,6 +15,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+
+/// Largest request head (request line and headers) we read.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Connection settings.
 #[derive(Debug, Clone, Copy)]
@@ -37,11 +40,14 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        // Request line + headers beyond this are refused (431) instead of buffered.
+        .max_buf_size(MAX_HEADER_BYTES)
         .keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(30)));
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
     let graceful = GracefulShutdown::new();
     loop {
         let (stream, peer) = tokio::select! {

@@ -442,7 +442,58 @@ pub fn probe_mp4(bytes: &[u8]) -> Result<Mp4Info, MediaError> {
     })
 }
 
+/// Boxes that hold other boxes (the ones the MP4 parser descends into).
+const CONTAINER_BOXES: [&[u8; 4]; 10] = [
+    b"moov", b"trak", b"mdia", b"minf", b"stbl", b"edts", b"dinf", b"udta", b"mvex", b"moof",
+];
+
+/// Check the box tree before the `mp4` crate reads it: every box at least 8 bytes and inside its
+/// parent, size 0 ("to the end") only at the top level. The crate can loop forever on a zero-sized
+/// box inside a container, so malformed input must not reach it.
+fn check_box_tree(bytes: &[u8], depth: usize) -> Result<(), MediaError> {
+    let bad = |why: &str| Err(MediaError::Mp4(format!("malformed MP4 box tree: {why}")));
+    if depth > 16 {
+        return bad("nested too deep");
+    }
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let Some(header) = bytes.get(at..at + 8) else {
+            return bad("truncated box header");
+        };
+        let small = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let kind = [header[4], header[5], header[6], header[7]];
+        let (size, header_len) = match small {
+            0 if depth == 0 => (bytes.len() - at, 8),
+            0 => return bad("zero-sized box inside a container"),
+            1 => {
+                let Some(large) = bytes.get(at + 8..at + 16) else {
+                    return bad("truncated 64-bit box size");
+                };
+                let mut raw = [0u8; 8];
+                raw.copy_from_slice(large);
+                (
+                    usize::try_from(u64::from_be_bytes(raw)).unwrap_or(usize::MAX),
+                    16,
+                )
+            }
+            n => (n, 8),
+        };
+        if size < header_len {
+            return bad("box smaller than its header");
+        }
+        let Some(end) = at.checked_add(size).filter(|end| *end <= bytes.len()) else {
+            return bad("box runs past its parent");
+        };
+        if CONTAINER_BOXES.contains(&&kind) {
+            check_box_tree(&bytes[at + header_len..end], depth + 1)?;
+        }
+        at = end;
+    }
+    Ok(())
+}
+
 fn probe(bytes: &[u8]) -> Result<Mp4Info, MediaError> {
+    check_box_tree(bytes, 0)?;
     let reader =
         Mp4Reader::read_header(Cursor::new(bytes), bytes.len() as u64).map_err(mp4_error)?;
     let track = reader
