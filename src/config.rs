@@ -72,6 +72,29 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub storage: StorageConfig,
     pub redis: RedisConfig,
+    pub vendors: VendorsConfig,
+}
+
+/// How real vendors are driven.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VendorsConfig {
+    /// First poll of a vendor task after this many milliseconds; later polls back off (×1.5)
+    /// up to `poll_max_ms`.
+    pub poll_first_ms: u64,
+    pub poll_max_ms: u64,
+    /// Calls in flight to one vendor from this process.
+    pub max_concurrent_calls: usize,
+}
+
+impl Default for VendorsConfig {
+    fn default() -> Self {
+        VendorsConfig {
+            poll_first_ms: 5_000,
+            poll_max_ms: 30_000,
+            max_concurrent_calls: 64,
+        }
+    }
 }
 
 /// Optional Redis, for rate-limit counters shared by every gateway process.
@@ -190,6 +213,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             storage: StorageConfig::default(),
             redis: RedisConfig::default(),
+            vendors: VendorsConfig::default(),
         }
     }
 }
@@ -283,6 +307,15 @@ impl Config {
             return invalid(
                 "storage.url",
                 "must be s3://bucket/prefix (or empty for local files)",
+            );
+        }
+        if self.vendors.poll_first_ms == 0
+            || self.vendors.poll_max_ms < self.vendors.poll_first_ms
+            || self.vendors.max_concurrent_calls == 0
+        {
+            return invalid(
+                "vendors",
+                "need 0 < poll_first_ms <= poll_max_ms and max_concurrent_calls >= 1",
             );
         }
         if self.task_lease_secs == 0 {

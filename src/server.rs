@@ -19,6 +19,7 @@ use crate::billing::ledger::Ledger;
 use crate::catalog::Catalog;
 use crate::channels::{ChannelStore, Channels};
 use crate::config::Config;
+use crate::providers::dashscope::DashScopeMedia;
 use crate::providers::media::MediaBackend;
 use crate::providers::openai::{OpenAiChat, Timeouts};
 use crate::providers::sandbox::{SandboxChat, SandboxMedia};
@@ -237,13 +238,29 @@ fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToke
         image_time: Duration::from_millis(state.config.sandbox.image_ms),
         video_time: Duration::from_millis(state.config.sandbox.video_ms),
     });
+    let vendors = &state.config.vendors;
+    let delays = (
+        Duration::from_millis(vendors.poll_first_ms),
+        Duration::from_millis(vendors.poll_max_ms),
+    );
+    let calls = vendors.max_concurrent_calls;
+    let backends: HashMap<&'static str, MediaBackend> = [
+        sandbox,
+        MediaBackend::DashScope(DashScopeMedia::new(state.http.clone(), delays)),
+    ]
+    .into_iter()
+    .map(|backend| (backend.vendor(), backend))
+    .collect();
     let engine = Arc::new(Engine {
         store: state.tasks.store.clone(),
         ledger: state.ledger.clone(),
         files: state.files.clone(),
         channels: state.channels.clone(),
-        backends: HashMap::from([(sandbox.vendor(), sandbox)]),
-        limits: HashMap::from([("sandbox", Arc::new(Semaphore::new(64)))]),
+        limits: backends
+            .keys()
+            .map(|vendor| (*vendor, Arc::new(Semaphore::new(calls))))
+            .collect(),
+        backends,
         http: state.http.clone(),
         wake: state.tasks.wake.clone(),
         owner: format!(

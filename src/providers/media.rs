@@ -6,6 +6,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::ProviderError;
+use super::dashscope::DashScopeMedia;
 use super::sandbox::SandboxMedia;
 use crate::catalog::Model;
 use crate::channels::Channel;
@@ -114,6 +115,7 @@ pub enum PollOutcome {
 #[derive(Debug, Clone)]
 pub enum MediaBackend {
     Sandbox(SandboxMedia),
+    DashScope(DashScopeMedia),
 }
 
 impl MediaBackend {
@@ -121,6 +123,7 @@ impl MediaBackend {
     pub fn vendor(&self) -> &'static str {
         match self {
             MediaBackend::Sandbox(_) => "sandbox",
+            MediaBackend::DashScope(_) => "dashscope",
         }
     }
 
@@ -128,6 +131,7 @@ impl MediaBackend {
     pub async fn submit(&self, job: &MediaJob<'_>) -> Result<String, ProviderError> {
         match self {
             MediaBackend::Sandbox(s) => Ok(s.submit(job)),
+            MediaBackend::DashScope(d) => d.submit(job).await,
         }
     }
 
@@ -139,6 +143,7 @@ impl MediaBackend {
     ) -> Result<PollOutcome, ProviderError> {
         match self {
             MediaBackend::Sandbox(s) => s.poll(job, vendor_task_id).await,
+            MediaBackend::DashScope(d) => d.poll(job, vendor_task_id).await,
         }
     }
 
@@ -147,6 +152,7 @@ impl MediaBackend {
         use std::time::Duration;
         match self {
             MediaBackend::Sandbox(_) => (Duration::from_millis(200), Duration::from_millis(1000)),
+            MediaBackend::DashScope(d) => d.poll_delays(),
         }
     }
 }

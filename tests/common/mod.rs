@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod mock_dashscope;
 pub mod mock_openai;
 
 use std::io::{BufRead, BufReader};

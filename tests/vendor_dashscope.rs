@@ -1,0 +1,340 @@
+//! DashScope channels against the local mock of its async protocol: every DashScope model of the
+//! seed (its curls verbatim, the rest from their tables) reaches SUCCEEDED with the documented
+//! request fields, results archived before the vendor's links expire and priced right; failover
+//! from a broken or throttled channel; a vendor FAILED status refunded with its reason; throttled
+//! polls retried; the vendor key never shown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::mock_dashscope::{self, KEY, Mode};
+use common::{Opts, Server, eventually};
+use serde_json::{Value, json};
+
+const PHONE: &str = "13500000000";
+
+fn opts() -> Opts {
+    Opts {
+        env: vec![
+            ("LLMAGE_VENDORS__POLL_FIRST_MS".into(), "50".into()),
+            ("LLMAGE_VENDORS__POLL_MAX_MS".into(), "200".into()),
+        ],
+        ..Opts::default()
+    }
+}
+
+const MODELS: &str = "wan2.2-t2i-plus,wan2.5-t2i-preview,wan2.2-t2i-flash,happyhorse-1.0-t2v,happyhorse-1.0-i2v,happyhorse-1.0-r2v,wan2.6-t2v,wan2.6-r2v";
+
+fn add_channel(server: &Server, base_url: &str, models: &str, priority: i64) {
+    server.admin_ok(&[
+        "channel",
+        "add",
+        "--vendor",
+        "dashscope",
+        "--base-url",
+        base_url,
+        "--api-key",
+        KEY,
+        "--models",
+        models,
+        "--priority",
+        &priority.to_string(),
+    ]);
+}
+
+async fn wait_routable(server: &Server, key: &str, model: &str) {
+    eventually(Duration::from_secs(5), "channel picked up", || async {
+        let (_, list) = server.get_json("/llmage/v1/models", Some(key)).await;
+        list["data"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|m| m["id"] == model && m["available"] == true))
+    })
+    .await;
+}
+
+fn jpeg(label: &str) -> Vec<u8> {
+    let png = llmage::media::sandbox_image(label, 64, 64).unwrap();
+    let picture = image::load_from_memory(&png).unwrap();
+    let mut out = std::io::Cursor::new(Vec::new());
+    picture
+        .to_rgb8()
+        .write_to(&mut out, image::ImageFormat::Jpeg)
+        .unwrap();
+    out.into_inner()
+}
+
+async fn finish(server: &Server, key: &str, id: &str) -> Value {
+    let last = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
+    eventually(Duration::from_secs(30), &format!("task {id}"), || {
+        let last = last.clone();
+        async move {
+            let (_, t) = server
+                .get_json(&format!("/llmage/v1/tasks?taskid={id}"), Some(key))
+                .await;
+            let done = matches!(t["status"].as_str(), Some("SUCCEEDED" | "FAILED"));
+            *last.lock().unwrap() = t;
+            done
+        }
+    })
+    .await;
+    std::mem::take(&mut *last.lock().unwrap())
+}
+
+/// The seed's curl blocks for DashScope models.
+fn seed_curls() -> Vec<String> {
+    let seed = include_str!("../../shared/seed/api_zh.md");
+    seed.split("```")
+        .skip(1)
+        .step_by(2)
+        .filter(|b| b.contains("curl -X POST https://opencomputing.ai/llmage/v1/"))
+        .filter(|b| b.contains("wan2") || b.contains("happyhorse"))
+        .map(|b| b.trim().to_owned())
+        .collect()
+}
+
+async fn run_curl(block: &str, base: &str, key: &str, dir: &std::path::Path) -> Value {
+    let script = block
+        .replace("https://opencomputing.ai", base)
+        .replace("<your-apikey>", key);
+    let out = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("{} --silent --show-error", script.trim_end()))
+        .current_dir(dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn every_dashscope_model_succeeds_through_a_channel() {
+    let mock = mock_dashscope::start(Mode::Normal).await;
+    let server = Server::start(opts()).await;
+    let key = server.user(PHONE, 1_000_000);
+    add_channel(&server, &mock.base_url, MODELS, 0);
+    wait_routable(&server, &key, "wan2.6-r2v").await;
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["02.jpg", "1.jpg", "2.jpg"] {
+        std::fs::write(dir.path().join(name), jpeg(name)).unwrap();
+    }
+
+    let mut ids = Vec::new();
+    let curls = seed_curls();
+    assert_eq!(
+        curls.len(),
+        4,
+        "wan2.2-t2i-plus and happyhorse t2v/i2v/r2v in the seed"
+    );
+    for block in &curls {
+        let answer = run_curl(block, &server.base, &key, dir.path()).await;
+        assert_eq!(answer["status"], "CREATED", "{answer}");
+        ids.push(answer["taskid"].as_str().unwrap().to_owned());
+    }
+    // The models the seed has no curl for, from their tables.
+    for body in [
+        json!({"model": "wan2.5-t2i-preview", "catelogid": "t2i", "prompt": "山水"}),
+        json!({"model": "wan2.2-t2i-flash", "catelogid": "t2i", "prompt": "山水", "negative_prompt": "人物"}),
+        json!({"model": "wan2.6-t2v", "catelogid": "t2v", "prompt": "海浪", "size": "1280*720", "duration": 5}),
+    ] {
+        let (status, answer) = server
+            .post_json(
+                if body["catelogid"] == "t2i" {
+                    "/llmage/v1/image/generations"
+                } else {
+                    "/llmage/v1/video/generations"
+                },
+                Some(&key),
+                &body,
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        ids.push(answer["taskid"].as_str().unwrap().to_owned());
+    }
+    let form = reqwest::multipart::Form::new()
+        .text("model", "wan2.6-r2v")
+        .text("catelogid", "i2v")
+        .text("prompt", "character1 和 character2 握手")
+        .text("size", "1280*720")
+        .text("duration", "5")
+        .part(
+            "image_file1",
+            reqwest::multipart::Part::bytes(jpeg("a")).file_name("a.jpg"),
+        )
+        .part(
+            "image_file2",
+            reqwest::multipart::Part::bytes(jpeg("b")).file_name("b.jpg"),
+        );
+    let answer: Value = server
+        .http
+        .post(server.url("/llmage/v1/video/generations"))
+        .bearer_auth(&key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    ids.push(answer["taskid"].as_str().expect("taskid").to_owned());
+
+    let mut charged = 0;
+    for id in &ids {
+        let task = finish(&server, &key, id).await;
+        assert_eq!(task["status"], "SUCCEEDED", "{task}");
+        charged += task["usage"]["credits"].as_i64().unwrap();
+        // Archived: the vendor's link has expired (one download), ours works.
+        let link = task["video"].as_str().or(task["image"].as_str()).unwrap();
+        let resp = server.http.get(link).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let bytes = resp.bytes().await.unwrap();
+        if task["video"].is_string() {
+            llmage::media::probe_mp4(&bytes).expect("an MP4");
+        } else {
+            image::load_from_memory(&bytes).expect("an image");
+        }
+        assert!(!task.to_string().contains(KEY));
+    }
+    assert_eq!(
+        mock.seen
+            .downloads
+            .load(std::sync::atomic::Ordering::SeqCst),
+        ids.len()
+    );
+    let (balance, sum) = server.money(PHONE).await;
+    assert_eq!((balance, sum), (1_000_000 - charged, 1_000_000 - charged));
+
+    // What the vendor received, per family.
+    let created = mock.seen.created.lock().unwrap().clone();
+    let by_model = |m: &str| {
+        created
+            .iter()
+            .find(|(_, b)| b["model"] == m)
+            .map(|(_, b)| b.clone())
+            .unwrap_or_else(|| panic!("{m} not sent"))
+    };
+    let t2i = by_model("wan2.2-t2i-plus");
+    assert_eq!(t2i["parameters"]["n"], 1);
+    assert_eq!(t2i["input"]["prompt"], "一只猫坐在月亮上,水彩画风格");
+    assert_eq!(
+        by_model("wan2.2-t2i-flash")["input"]["negative_prompt"],
+        "人物"
+    );
+    let i2v = by_model("happyhorse-1.0-i2v");
+    assert_eq!(i2v["input"]["media"][0]["type"], "first_frame");
+    assert!(
+        i2v["input"]["media"][0]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("data:image/jpeg;base64,")
+    );
+    assert_eq!(i2v["parameters"]["duration"], 15);
+    assert!(
+        i2v["parameters"]["resolution"]
+            .as_str()
+            .unwrap()
+            .eq_ignore_ascii_case("720P")
+    );
+    let r2v = by_model("happyhorse-1.0-r2v");
+    let media = r2v["input"]["media"].as_array().unwrap();
+    assert_eq!(media.len(), 2);
+    assert!(media.iter().all(|m| m["type"] == "reference_image"));
+    assert_eq!(r2v["parameters"]["ratio"], "4:3");
+    let t2v = by_model("happyhorse-1.0-t2v");
+    assert!(t2v["input"].get("media").is_none());
+    let wan_t2v = by_model("wan2.6-t2v");
+    assert_eq!(
+        wan_t2v["parameters"],
+        json!({"size": "1280*720", "duration": 5})
+    );
+    let wan_r2v = by_model("wan2.6-r2v");
+    assert_eq!(
+        wan_r2v["input"]["reference_urls"].as_array().unwrap().len(),
+        2
+    );
+    assert!(
+        !server.log().contains(KEY),
+        "the vendor key never reaches the log"
+    );
+}
+
+#[tokio::test]
+async fn a_broken_or_throttled_first_channel_hands_the_task_to_the_next() {
+    for mode in [Mode::SubmitBroken, Mode::SubmitThrottled] {
+        let bad = mock_dashscope::start(mode).await;
+        let good = mock_dashscope::start(Mode::Normal).await;
+        let server = Server::start(opts()).await;
+        let key = server.user(PHONE, 10_000);
+        add_channel(&server, &bad.base_url, "wan2.2-t2i-flash", 10);
+        add_channel(&server, &good.base_url, "wan2.2-t2i-flash", 0);
+        wait_routable(&server, &key, "wan2.2-t2i-flash").await;
+        let (status, answer) = server
+            .post_json(
+                "/llmage/v1/image/generations",
+                Some(&key),
+                &json!({"model": "wan2.2-t2i-flash", "catelogid": "t2i", "prompt": "猫"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        let task = finish(&server, &key, answer["taskid"].as_str().unwrap()).await;
+        assert_eq!(task["status"], "SUCCEEDED", "{mode:?}: {task}");
+        assert!(
+            bad.seen
+                .submit_attempts
+                .load(std::sync::atomic::Ordering::SeqCst)
+                >= 1
+        );
+        assert_eq!(
+            good.seen.created.lock().unwrap().len(),
+            1,
+            "sent once to the good channel"
+        );
+        let price = task["usage"]["credits"].as_i64().unwrap();
+        assert_eq!(server.money(PHONE).await, (10_000 - price, 10_000 - price));
+    }
+}
+
+#[tokio::test]
+async fn a_vendor_failure_is_refunded_with_its_reason_and_throttled_polls_are_retried() {
+    let failing = mock_dashscope::start(Mode::TaskFails).await;
+    let throttled = mock_dashscope::start(Mode::PollThrottledOnce).await;
+    let server = Server::start(opts()).await;
+    let key = server.user(PHONE, 10_000);
+    add_channel(&server, &failing.base_url, "wan2.2-t2i-plus", 0);
+    add_channel(&server, &throttled.base_url, "wan2.2-t2i-flash", 0);
+    wait_routable(&server, &key, "wan2.2-t2i-flash").await;
+    wait_routable(&server, &key, "wan2.2-t2i-plus").await;
+
+    let (_, answer) = server
+        .post_json(
+            "/llmage/v1/image/generations",
+            Some(&key),
+            &json!({"model": "wan2.2-t2i-plus", "catelogid": "t2i", "prompt": "猫"}),
+        )
+        .await;
+    let task = finish(&server, &key, answer["taskid"].as_str().unwrap()).await;
+    assert_eq!(task["status"], "FAILED");
+    assert!(
+        task["error"]
+            .as_str()
+            .unwrap()
+            .contains("DataInspectionFailed"),
+        "{task}"
+    );
+    assert_eq!(server.money(PHONE).await, (10_000, 10_000), "refunded");
+
+    let (_, answer) = server
+        .post_json(
+            "/llmage/v1/image/generations",
+            Some(&key),
+            &json!({"model": "wan2.2-t2i-flash", "catelogid": "t2i", "prompt": "猫"}),
+        )
+        .await;
+    let task = finish(&server, &key, answer["taskid"].as_str().unwrap()).await;
+    assert_eq!(task["status"], "SUCCEEDED", "{task}");
+}
