@@ -23,6 +23,7 @@ use crate::providers::dashscope::DashScopeMedia;
 use crate::providers::media::MediaBackend;
 use crate::providers::openai::{OpenAiChat, Timeouts};
 use crate::providers::sandbox::{SandboxChat, SandboxMedia};
+use crate::providers::zhipu::ZhipuMedia;
 use crate::relay::ChatRelay;
 use crate::secrets::SecretBox;
 use crate::storage::Db;
@@ -247,6 +248,7 @@ fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToke
     let backends: HashMap<&'static str, MediaBackend> = [
         sandbox,
         MediaBackend::DashScope(DashScopeMedia::new(state.http.clone(), delays)),
+        MediaBackend::Zhipu(ZhipuMedia::new(state.http.clone())),
     ]
     .into_iter()
     .map(|backend| (backend.vendor(), backend))

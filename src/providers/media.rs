@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::ProviderError;
 use super::dashscope::DashScopeMedia;
 use super::sandbox::SandboxMedia;
+use super::zhipu::ZhipuMedia;
 use crate::catalog::Model;
 use crate::channels::Channel;
 
@@ -116,6 +117,7 @@ pub enum PollOutcome {
 pub enum MediaBackend {
     Sandbox(SandboxMedia),
     DashScope(DashScopeMedia),
+    Zhipu(ZhipuMedia),
 }
 
 impl MediaBackend {
@@ -124,6 +126,7 @@ impl MediaBackend {
         match self {
             MediaBackend::Sandbox(_) => "sandbox",
             MediaBackend::DashScope(_) => "dashscope",
+            MediaBackend::Zhipu(_) => "zhipu",
         }
     }
 
@@ -132,6 +135,7 @@ impl MediaBackend {
         match self {
             MediaBackend::Sandbox(s) => Ok(s.submit(job)),
             MediaBackend::DashScope(d) => d.submit(job).await,
+            MediaBackend::Zhipu(z) => z.submit(job).await,
         }
     }
 
@@ -144,6 +148,7 @@ impl MediaBackend {
         match self {
             MediaBackend::Sandbox(s) => s.poll(job, vendor_task_id).await,
             MediaBackend::DashScope(d) => d.poll(job, vendor_task_id).await,
+            MediaBackend::Zhipu(z) => Ok(z.poll(vendor_task_id)),
         }
     }
 
@@ -153,6 +158,7 @@ impl MediaBackend {
         match self {
             MediaBackend::Sandbox(_) => (Duration::from_millis(200), Duration::from_millis(1000)),
             MediaBackend::DashScope(d) => d.poll_delays(),
+            MediaBackend::Zhipu(z) => z.poll_delays(),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod mock_dashscope;
 pub mod mock_openai;
+pub mod mock_zhipu;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
