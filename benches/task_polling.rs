@@ -265,6 +265,11 @@ async fn run(n: u64, window: Duration) {
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
         )
+        // One client submits everything: rate limits stay on but far above the load.
+        .env("LLMAGE_LIMITS__PER_KEY_PER_SEC", "1000000")
+        .env("LLMAGE_LIMITS__PER_KEY_BURST", "1000000")
+        .env("LLMAGE_LIMITS__PER_IP_PER_SEC", "1000000")
+        .env("LLMAGE_LIMITS__PER_IP_BURST", "1000000")
         .stdout(Stdio::piped())
         .stderr(Stdio::from(
             std::fs::File::create(dir.path().join("server.log")).expect("log"),
