@@ -19,6 +19,7 @@ use crate::billing::ledger::Ledger;
 use crate::catalog::Catalog;
 use crate::channels::{ChannelStore, Channels};
 use crate::config::Config;
+use crate::providers::ark::ArkMedia;
 use crate::providers::dashscope::DashScopeMedia;
 use crate::providers::media::MediaBackend;
 use crate::providers::openai::{OpenAiChat, Timeouts};
@@ -249,6 +250,8 @@ fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToke
         sandbox,
         MediaBackend::DashScope(DashScopeMedia::new(state.http.clone(), delays)),
         MediaBackend::Zhipu(ZhipuMedia::new(state.http.clone())),
+        MediaBackend::Ark(ArkMedia::new("ark", state.http.clone(), delays)),
+        MediaBackend::Ark(ArkMedia::new("modelark", state.http.clone(), delays)),
     ]
     .into_iter()
     .map(|backend| (backend.vendor(), backend))
@@ -272,6 +275,7 @@ fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToke
         ),
         inflight: AtomicUsize::new(0),
         lease: Duration::from_secs(state.config.task_lease_secs),
+        public_base_url: state.config.public_base_url.clone(),
         tracker: state.background.clone(),
     });
     state.background.spawn(engine.run(stop.clone()));

@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use common::{DEMO_KEY, Opts, Server, demo_phone, eventually};
+use common::{DEMO_KEY, Opts, Server, demo_phone, eventually, jpeg, run_curl};
 use serde_json::{Value, json};
 use sqlx::Row;
 
@@ -29,39 +29,6 @@ fn seed_submission_curls() -> Vec<String> {
         }
     }
     blocks
-}
-
-/// A real JPEG picture.
-fn jpeg(label: &str, side: u32) -> Vec<u8> {
-    let png = llmage::media::sandbox_image(label, side, side).unwrap();
-    let picture = image::load_from_memory(&png).unwrap();
-    let mut out = std::io::Cursor::new(Vec::new());
-    picture
-        .to_rgb8()
-        .write_to(&mut out, image::ImageFormat::Jpeg)
-        .unwrap();
-    out.into_inner()
-}
-
-/// Run one seed curl block with our server and key put in, inside `dir` (its `@./x.jpg` files).
-async fn run_curl(block: &str, base: &str, key: &str, dir: &Path) -> Value {
-    let script = block
-        .replace("https://opencomputing.ai", base)
-        .replace("<your-apikey>", key);
-    let out = tokio::process::Command::new("bash")
-        .arg("-c")
-        .arg(format!("{} --silent --show-error", script.trim_end()))
-        .current_dir(dir)
-        .output()
-        .await
-        .expect("cannot run bash");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "curl failed: {}\n{script}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("not JSON: {stdout}\n{script}"))
 }
 
 async fn wait_final(server: &Server, key: &str, id: &str, timeout: Duration) -> Value {

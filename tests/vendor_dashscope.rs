@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::mock_dashscope::{self, KEY, Mode};
-use common::{Opts, Server, eventually};
+use common::{Opts, Server, eventually, jpeg, run_curl, seed_post_curls};
 use serde_json::{Value, json};
 
 const PHONE: &str = "13500000000";
@@ -53,65 +53,6 @@ async fn wait_routable(server: &Server, key: &str, model: &str) {
     .await;
 }
 
-fn jpeg(label: &str) -> Vec<u8> {
-    let png = llmage::media::sandbox_image(label, 64, 64).unwrap();
-    let picture = image::load_from_memory(&png).unwrap();
-    let mut out = std::io::Cursor::new(Vec::new());
-    picture
-        .to_rgb8()
-        .write_to(&mut out, image::ImageFormat::Jpeg)
-        .unwrap();
-    out.into_inner()
-}
-
-async fn finish(server: &Server, key: &str, id: &str) -> Value {
-    let last = std::sync::Arc::new(std::sync::Mutex::new(Value::Null));
-    eventually(Duration::from_secs(30), &format!("task {id}"), || {
-        let last = last.clone();
-        async move {
-            let (_, t) = server
-                .get_json(&format!("/llmage/v1/tasks?taskid={id}"), Some(key))
-                .await;
-            let done = matches!(t["status"].as_str(), Some("SUCCEEDED" | "FAILED"));
-            *last.lock().unwrap() = t;
-            done
-        }
-    })
-    .await;
-    std::mem::take(&mut *last.lock().unwrap())
-}
-
-/// The seed's curl blocks for DashScope models.
-fn seed_curls() -> Vec<String> {
-    let seed = include_str!("../../shared/seed/api_zh.md");
-    seed.split("```")
-        .skip(1)
-        .step_by(2)
-        .filter(|b| b.contains("curl -X POST https://opencomputing.ai/llmage/v1/"))
-        .filter(|b| b.contains("wan2") || b.contains("happyhorse"))
-        .map(|b| b.trim().to_owned())
-        .collect()
-}
-
-async fn run_curl(block: &str, base: &str, key: &str, dir: &std::path::Path) -> Value {
-    let script = block
-        .replace("https://opencomputing.ai", base)
-        .replace("<your-apikey>", key);
-    let out = tokio::process::Command::new("bash")
-        .arg("-c")
-        .arg(format!("{} --silent --show-error", script.trim_end()))
-        .current_dir(dir)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[tokio::test]
 async fn every_dashscope_model_succeeds_through_a_channel() {
     let mock = mock_dashscope::start(Mode::Normal).await;
@@ -121,11 +62,12 @@ async fn every_dashscope_model_succeeds_through_a_channel() {
     wait_routable(&server, &key, "wan2.6-r2v").await;
     let dir = tempfile::tempdir().unwrap();
     for name in ["02.jpg", "1.jpg", "2.jpg"] {
-        std::fs::write(dir.path().join(name), jpeg(name)).unwrap();
+        std::fs::write(dir.path().join(name), jpeg(name, 96)).unwrap();
     }
 
     let mut ids = Vec::new();
-    let curls = seed_curls();
+    let mut curls = seed_post_curls("wan2");
+    curls.extend(seed_post_curls("happyhorse"));
     assert_eq!(
         curls.len(),
         4,
@@ -164,11 +106,11 @@ async fn every_dashscope_model_succeeds_through_a_channel() {
         .text("duration", "5")
         .part(
             "image_file1",
-            reqwest::multipart::Part::bytes(jpeg("a")).file_name("a.jpg"),
+            reqwest::multipart::Part::bytes(jpeg("a", 64)).file_name("a.jpg"),
         )
         .part(
             "image_file2",
-            reqwest::multipart::Part::bytes(jpeg("b")).file_name("b.jpg"),
+            reqwest::multipart::Part::bytes(jpeg("b", 64)).file_name("b.jpg"),
         );
     let answer: Value = server
         .http
@@ -185,7 +127,7 @@ async fn every_dashscope_model_succeeds_through_a_channel() {
 
     let mut charged = 0;
     for id in &ids {
-        let task = finish(&server, &key, id).await;
+        let task = server.finish_task(&key, id, Duration::from_secs(30)).await;
         assert_eq!(task["status"], "SUCCEEDED", "{task}");
         charged += task["usage"]["credits"].as_i64().unwrap();
         // Archived: the vendor's link has expired (one download), ours works.
@@ -281,7 +223,13 @@ async fn a_broken_or_throttled_first_channel_hands_the_task_to_the_next() {
             )
             .await;
         assert_eq!(status, 200, "{answer}");
-        let task = finish(&server, &key, answer["taskid"].as_str().unwrap()).await;
+        let task = server
+            .finish_task(
+                &key,
+                answer["taskid"].as_str().unwrap(),
+                Duration::from_secs(30),
+            )
+            .await;
         assert_eq!(task["status"], "SUCCEEDED", "{mode:?}: {task}");
         assert!(
             bad.seen
@@ -317,7 +265,13 @@ async fn a_vendor_failure_is_refunded_with_its_reason_and_throttled_polls_are_re
             &json!({"model": "wan2.2-t2i-plus", "catelogid": "t2i", "prompt": "猫"}),
         )
         .await;
-    let task = finish(&server, &key, answer["taskid"].as_str().unwrap()).await;
+    let task = server
+        .finish_task(
+            &key,
+            answer["taskid"].as_str().unwrap(),
+            Duration::from_secs(30),
+        )
+        .await;
     assert_eq!(task["status"], "FAILED");
     assert!(
         task["error"]
@@ -335,6 +289,12 @@ async fn a_vendor_failure_is_refunded_with_its_reason_and_throttled_polls_are_re
             &json!({"model": "wan2.2-t2i-flash", "catelogid": "t2i", "prompt": "猫"}),
         )
         .await;
-    let task = finish(&server, &key, answer["taskid"].as_str().unwrap()).await;
+    let task = server
+        .finish_task(
+            &key,
+            answer["taskid"].as_str().unwrap(),
+            Duration::from_secs(30),
+        )
+        .await;
     assert_eq!(task["status"], "SUCCEEDED", "{task}");
 }

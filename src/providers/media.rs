@@ -6,6 +6,7 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::ProviderError;
+use super::ark::ArkMedia;
 use super::dashscope::DashScopeMedia;
 use super::sandbox::SandboxMedia;
 use super::zhipu::ZhipuMedia;
@@ -57,6 +58,9 @@ pub struct JobInput {
     /// The submission's field name.
     pub field: String,
     pub data: InputData,
+    /// Our public link to a stored input (`{public_base_url}/idfile?path=…`), for vendors that
+    /// only take URLs for some media; `None` without `public_base_url` or for client URLs.
+    pub public_url: Option<String>,
 }
 
 /// Where an input's bytes are.
@@ -118,6 +122,8 @@ pub enum MediaBackend {
     Sandbox(SandboxMedia),
     DashScope(DashScopeMedia),
     Zhipu(ZhipuMedia),
+    /// Volcengine Ark and BytePlus ModelArk.
+    Ark(ArkMedia),
 }
 
 impl MediaBackend {
@@ -127,6 +133,7 @@ impl MediaBackend {
             MediaBackend::Sandbox(_) => "sandbox",
             MediaBackend::DashScope(_) => "dashscope",
             MediaBackend::Zhipu(_) => "zhipu",
+            MediaBackend::Ark(a) => a.vendor(),
         }
     }
 
@@ -136,6 +143,7 @@ impl MediaBackend {
             MediaBackend::Sandbox(s) => Ok(s.submit(job)),
             MediaBackend::DashScope(d) => d.submit(job).await,
             MediaBackend::Zhipu(z) => z.submit(job).await,
+            MediaBackend::Ark(a) => a.submit(job).await,
         }
     }
 
@@ -149,6 +157,7 @@ impl MediaBackend {
             MediaBackend::Sandbox(s) => s.poll(job, vendor_task_id).await,
             MediaBackend::DashScope(d) => d.poll(job, vendor_task_id).await,
             MediaBackend::Zhipu(z) => Ok(z.poll(vendor_task_id)),
+            MediaBackend::Ark(a) => a.poll(job, vendor_task_id).await,
         }
     }
 
@@ -159,6 +168,7 @@ impl MediaBackend {
             MediaBackend::Sandbox(_) => (Duration::from_millis(200), Duration::from_millis(1000)),
             MediaBackend::DashScope(d) => d.poll_delays(),
             MediaBackend::Zhipu(z) => z.poll_delays(),
+            MediaBackend::Ark(a) => a.poll_delays(),
         }
     }
 }

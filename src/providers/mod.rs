@@ -2,6 +2,7 @@
 //! compatible-mode) or the offline [`sandbox`]; image/video tasks through [`media`]. Both answer with a [`ChatReply`] made of
 //! OpenAI-shaped JSON values, so the relay decorates, meters and bills them in one place.
 
+pub mod ark;
 pub mod dashscope;
 pub mod media;
 pub mod openai;

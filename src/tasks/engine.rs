@@ -57,6 +57,8 @@ pub struct Engine {
     /// How long a process owns a task it works on; a process that dies holding a lease has its
     /// tasks taken over by another once this passes. Long steps (downloads) renew it.
     pub lease: Duration,
+    /// Base of our public links (`public_base_url`), for inputs vendors must fetch by URL.
+    pub public_base_url: Option<String>,
     pub tracker: TaskTracker,
 }
 
@@ -306,6 +308,10 @@ impl Engine {
     async fn resolve_inputs(&self, task: &Task) -> Result<Vec<JobInput>, String> {
         let mut inputs = Vec::with_capacity(task.inputs.len());
         for input in &task.inputs {
+            let public_url = match (&input.file_id, &self.public_base_url) {
+                (Some(id), Some(base)) => Some(super::file_url(base, id)),
+                _ => None,
+            };
             let data = match (&input.file_id, &input.url) {
                 (Some(id), _) => {
                     let file = self
@@ -326,6 +332,7 @@ impl Engine {
             inputs.push(JobInput {
                 field: input.field.clone(),
                 data,
+                public_url,
             });
         }
         Ok(inputs)

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod mock_ark;
 pub mod mock_dashscope;
 pub mod mock_openai;
 pub mod mock_zhipu;
@@ -322,5 +323,72 @@ where
             "timed out waiting for: {what}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A real JPEG picture (for `@./x.jpg` files of the seed's curls and multipart tests).
+pub fn jpeg(label: &str, side: u32) -> Vec<u8> {
+    let png = llmage::media::sandbox_image(label, side, side).unwrap();
+    let picture = image::load_from_memory(&png).unwrap();
+    let mut out = std::io::Cursor::new(Vec::new());
+    picture
+        .to_rgb8()
+        .write_to(&mut out, image::ImageFormat::Jpeg)
+        .unwrap();
+    out.into_inner()
+}
+
+/// The seed's `curl -X POST` blocks whose text contains `needle`.
+pub fn seed_post_curls(needle: &str) -> Vec<String> {
+    include_str!("../../../shared/seed/api_zh.md")
+        .split("```")
+        .skip(1)
+        .step_by(2)
+        .filter(|b| b.contains("curl -X POST https://opencomputing.ai/llmage/v1/"))
+        .filter(|b| b.contains(needle))
+        .map(|b| b.trim().to_owned())
+        .collect()
+}
+
+/// Run a seed curl block against `base` with `key`, in `dir` (for its `@./file` parts); the JSON
+/// it printed.
+pub async fn run_curl(block: &str, base: &str, key: &str, dir: &std::path::Path) -> Value {
+    let script = block
+        .replace("https://opencomputing.ai", base)
+        .replace("<your-apikey>", key);
+    let out = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("{} --silent --show-error", script.trim_end()))
+        .current_dir(dir)
+        .output()
+        .await
+        .expect("cannot run bash");
+    assert!(
+        out.status.success(),
+        "curl failed: {}\n{script}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+impl Server {
+    /// Poll a task until SUCCEEDED or FAILED (or panic after `timeout`); the last answer.
+    pub async fn finish_task(&self, key: &str, id: &str, timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (status, task) = self
+                .get_json(&format!("/llmage/v1/tasks?taskid={id}"), Some(key))
+                .await;
+            assert_eq!(status, 200, "{task}");
+            if matches!(task["status"].as_str(), Some("SUCCEEDED" | "FAILED")) {
+                return task;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "task {id} did not finish: {task}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
