@@ -85,6 +85,8 @@ pub struct VendorsConfig {
     pub poll_max_ms: u64,
     /// Calls in flight to one vendor from this process.
     pub max_concurrent_calls: usize,
+    /// Seconds a vendor may take to accept a task before it goes to the next channel.
+    pub submit_timeout_secs: u64,
 }
 
 impl Default for VendorsConfig {
@@ -93,6 +95,7 @@ impl Default for VendorsConfig {
             poll_first_ms: 5_000,
             poll_max_ms: 30_000,
             max_concurrent_calls: 64,
+            submit_timeout_secs: 60,
         }
     }
 }
@@ -312,6 +315,7 @@ impl Config {
         if self.vendors.poll_first_ms == 0
             || self.vendors.poll_max_ms < self.vendors.poll_first_ms
             || self.vendors.max_concurrent_calls == 0
+            || self.vendors.submit_timeout_secs == 0
         {
             return invalid(
                 "vendors",

@@ -24,6 +24,7 @@ use crate::providers::dashscope::DashScopeMedia;
 use crate::providers::media::MediaBackend;
 use crate::providers::openai::{OpenAiChat, Timeouts};
 use crate::providers::sandbox::{SandboxChat, SandboxMedia};
+use crate::providers::vidu::ViduMedia;
 use crate::providers::zhipu::ZhipuMedia;
 use crate::relay::ChatRelay;
 use crate::secrets::SecretBox;
@@ -246,12 +247,28 @@ fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToke
         Duration::from_millis(vendors.poll_max_ms),
     );
     let calls = vendors.max_concurrent_calls;
+    let submit_timeout = Duration::from_secs(vendors.submit_timeout_secs);
     let backends: HashMap<&'static str, MediaBackend> = [
         sandbox,
-        MediaBackend::DashScope(DashScopeMedia::new(state.http.clone(), delays)),
+        MediaBackend::DashScope(DashScopeMedia::new(
+            state.http.clone(),
+            delays,
+            submit_timeout,
+        )),
         MediaBackend::Zhipu(ZhipuMedia::new(state.http.clone())),
-        MediaBackend::Ark(ArkMedia::new("ark", state.http.clone(), delays)),
-        MediaBackend::Ark(ArkMedia::new("modelark", state.http.clone(), delays)),
+        MediaBackend::Ark(ArkMedia::new(
+            "ark",
+            state.http.clone(),
+            delays,
+            submit_timeout,
+        )),
+        MediaBackend::Ark(ArkMedia::new(
+            "modelark",
+            state.http.clone(),
+            delays,
+            submit_timeout,
+        )),
+        MediaBackend::Vidu(ViduMedia::new(state.http.clone(), delays, submit_timeout)),
     ]
     .into_iter()
     .map(|backend| (backend.vendor(), backend))

@@ -17,6 +17,7 @@ const PHONE: &str = "13500000000";
 fn opts() -> Opts {
     Opts {
         env: vec![
+            ("LLMAGE_VENDORS__SUBMIT_TIMEOUT_SECS".into(), "1".into()),
             ("LLMAGE_VENDORS__POLL_FIRST_MS".into(), "50".into()),
             ("LLMAGE_VENDORS__POLL_MAX_MS".into(), "200".into()),
         ],
@@ -206,8 +207,8 @@ async fn every_dashscope_model_succeeds_through_a_channel() {
 }
 
 #[tokio::test]
-async fn a_broken_or_throttled_first_channel_hands_the_task_to_the_next() {
-    for mode in [Mode::SubmitBroken, Mode::SubmitThrottled] {
+async fn a_broken_throttled_or_slow_first_channel_hands_the_task_to_the_next() {
+    for mode in [Mode::SubmitBroken, Mode::SubmitThrottled, Mode::SubmitSlow] {
         let bad = mock_dashscope::start(mode).await;
         let good = mock_dashscope::start(Mode::Normal).await;
         let server = Server::start(opts()).await;
@@ -297,4 +298,57 @@ async fn a_vendor_failure_is_refunded_with_its_reason_and_throttled_polls_are_re
         )
         .await;
     assert_eq!(task["status"], "SUCCEEDED", "{task}");
+}
+
+#[tokio::test]
+async fn qwen3_max_chat_goes_through_compatible_mode() {
+    use common::mock_openai::{self, MOCK_KEY, Mode as ChatMode};
+    let mock = mock_openai::start(ChatMode::Normal).await;
+    let server = Server::start(opts()).await;
+    let key = server.user(PHONE, 1_000_000);
+    // The host root: the adapter adds /compatible-mode/v1.
+    let root = mock.base_url.trim_end_matches("/v1").to_owned();
+    server.admin_ok(&[
+        "channel",
+        "add",
+        "--vendor",
+        "dashscope",
+        "--base-url",
+        &root,
+        "--api-key",
+        MOCK_KEY,
+        "--models",
+        "qwen3-max",
+    ]);
+    wait_routable(&server, &key, "qwen3-max").await;
+    // The seed's request body, non-streaming and streaming.
+    let (status, answer) = server
+        .post_json(
+            "/llmage/v1/chat/completions",
+            Some(&key),
+            &json!({"model": "qwen3-max", "catelogid": "t2t", "prompt": "你的问题", "sys_prompt": "", "stream": false}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["content"], "Hello, world!", "{answer}");
+    let streamed = server
+        .http
+        .post(server.url("/llmage/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "qwen3-max", "catelogid": "t2t", "prompt": "你的问题", "sys_prompt": "", "stream": true}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events = common::sse_data(&streamed);
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{streamed}"
+    );
+    assert_eq!(mock.seen.bodies.lock().unwrap()[0]["model"], "qwen3-max");
+    let (balance, sum) = server.money(PHONE).await;
+    assert!(balance < 1_000_000 && balance == sum);
 }

@@ -23,6 +23,8 @@ pub struct ArkMedia {
     vendor: &'static str,
     http: reqwest::Client,
     delays: (Duration, Duration),
+    /// How long creating a vendor task may take before the channel counts as failed.
+    submit_timeout: Duration,
 }
 
 impl ArkMedia {
@@ -30,11 +32,13 @@ impl ArkMedia {
         vendor: &'static str,
         http: reqwest::Client,
         delays: (Duration, Duration),
+        submit_timeout: Duration,
     ) -> ArkMedia {
         ArkMedia {
             vendor,
             http,
             delays,
+            submit_timeout,
         }
     }
 
@@ -55,7 +59,7 @@ impl ArkMedia {
                 channel.base_url.trim_end_matches('/')
             ))
             .bearer_auth(channel.api_key.expose())
-            .timeout(Duration::from_secs(60))
+            .timeout(self.submit_timeout)
             .json(&request_body(job))
             .send()
             .await

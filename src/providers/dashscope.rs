@@ -26,11 +26,21 @@ pub struct DashScopeMedia {
     http: reqwest::Client,
     /// First poll delay and the longest one.
     delays: (Duration, Duration),
+    /// How long creating a vendor task may take before the channel counts as failed.
+    submit_timeout: Duration,
 }
 
 impl DashScopeMedia {
-    pub fn new(http: reqwest::Client, delays: (Duration, Duration)) -> DashScopeMedia {
-        DashScopeMedia { http, delays }
+    pub fn new(
+        http: reqwest::Client,
+        delays: (Duration, Duration),
+        submit_timeout: Duration,
+    ) -> DashScopeMedia {
+        DashScopeMedia {
+            http,
+            delays,
+            submit_timeout,
+        }
     }
 
     pub fn poll_delays(&self) -> (Duration, Duration) {
@@ -50,7 +60,7 @@ impl DashScopeMedia {
             .post(format!("{}{path}", native_base(&channel.base_url)))
             .bearer_auth(channel.api_key.expose())
             .header("X-DashScope-Async", "enable")
-            .timeout(Duration::from_secs(60))
+            .timeout(self.submit_timeout)
             .json(&request_body(job))
             .send()
             .await

@@ -9,6 +9,7 @@ use super::ProviderError;
 use super::ark::ArkMedia;
 use super::dashscope::DashScopeMedia;
 use super::sandbox::SandboxMedia;
+use super::vidu::ViduMedia;
 use super::zhipu::ZhipuMedia;
 use crate::catalog::Model;
 use crate::channels::Channel;
@@ -124,6 +125,7 @@ pub enum MediaBackend {
     Zhipu(ZhipuMedia),
     /// Volcengine Ark and BytePlus ModelArk.
     Ark(ArkMedia),
+    Vidu(ViduMedia),
 }
 
 impl MediaBackend {
@@ -134,6 +136,7 @@ impl MediaBackend {
             MediaBackend::DashScope(_) => "dashscope",
             MediaBackend::Zhipu(_) => "zhipu",
             MediaBackend::Ark(a) => a.vendor(),
+            MediaBackend::Vidu(_) => "vidu",
         }
     }
 
@@ -144,6 +147,7 @@ impl MediaBackend {
             MediaBackend::DashScope(d) => d.submit(job).await,
             MediaBackend::Zhipu(z) => z.submit(job).await,
             MediaBackend::Ark(a) => a.submit(job).await,
+            MediaBackend::Vidu(v) => v.submit(job).await,
         }
     }
 
@@ -158,6 +162,7 @@ impl MediaBackend {
             MediaBackend::DashScope(d) => d.poll(job, vendor_task_id).await,
             MediaBackend::Zhipu(z) => Ok(z.poll(vendor_task_id)),
             MediaBackend::Ark(a) => a.poll(job, vendor_task_id).await,
+            MediaBackend::Vidu(v) => v.poll(job, vendor_task_id).await,
         }
     }
 
@@ -169,6 +174,7 @@ impl MediaBackend {
             MediaBackend::DashScope(d) => d.poll_delays(),
             MediaBackend::Zhipu(z) => z.poll_delays(),
             MediaBackend::Ark(a) => a.poll_delays(),
+            MediaBackend::Vidu(v) => v.poll_delays(),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod dashscope;
 pub mod media;
 pub mod openai;
 pub mod sandbox;
+pub mod vidu;
 pub mod zhipu;
 
 use std::pin::Pin;

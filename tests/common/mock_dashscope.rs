@@ -31,6 +31,8 @@ pub enum Mode {
     SubmitBroken,
     /// The first poll of each task answers 429.
     PollThrottledOnce,
+    /// Creation answers only after 3 s (slower than the gateway's submit timeout in tests).
+    SubmitSlow,
 }
 
 #[derive(Default)]
@@ -156,6 +158,10 @@ async fn create(
         }
         Mode::SubmitBroken => {
             return error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "oops");
+        }
+        Mode::SubmitSlow => {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            return error(StatusCode::GATEWAY_TIMEOUT, "RequestTimeOut", "too slow");
         }
         _ => {}
     }

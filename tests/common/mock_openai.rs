@@ -58,6 +58,8 @@ pub async fn start(mode: Mode) -> MockOpenAi {
     let seen = Arc::new(Seen::default());
     let app = Router::new()
         .route("/v1/chat/completions", post(chat))
+        // DashScope's compatible mode, for `--vendor dashscope` channels given the host root.
+        .route("/compatible-mode/v1/chat/completions", post(chat))
         .with_state(MockState {
             mode,
             seen: seen.clone(),

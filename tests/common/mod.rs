@@ -7,6 +7,7 @@
 pub mod mock_ark;
 pub mod mock_dashscope;
 pub mod mock_openai;
+pub mod mock_vidu;
 pub mod mock_zhipu;
 
 use std::io::{BufRead, BufReader};
