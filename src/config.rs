@@ -73,6 +73,38 @@ pub struct Config {
     pub storage: StorageConfig,
     pub redis: RedisConfig,
     pub vendors: VendorsConfig,
+    pub auth: AuthConfig,
+}
+
+/// Phone login rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Where codes go: `log` (writes `SMS <phone> <code>` to the server log).
+    pub sms_provider: String,
+    pub code_ttl_secs: u64,
+    pub resend_secs: u64,
+    /// Codes per phone per day.
+    pub daily_cap: u32,
+    /// Codes per client address per hour.
+    pub ip_hourly_cap: u32,
+    /// Wrong tries that lock a code.
+    pub max_attempts: u32,
+    pub session_ttl_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            sms_provider: "log".into(),
+            code_ttl_secs: 300,
+            resend_secs: 60,
+            daily_cap: 10,
+            ip_hourly_cap: 20,
+            max_attempts: 5,
+            session_ttl_secs: 7 * 24 * 3600,
+        }
+    }
 }
 
 /// How real vendors are driven.
@@ -217,6 +249,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             redis: RedisConfig::default(),
             vendors: VendorsConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -320,6 +353,18 @@ impl Config {
             return invalid(
                 "vendors",
                 "need 0 < poll_first_ms <= poll_max_ms and max_concurrent_calls >= 1",
+            );
+        }
+        if self.auth.sms_provider != "log" {
+            return invalid("auth.sms_provider", "only `log` is available in this build");
+        }
+        if self.auth.code_ttl_secs == 0
+            || self.auth.session_ttl_secs == 0
+            || self.auth.max_attempts == 0
+        {
+            return invalid(
+                "auth",
+                "code_ttl_secs, session_ttl_secs and max_attempts must be at least 1",
             );
         }
         if self.task_lease_secs == 0 {

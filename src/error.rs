@@ -44,6 +44,20 @@ pub enum ApiError {
     Unavailable,
     #[error("Internal server error")]
     Internal,
+    /// A console request without a live session.
+    #[error("请先登录 / login required")]
+    LoginRequired,
+    #[error("{0}")]
+    Forbidden(String),
+    /// A login code not accepted (wrong, expired, locked).
+    #[error("{0}")]
+    BadCode(String),
+    /// A login code not sent (too soon, daily or address cap); `Retry-After` when known.
+    #[error("{message}")]
+    CodeRefused {
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
 }
 
 impl ApiError {
@@ -69,6 +83,10 @@ impl ApiError {
             ApiError::UpstreamFailed(_) => StatusCode::BAD_GATEWAY,
             ApiError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::LoginRequired => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::BadCode(_) => StatusCode::BAD_REQUEST,
+            ApiError::CodeRefused { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -89,12 +107,39 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if let ApiError::RateLimited { retry_after_secs } = self {
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::CodeRefused {
+                retry_after_secs, ..
+            } => *retry_after_secs,
+            _ => None,
+        };
+        if let Some(retry_after_secs) = retry_after {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
+    }
+}
+
+impl From<crate::accounts::codes::CodeError> for ApiError {
+    fn from(e: crate::accounts::codes::CodeError) -> Self {
+        use crate::accounts::codes::CodeError;
+        match e {
+            CodeError::TooSoon(secs) => ApiError::CodeRefused {
+                message: e.to_string(),
+                retry_after_secs: Some(secs),
+            },
+            CodeError::DailyCap | CodeError::IpCap => ApiError::CodeRefused {
+                message: e.to_string(),
+                retry_after_secs: None,
+            },
+            CodeError::Wrong | CodeError::Expired | CodeError::Locked => {
+                ApiError::BadCode(e.to_string())
+            }
+            CodeError::Store(e) => e.into(),
+        }
     }
 }
 

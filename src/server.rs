@@ -53,6 +53,10 @@ pub struct Inner {
     /// Background work that must finish before exit (task steps, callbacks).
     pub background: TaskTracker,
     pub limits: crate::api::limits::RateLimits,
+    pub users: crate::accounts::users::Users,
+    pub codes: crate::accounts::codes::Codes,
+    pub sessions: crate::accounts::sessions::Sessions,
+    pub sms: crate::accounts::sms::SmsSender,
 }
 
 impl Deref for AppState {
@@ -159,6 +163,13 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         http,
         background: TaskTracker::new(),
         limits,
+        users: crate::accounts::users::Users::new(core.db.clone()),
+        codes: crate::accounts::codes::Codes::new(core.db.clone(), config.auth.clone()),
+        sessions: crate::accounts::sessions::Sessions::new(
+            core.db.clone(),
+            config.auth.session_ttl_secs,
+        ),
+        sms: crate::accounts::sms::SmsSender::Log,
         ledger,
         db: core.db,
         channels: Arc::new(channels),

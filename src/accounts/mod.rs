@@ -1,4 +1,7 @@
-//! Users and their API keys.
+//! Users, their API keys, and phone login (SMS codes, sessions).
 
+pub mod codes;
 pub mod keys;
+pub mod sessions;
+pub mod sms;
 pub mod users;

@@ -1,4 +1,4 @@
-//! Users: created by `admin user create`, by demo mode, and (later) by phone login.
+//! Users: created by `admin user create`, by demo mode, and by their first phone login.
 
 use sqlx::Row;
 
@@ -60,6 +60,15 @@ impl Users {
                 .bind(phone)
                 .fetch_optional(self.db.reader())
                 .await?;
+        row.map(|r| user_from_row(&r)).transpose()
+    }
+
+    /// Find a user by id.
+    pub async fn by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT id, phone, role, balance, disabled FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.db.reader())
+            .await?;
         row.map(|r| user_from_row(&r)).transpose()
     }
 

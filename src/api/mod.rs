@@ -1,6 +1,7 @@
 //! HTTP surface: the router, request logging, and the JSON fallbacks for unknown routes,
 //! wrong methods and panics. Handlers live one surface per file.
 
+mod auth;
 mod chat;
 mod extract;
 mod health;
@@ -56,6 +57,11 @@ pub fn router(state: AppState) -> Router {
             post(tasks::video).layer(DefaultBodyLimit::max(uploads)),
         )
         .route("/llmage/v1/tasks", get(tasks::tasks))
+        .route("/llmage/v1/balance", get(auth::balance))
+        .route("/api/auth/sms-code", post(auth::sms_code))
+        .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/logout", post(auth::logout))
+        .route("/api/me", get(auth::me))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -1,0 +1,176 @@
+//! Phone login and the session surface of the console API: `POST /api/auth/sms-code`,
+//! `POST /api/auth/login`, `POST /api/auth/logout`, `GET /api/me`, and `GET /llmage/v1/balance`
+//! for API keys. [`SessionUser`] authenticates console requests by the session cookie and, for
+//! anything but GET/HEAD, requires the session's CSRF token in `X-CSRF-Token`.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::extract::{ApiKey, JsonBody};
+use super::limits::peer_ip;
+use crate::accounts::sessions::{COOKIE, Session};
+use crate::accounts::users::{User, normalize_phone};
+use crate::error::ApiError;
+use crate::server::AppState;
+
+/// The user of a live console session (CSRF-checked for state-changing methods).
+pub struct SessionUser {
+    pub user: User,
+    pub session: Session,
+    pub token: String,
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+impl FromRequestParts<AppState> for SessionUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = cookie_token(&parts.headers).ok_or(ApiError::LoginRequired)?;
+        let session = state
+            .sessions
+            .get(&token)
+            .await?
+            .ok_or(ApiError::LoginRequired)?;
+        if !matches!(parts.method, Method::GET | Method::HEAD) {
+            let given = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if given.is_empty() || given != session.csrf_token {
+                return Err(ApiError::Forbidden(
+                    "CSRF 校验失败,请刷新页面后重试 / missing or wrong X-CSRF-Token".into(),
+                ));
+            }
+        }
+        let user = state
+            .users
+            .by_id(session.user_id)
+            .await?
+            .filter(|u| !u.disabled)
+            .ok_or(ApiError::LoginRequired)?;
+        Ok(SessionUser {
+            user,
+            session,
+            token,
+        })
+    }
+}
+
+fn user_json(user: &User) -> Value {
+    json!({"id": user.id, "phone": user.phone, "role": user.role, "balance": user.balance})
+}
+
+fn phone_of(body: &Value) -> Result<String, ApiError> {
+    let raw = body
+        .get("phone")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::MissingParameter("phone".into()))?;
+    normalize_phone(raw).map_err(|_| {
+        ApiError::InvalidParameter(
+            "手机号格式不正确 / phone must be a mainland mobile number".into(),
+        )
+    })
+}
+
+/// `POST /api/auth/sms-code {"phone"}`.
+pub async fn sms_code(
+    State(state): State<AppState>,
+    parts: axum::http::Extensions,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let phone = phone_of(&body)?;
+    let ip = peer_ip(&parts).map(|ip| ip.to_string());
+    let code = state.codes.issue(&phone, ip.as_deref()).await?;
+    state.sms.send_code(&phone, &code);
+    Ok(Json(
+        json!({"sent": true, "resend_after": state.config.auth.resend_secs}),
+    ))
+}
+
+fn session_cookie(state: &AppState, token: &str, max_age: i64) -> Result<HeaderValue, ApiError> {
+    let secure = state
+        .config
+        .public_base_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https://"));
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+        if secure { "; Secure" } else { "" }
+    ))
+    .map_err(|_| ApiError::Internal)
+}
+
+/// `POST /api/auth/login {"phone","code"}`: the first login registers the user.
+pub async fn login(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let phone = phone_of(&body)?;
+    let code = body
+        .get("code")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::MissingParameter("code".into()))?;
+    state.codes.verify(&phone, code).await?;
+    let user = state
+        .users
+        .ensure(&phone, 0, "login:register")
+        .await
+        .map_err(ApiError::from)?;
+    if user.disabled {
+        return Err(ApiError::Forbidden(
+            "账号已停用 / this account is disabled".into(),
+        ));
+    }
+    let (token, csrf) = state.sessions.create(user.id).await?;
+    let cookie = session_cookie(&state, &token, state.sessions.ttl_secs())?;
+    tracing::info!(user_id = user.id, "login");
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({"user": user_json(&user), "csrf_token": csrf})),
+    )
+        .into_response())
+}
+
+/// `POST /api/auth/logout`.
+pub async fn logout(State(state): State<AppState>, who: SessionUser) -> Result<Response, ApiError> {
+    state.sessions.delete(&who.token).await?;
+    let cookie = session_cookie(&state, "", 0)?;
+    Ok((
+        StatusCode::OK,
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({"ok": true})),
+    )
+        .into_response())
+}
+
+/// `GET /api/me`.
+pub async fn me(who: SessionUser) -> Json<Value> {
+    Json(
+        json!({"user": user_json(&who.user), "balance": who.user.balance, "csrf_token": who.session.csrf_token}),
+    )
+}
+
+/// `GET /llmage/v1/balance` (API key).
+pub async fn balance(
+    State(state): State<AppState>,
+    ApiKey(owner): ApiKey,
+) -> Result<Json<Value>, ApiError> {
+    let balance = state.ledger.balance(owner.user_id).await?;
+    Ok(Json(json!({"balance": balance, "user_id": owner.user_id})))
+}

@@ -1,0 +1,280 @@
+//! Phone login against the real server: a code from the `log` SMS sender, login registering a new
+//! user, the session cookie and its CSRF token, logout; brute force locking a code, resend limits,
+//! expired codes and sessions; `GET /llmage/v1/balance` for API keys.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{DEMO_KEY, Opts, Server, demo_phone};
+use serde_json::{Value, json};
+
+/// The last code the `log` sender wrote for `phone`.
+fn code_from_log(server: &Server, phone: &str) -> String {
+    let log = server.log();
+    let needle = format!("SMS {phone} ");
+    let at = log.rfind(&needle).expect("no SMS line in the log");
+    log[at + needle.len()..at + needle.len() + 6].to_owned()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+async fn post(
+    http: &reqwest::Client,
+    server: &Server,
+    path: &str,
+    body: Value,
+    csrf: Option<&str>,
+) -> (u16, Value) {
+    let mut req = http.post(server.url(path)).json(&body);
+    if let Some(csrf) = csrf {
+        req = req.header("X-CSRF-Token", csrf);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn opts(env: &[(&str, &str)]) -> Opts {
+    let mut opts = Opts::demo();
+    opts.env = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    opts
+}
+
+#[tokio::test]
+async fn a_new_phone_logs_in_with_its_code_and_the_session_is_guarded() {
+    let server = Server::start(opts(&[])).await;
+    let http = client();
+    let phone = "13912345678";
+    let (status, body) = post(
+        &http,
+        &server,
+        "/api/auth/sms-code",
+        json!({"phone": "139-1234-5678"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let code = code_from_log(&server, phone);
+    assert!(code.chars().all(|c| c.is_ascii_digit()));
+    // Too soon for another code.
+    let resp = http
+        .post(server.url("/api/auth/sms-code"))
+        .json(&json!({"phone": phone}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    // A bad phone.
+    let (status, body) = post(
+        &http,
+        &server,
+        "/api/auth/sms-code",
+        json!({"phone": "12345"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+
+    // Not logged in yet.
+    assert_eq!(
+        http.get(server.url("/api/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let resp = http
+        .post(server.url("/api/auth/login"))
+        .json(&json!({"phone": phone, "code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["user"]["phone"], phone);
+    assert_eq!(body["user"]["balance"], 0);
+    let csrf = body["csrf_token"].as_str().unwrap().to_owned();
+    // The code was single use.
+    let (status, _) = post(
+        &client(),
+        &server,
+        "/api/auth/login",
+        json!({"phone": phone, "code": code}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    let me: Value = http
+        .get(server.url("/api/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["user"]["phone"], phone);
+    // Logout without the CSRF token is refused and changes nothing.
+    let (status, body) = post(&http, &server, "/api/auth/logout", json!({}), None).await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        http.get(server.url("/api/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (status, _) = post(&http, &server, "/api/auth/logout", json!({}), Some(&csrf)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        http.get(server.url("/api/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // No code or session token reaches the log beyond the SMS line itself.
+    assert_eq!(server.log().matches(&code).count(), 1);
+}
+
+#[tokio::test]
+async fn brute_force_locks_the_code_and_expiry_is_enforced() {
+    let server = Server::start(opts(&[
+        ("LLMAGE_AUTH__RESEND_SECS", "0"),
+        ("LLMAGE_AUTH__CODE_TTL_SECS", "1"),
+        ("LLMAGE_AUTH__SESSION_TTL_SECS", "1"),
+    ]))
+    .await;
+    let http = client();
+    let phone = "13711112222";
+    post(
+        &http,
+        &server,
+        "/api/auth/sms-code",
+        json!({"phone": phone}),
+        None,
+    )
+    .await;
+    let code = code_from_log(&server, phone);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..5 {
+        let (status, body) = post(
+            &http,
+            &server,
+            "/api/auth/login",
+            json!({"phone": phone, "code": wrong}),
+            None,
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+    }
+    let (status, body) = post(
+        &http,
+        &server,
+        "/api/auth/login",
+        json!({"phone": phone, "code": code}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "locked even with the right code: {body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("too many wrong tries"),
+        "{body}"
+    );
+
+    // Expired code (1 s).
+    post(
+        &http,
+        &server,
+        "/api/auth/sms-code",
+        json!({"phone": phone}),
+        None,
+    )
+    .await;
+    let code = code_from_log(&server, phone);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let (status, body) = post(
+        &http,
+        &server,
+        "/api/auth/login",
+        json!({"phone": phone, "code": code}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["error"].as_str().unwrap().contains("expired"),
+        "{body}"
+    );
+
+    // A good login, then the session expires (1 s).
+    post(
+        &http,
+        &server,
+        "/api/auth/sms-code",
+        json!({"phone": phone}),
+        None,
+    )
+    .await;
+    let code = code_from_log(&server, phone);
+    let (status, _) = post(
+        &http,
+        &server,
+        "/api/auth/login",
+        json!({"phone": phone, "code": code}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        http.get(server.url("/api/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        http.get(server.url("/api/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn balance_for_api_keys() {
+    let server = Server::start(opts(&[])).await;
+    let (status, body) = server.get_json("/llmage/v1/balance", Some(DEMO_KEY)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["balance"].as_i64().unwrap(),
+        server.money(demo_phone()).await.0
+    );
+    let (status, body) = server.get_json("/llmage/v1/balance", None).await;
+    assert_eq!((status, body), (401, json!({"error": "Invalid API Key"})));
+}
