@@ -190,6 +190,14 @@ pub async fn channel_list(core: &Core) -> anyhow::Result<()> {
             c.base_url,
             models.join(",")
         );
+        if let (Some(until), Some(reason)) = (c.cooling_until, &c.cooling_reason)
+            && until > crate::storage::now_ms()
+        {
+            println!(
+                "     ↳ cooling off for {} s more: {reason}",
+                (until - crate::storage::now_ms()) / 1000 + 1
+            );
+        }
     }
     Ok(())
 }

@@ -119,6 +119,10 @@ pub struct VendorsConfig {
     pub max_concurrent_calls: usize,
     /// Seconds a vendor may take to accept a task before it goes to the next channel.
     pub submit_timeout_secs: u64,
+    /// Retryable failures in a row (chat calls, task submissions) after which a channel cools
+    /// off for `cool_secs` (0 = never).
+    pub failures_to_cool: u32,
+    pub cool_secs: u64,
 }
 
 impl Default for VendorsConfig {
@@ -128,6 +132,8 @@ impl Default for VendorsConfig {
             poll_max_ms: 30_000,
             max_concurrent_calls: 64,
             submit_timeout_secs: 60,
+            failures_to_cool: 5,
+            cool_secs: 60,
         }
     }
 }

@@ -144,7 +144,13 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         },
         outbound,
     };
+    let health = Arc::new(crate::channels::ChannelHealth::new(
+        core.channel_store.clone(),
+        config.vendors.failures_to_cool,
+        Duration::from_secs(config.vendors.cool_secs),
+    ));
     let relay = ChatRelay {
+        health,
         openai: OpenAiChat::new(http.clone(), timeouts),
         sandbox: SandboxChat {
             chunk_delay: Duration::from_millis(config.sandbox.chat_chunk_delay_ms),
@@ -289,6 +295,7 @@ fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToke
         ledger: state.ledger.clone(),
         files: state.files.clone(),
         channels: state.channels.clone(),
+        health: state.relay.health.clone(),
         limits: backends
             .keys()
             .map(|vendor| (*vendor, Arc::new(Semaphore::new(calls))))

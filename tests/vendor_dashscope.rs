@@ -352,3 +352,62 @@ async fn qwen3_max_chat_goes_through_compatible_mode() {
     let (balance, sum) = server.money(PHONE).await;
     assert!(balance < 1_000_000 && balance == sum);
 }
+
+#[tokio::test]
+async fn a_channel_that_keeps_failing_cools_off_and_says_why() {
+    let broken = mock_dashscope::start(Mode::SubmitBroken).await;
+    let good = mock_dashscope::start(Mode::Normal).await;
+    let mut o = opts();
+    o.env
+        .push(("LLMAGE_VENDORS__FAILURES_TO_COOL".into(), "2".into()));
+    o.env
+        .push(("LLMAGE_VENDORS__COOL_SECS".into(), "600".into()));
+    let server = Server::start(o).await;
+    let key = server.user(PHONE, 10_000);
+    add_channel(&server, &broken.base_url, "wan2.2-t2i-flash", 10);
+    add_channel(&server, &good.base_url, "wan2.2-t2i-flash", 0);
+    wait_routable(&server, &key, "wan2.2-t2i-flash").await;
+    // Channel changes reach the server within one 500 ms reload; nothing exposes the count.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let body = json!({"model": "wan2.2-t2i-flash", "catelogid": "t2i", "prompt": "猫"});
+    for _ in 0..2 {
+        let (_, answer) = server
+            .post_json("/llmage/v1/image/generations", Some(&key), &body)
+            .await;
+        let task = server
+            .finish_task(
+                &key,
+                answer["taskid"].as_str().unwrap(),
+                Duration::from_secs(30),
+            )
+            .await;
+        assert_eq!(task["status"], "SUCCEEDED");
+    }
+    let attempts = || {
+        broken
+            .seen
+            .submit_attempts
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
+    assert_eq!(attempts(), 2);
+    let list = server.admin_ok(&["channel", "list"]);
+    assert!(
+        list.contains("cooling off") && list.contains("HTTP 500"),
+        "{list}"
+    );
+    assert!(!list.contains(KEY));
+    // Once the servers reload, new tasks go straight to the healthy channel.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let (_, answer) = server
+        .post_json("/llmage/v1/image/generations", Some(&key), &body)
+        .await;
+    let task = server
+        .finish_task(
+            &key,
+            answer["taskid"].as_str().unwrap(),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(task["status"], "SUCCEEDED");
+    assert_eq!(attempts(), 2, "the cooling channel was not tried");
+}

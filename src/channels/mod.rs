@@ -4,6 +4,7 @@
 //! chat models. A background refresher reloads the snapshot within a second of any change made
 //! by another process (the `admin` CLI); changes made here reload at once.
 
+pub mod health;
 pub mod store;
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use rand::Rng;
 use crate::catalog::{Catalog, Model};
 use crate::secrets::Secret;
 
+pub use health::ChannelHealth;
 pub use store::{ChannelStore, NewChannel};
 
 /// Vendor protocols a channel can speak.
@@ -104,6 +106,16 @@ pub struct Channel {
     /// Price for models only this channel knows (credits per million tokens).
     pub price_in: Option<i64>,
     pub price_out: Option<i64>,
+    /// Cooling off after repeated failures until this time (unix ms), and why.
+    pub cooling_until: Option<i64>,
+    pub cooling_reason: Option<String>,
+}
+
+impl Channel {
+    /// Whether the channel is cooling off now.
+    pub fn cooling(&self, now: i64) -> bool {
+        self.cooling_until.is_some_and(|t| t > now)
+    }
 }
 
 /// A routing choice: a channel and the upstream's name for the model.
@@ -174,9 +186,14 @@ impl ChannelTable {
         self.by_id.get(&id)
     }
 
-    /// The routes of a model in fixed order (priority, then id): the order a task fails over in.
-    pub fn ordered_routes(&self, model: &str) -> &[Route] {
-        self.by_model.get(model).map_or(&[], Vec::as_slice)
+    /// The routes of a model in fixed order (priority, then id; cooling channels last): the
+    /// order a task fails over in.
+    pub fn ordered_routes(&self, model: &str) -> Vec<Route> {
+        let now = crate::storage::now_ms();
+        let routes = self.by_model.get(model).map_or(&[][..], Vec::as_slice);
+        let (cooling, ready): (Vec<&Route>, Vec<&Route>) =
+            routes.iter().partition(|r| r.channel.cooling(now));
+        ready.into_iter().chain(cooling).cloned().collect()
     }
 
     /// Whether any enabled channel serves the model.
@@ -191,6 +208,8 @@ impl ChannelTable {
             return Vec::new();
         };
         let mut out = Vec::with_capacity(routes.len());
+        let mut cooling = Vec::new();
+        let now = crate::storage::now_ms();
         let mut rng = rand::rng();
         for group in routes.chunk_by(|a, b| a.channel.priority == b.channel.priority) {
             let mut pool: Vec<&Route> = group.iter().collect();
@@ -206,9 +225,16 @@ impl ChannelTable {
                     }
                     pick -= w;
                 }
-                out.push(pool.remove(index).clone());
+                let route = pool.remove(index).clone();
+                if route.channel.cooling(now) {
+                    cooling.push(route);
+                } else {
+                    out.push(route);
+                }
             }
         }
+        // Cooling channels only when nothing else is left.
+        out.extend(cooling);
         out
     }
 }
@@ -287,6 +313,8 @@ mod tests {
             enabled: true,
             price_in: None,
             price_out: None,
+            cooling_until: None,
+            cooling_reason: None,
         }
     }
 

@@ -86,12 +86,25 @@ impl ChannelStore {
     /// All channels, keys decrypted.
     pub async fn load_all(&self) -> Result<Vec<Channel>, ChannelError> {
         let rows = sqlx::query(
-            "SELECT id, name, vendor, base_url, api_key_enc, models, priority, weight, enabled, price_in, price_out \
-             FROM channels ORDER BY id",
+            "SELECT id, name, vendor, base_url, api_key_enc, models, priority, weight, enabled, price_in, price_out, \
+             cooling_until, cooling_reason FROM channels ORDER BY id",
         )
         .fetch_all(self.db.reader())
         .await?;
         rows.iter().map(|r| self.decode_row(r)).collect()
+    }
+
+    /// Put a channel on cooling-off until `until` (unix ms) with a reason (every process sees it
+    /// at its next reload).
+    pub async fn cool(&self, id: i64, until: i64, reason: &str) -> Result<(), ChannelError> {
+        sqlx::query("UPDATE channels SET cooling_until = $1, cooling_reason = $2, updated_at = $3 WHERE id = $4")
+            .bind(until)
+            .bind(reason)
+            .bind(now_ms())
+            .bind(id)
+            .execute(self.db.writer())
+            .await?;
+        Ok(())
     }
 
     /// A value that changes whenever any channel row changes.
@@ -127,6 +140,8 @@ impl ChannelStore {
             enabled: r.try_get::<i64, _>("enabled")? != 0,
             price_in: r.try_get("price_in")?,
             price_out: r.try_get("price_out")?,
+            cooling_until: r.try_get("cooling_until")?,
+            cooling_reason: r.try_get("cooling_reason")?,
         })
     }
 }

@@ -65,6 +65,8 @@ pub struct ChatRelay {
     pub default_max_output: u64,
     pub db: Db,
     pub ledger: Ledger,
+    /// Consecutive failures per channel; repeated ones cool a channel off.
+    pub health: Arc<crate::channels::ChannelHealth>,
     /// Stream pumps run here, so shutdown waits for their billing.
     pub tracker: TaskTracker,
     /// Fired when the shutdown grace period is over: streams end now.
@@ -161,12 +163,18 @@ impl ChatRelay {
             };
             let failed = match reply {
                 Ok(ChatReply::Complete(value)) => {
+                    if let Some(id) = target.channel_id() {
+                        self.health.success(id);
+                    }
                     return Ok(RelayReply::Json(
                         finish_complete(value, &req, bill, target.channel_id()).await,
                     ));
                 }
                 Ok(ChatReply::Stream(mut stream)) => match stream.next().await {
                     Some(Ok(first)) => {
+                        if let Some(id) = target.channel_id() {
+                            self.health.success(id);
+                        }
                         let (tx, rx) = tokio::sync::mpsc::channel(32);
                         let pump = Pump {
                             req: req.clone(),
@@ -185,6 +193,11 @@ impl ChatRelay {
                 Err(e) => e,
             };
             tracing::warn!(channel = ?target.channel_id(), model = %model.id, error = %failed, "upstream call failed");
+            if let Some(id) = target.channel_id()
+                && failed.retryable()
+            {
+                self.health.failure(id, &client_error_text(&failed)).await;
+            }
             if !failed.retryable() {
                 bill.close(None, target.channel_id(), "rejected").await;
                 return Err(client_error(failed));
@@ -195,6 +208,17 @@ impl ChatRelay {
         Err(last_error
             .map(client_error)
             .unwrap_or_else(|| ApiError::NoChannel(model.id.clone())))
+    }
+}
+
+/// What an operator reads about an upstream failure (never the vendor's words about our keys).
+fn client_error_text(e: &ProviderError) -> String {
+    match e {
+        ProviderError::Status { status, .. } => format!("HTTP {status}"),
+        ProviderError::Timeout => "timeout".into(),
+        ProviderError::Connect(_) => "connection failed".into(),
+        ProviderError::Decode(_) => "unreadable response".into(),
+        ProviderError::Event(_) => "error event in the stream".into(),
     }
 }
 

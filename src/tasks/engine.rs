@@ -45,6 +45,8 @@ pub struct Engine {
     pub files: FileStore,
     /// Channels and the catalog they extend.
     pub channels: Arc<Channels>,
+    /// Consecutive failures per channel; repeated ones cool a channel off.
+    pub health: Arc<crate::channels::ChannelHealth>,
     /// Vendor name → adapter.
     pub backends: HashMap<&'static str, MediaBackend>,
     /// Vendor name → concurrent calls allowed.
@@ -268,17 +270,23 @@ impl Engine {
         }
         match backend.submit(job).await {
             Ok(vendor_id) => {
+                if let Some(id) = task.channel_id {
+                    self.health.success(id);
+                }
                 self.store
                     .mark_submitted(&task.id, &self.owner, &vendor_id, next_poll)
                     .await?;
                 Ok(())
             }
             Err(e) if e.retryable() && task.attempts + 1 < MAX_SUBMIT_ATTEMPTS => {
+                if let Some(id) = task.channel_id {
+                    self.health.failure(id, &vendor_message(&e)).await;
+                }
                 // Fail over to the model's next channel (in priority order, wrapping around);
                 // with one channel, retry it after the backoff.
                 let next = task
                     .channel_id
-                    .and_then(|current| next_channel(table.ordered_routes(&task.model), current));
+                    .and_then(|current| next_channel(&table.ordered_routes(&task.model), current));
                 match next {
                     Some(channel) => {
                         tracing::warn!(task = %task.id, error = %e, from = ?task.channel_id, to = channel.id, "vendor did not accept the task; failing over");

@@ -1,0 +1,4 @@
+-- A channel that failed repeatedly cools off: routing skips it until cooling_until (unix ms),
+-- and the reason is shown by `llmage admin channel list`.
+ALTER TABLE channels ADD COLUMN cooling_until BIGINT;
+ALTER TABLE channels ADD COLUMN cooling_reason TEXT;

@@ -1,0 +1,67 @@
+//! Channel health: consecutive retryable failures of each channel, counted in this process
+//! (chat calls and task submissions); after `failures_to_cool` in a row the channel cools off for
+//! `cool_secs` — stored in its row, so every process routes around it and `admin channel list`
+//! shows until when and why. A success resets the count.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::store::ChannelStore;
+use crate::storage::now_ms;
+
+/// Consecutive-failure counters and the cooling rule.
+#[derive(Debug)]
+pub struct ChannelHealth {
+    store: ChannelStore,
+    failures: Mutex<HashMap<i64, u32>>,
+    threshold: u32,
+    cool_for: Duration,
+}
+
+impl ChannelHealth {
+    pub fn new(store: ChannelStore, threshold: u32, cool_for: Duration) -> ChannelHealth {
+        ChannelHealth {
+            store,
+            failures: Mutex::default(),
+            threshold,
+            cool_for,
+        }
+    }
+
+    /// A call through the channel worked.
+    pub fn success(&self, channel_id: i64) {
+        if let Ok(mut failures) = self.failures.lock() {
+            failures.remove(&channel_id);
+        }
+    }
+
+    /// A call through the channel failed in a way the next channel may fix (`reason` is what the
+    /// operator reads; never the vendor key).
+    pub async fn failure(&self, channel_id: i64, reason: &str) {
+        if self.threshold == 0 {
+            return;
+        }
+        let cool = match self.failures.lock() {
+            Ok(mut failures) => {
+                let count = failures.entry(channel_id).or_insert(0);
+                *count += 1;
+                if *count >= self.threshold {
+                    failures.remove(&channel_id);
+                    true
+                } else {
+                    false
+                }
+            }
+            Err(_) => false,
+        };
+        if cool {
+            let until = now_ms() + i64::try_from(self.cool_for.as_millis()).unwrap_or(i64::MAX / 2);
+            let why = format!("{} failures in a row; last: {reason}", self.threshold);
+            tracing::warn!(channel = channel_id, reason = %why, "channel cooling off");
+            if let Err(e) = self.store.cool(channel_id, until, &why).await {
+                tracing::warn!(error = %e, "cannot record a channel's cooling-off");
+            }
+        }
+    }
+}
