@@ -88,6 +88,7 @@ pub struct ChannelArgs {
     pub weight: i64,
     pub price_in: Option<i64>,
     pub price_out: Option<i64>,
+    pub max_concurrency: Option<i64>,
 }
 
 /// `admin channel add`.
@@ -104,6 +105,9 @@ pub async fn channel_add(core: &Core, args: ChannelArgs) -> anyhow::Result<()> {
     }
     if args.weight < 1 {
         bail!("--weight must be at least 1");
+    }
+    if args.max_concurrency.is_some_and(|n| n < 1) {
+        bail!("--max-concurrency must be at least 1");
     }
     if args.price_in.is_some_and(|p| p < 0) || args.price_out.is_some_and(|p| p < 0) {
         bail!("--price-in/--price-out must not be negative");
@@ -153,6 +157,7 @@ pub async fn channel_add(core: &Core, args: ChannelArgs) -> anyhow::Result<()> {
             weight: args.weight,
             price_in: args.price_in,
             price_out: args.price_out,
+            max_concurrency: args.max_concurrency,
         })
         .await?;
     println!("channel {id} added");

@@ -157,6 +157,9 @@ enum ChannelCommand {
         /// Credits per million output tokens for models only this channel knows.
         #[arg(long)]
         price_out: Option<i64>,
+        /// Most calls in flight through this channel from one gateway process.
+        #[arg(long)]
+        max_concurrency: Option<i64>,
     },
     /// List channels (keys masked).
     List,
@@ -247,6 +250,7 @@ async fn admin(core: &Core, command: AdminCommand) -> anyhow::Result<()> {
             weight,
             price_in,
             price_out,
+            max_concurrency,
         }) => {
             admin::channel_add(
                 core,
@@ -260,6 +264,7 @@ async fn admin(core: &Core, command: AdminCommand) -> anyhow::Result<()> {
                     weight,
                     price_in,
                     price_out,
+                    max_concurrency,
                 },
             )
             .await

@@ -490,3 +490,70 @@ async fn upstream_errors_inside_a_stream() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_channel_at_its_concurrency_cap_passes_calls_to_the_next() {
+    let busy = mock_openai::start(Mode::Slow).await;
+    let spare = mock_openai::start(Mode::Normal).await;
+    let server = Server::start(Opts::default()).await;
+    let key = server.user(PHONE, 1_000_000);
+    add_channel(
+        &server,
+        &busy.base_url,
+        "capped",
+        &[
+            "--priority",
+            "10",
+            "--max-concurrency",
+            "1",
+            "--price-in",
+            "1",
+            "--price-out",
+            "1",
+        ],
+    );
+    add_channel(
+        &server,
+        &spare.base_url,
+        "capped",
+        &["--price-in", "1", "--price-out", "1"],
+    );
+    wait_routable(&server, &key, "capped").await;
+    // Channel changes reach the server within one 500 ms reload; nothing exposes the count.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let first = server
+        .http
+        .post(server.url("/llmage/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "capped", "prompt": "long", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = first.bytes_stream();
+    body.next().await.unwrap().unwrap();
+    assert_eq!(busy.seen.calls.load(Ordering::SeqCst), 1);
+    // The capped channel holds its one call: the next goes to the spare channel.
+    let (status, _) = server
+        .post_json(
+            "/llmage/v1/chat/completions",
+            Some(&key),
+            &json!({"model": "capped", "prompt": "short"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(busy.seen.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(spare.seen.calls.load(Ordering::SeqCst), 1);
+    drop(body);
+    // Once the stream ended, the capped channel takes calls again.
+    eventually(Duration::from_secs(5), "permit returned", || async {
+        let (status, _) = server
+            .post_json(
+                "/llmage/v1/chat/completions",
+                Some(&key),
+                &json!({"model": "capped", "prompt": "again"}),
+            )
+            .await;
+        status == 200 && busy.seen.calls.load(Ordering::SeqCst) == 2
+    })
+    .await;
+}

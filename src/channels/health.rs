@@ -1,12 +1,16 @@
 //! Channel health: consecutive retryable failures of each channel, counted in this process
 //! (chat calls and task submissions); after `failures_to_cool` in a row the channel cools off for
 //! `cool_secs` — stored in its row, so every process routes around it and `admin channel list`
-//! shows until when and why. A success resets the count.
+//! shows until when and why. A success resets the count. It also holds each channel's
+//! concurrency cap (`--max-concurrency`): a call takes a permit or goes to the next channel.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::Channel;
 use super::store::ChannelStore;
 use crate::storage::now_ms;
 
@@ -15,6 +19,8 @@ use crate::storage::now_ms;
 pub struct ChannelHealth {
     store: ChannelStore,
     failures: Mutex<HashMap<i64, u32>>,
+    /// Channel id → (cap, permits).
+    permits: Mutex<HashMap<i64, (i64, Arc<Semaphore>)>>,
     threshold: u32,
     cool_for: Duration,
 }
@@ -24,9 +30,35 @@ impl ChannelHealth {
         ChannelHealth {
             store,
             failures: Mutex::default(),
+            permits: Mutex::default(),
             threshold,
             cool_for,
         }
+    }
+
+    /// A permit for one call through `channel` now, or `None` when it is at its cap (the
+    /// permit is held by the returned guard). Channels without a cap always get one.
+    pub fn try_acquire(&self, channel: &Channel) -> Option<Option<OwnedSemaphorePermit>> {
+        let Some(cap) = channel.max_concurrency.filter(|c| *c > 0) else {
+            return Some(None);
+        };
+        let semaphore = {
+            let mut permits = self.permits.lock().ok()?;
+            let entry = permits.entry(channel.id).or_insert_with(|| {
+                (
+                    cap,
+                    Arc::new(Semaphore::new(usize::try_from(cap).unwrap_or(1))),
+                )
+            });
+            if entry.0 != cap {
+                *entry = (
+                    cap,
+                    Arc::new(Semaphore::new(usize::try_from(cap).unwrap_or(1))),
+                );
+            }
+            entry.1.clone()
+        };
+        semaphore.try_acquire_owned().ok().map(Some)
     }
 
     /// A call through the channel worked.

@@ -109,6 +109,8 @@ pub struct Channel {
     /// Cooling off after repeated failures until this time (unix ms), and why.
     pub cooling_until: Option<i64>,
     pub cooling_reason: Option<String>,
+    /// Most calls in flight through this channel from one process.
+    pub max_concurrency: Option<i64>,
 }
 
 impl Channel {
@@ -315,6 +317,7 @@ mod tests {
             price_out: None,
             cooling_until: None,
             cooling_reason: None,
+            max_concurrency: None,
         }
     }
 

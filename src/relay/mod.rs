@@ -157,6 +157,20 @@ impl ChatRelay {
             };
             body.insert("model".into(), Value::String(upstream_model));
             let body = Value::Object(body);
+            // A channel at its concurrency cap is skipped like a busy one.
+            let permit = match &target {
+                Target::Channel(r) => match self.health.try_acquire(&r.channel) {
+                    Some(permit) => permit,
+                    None => {
+                        last_error = Some(ProviderError::Status {
+                            status: 429,
+                            message: "channel at its concurrency cap".into(),
+                        });
+                        continue;
+                    }
+                },
+                Target::Sandbox => None,
+            };
             let reply = match &target {
                 Target::Channel(r) => self.openai.send(&r.channel, &body, req.stream).await,
                 Target::Sandbox => self.sandbox.send(&body, req.stream),
@@ -177,6 +191,7 @@ impl ChatRelay {
                         }
                         let (tx, rx) = tokio::sync::mpsc::channel(32);
                         let pump = Pump {
+                            _permit: permit,
                             req: req.clone(),
                             bill,
                             channel_id: target.channel_id(),
@@ -356,6 +371,8 @@ impl Bill {
 
 /// Moves a stream from the upstream to the client, metering as it goes.
 struct Pump {
+    /// The channel's concurrency permit, held until the stream ends.
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
     req: ChatRequest,
     bill: Bill,
     channel_id: Option<i64>,

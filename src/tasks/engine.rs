@@ -164,6 +164,23 @@ impl Engine {
             .as_ref()
             .and_then(|c| c.models.iter().find(|r| r.model == task.model))
             .map_or(task.model.as_str(), |r| r.upstream.as_str());
+        // The channel's own cap: at it, the step waits a moment.
+        let _channel_permit = match &channel {
+            Some(channel) => match self.health.try_acquire(channel) {
+                Some(permit) => permit,
+                None => {
+                    if let Err(e) = self
+                        .store
+                        .release(&task.id, &self.owner, now_ms() + 250)
+                        .await
+                    {
+                        tracing::warn!(task = %task.id, error = %e, "cannot requeue a task");
+                    }
+                    return;
+                }
+            },
+            None => None,
+        };
         let _permit = match self.limits.get(task.vendor.as_str()) {
             Some(sem) => sem.clone().acquire_owned().await.ok(),
             None => None,
