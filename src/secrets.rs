@@ -60,6 +60,48 @@ pub enum SecretError {
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: ChaCha20Poly1305,
+    links: LinkSigner,
+}
+
+/// Signs short-lived `/idfile` links to uploaded input files (for vendors that fetch inputs by
+/// URL): HMAC-SHA256 over `<id>:<expiry>` with a key derived from the secret key, so every
+/// process with the same secret signs and checks the same links.
+#[derive(Clone)]
+pub struct LinkSigner {
+    /// One HMAC-SHA256 block: the key size that needs no fallible padding.
+    key: [u8; 64],
+}
+
+impl std::fmt::Debug for LinkSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkSigner")
+    }
+}
+
+impl LinkSigner {
+    fn mac(&self, id: &str, expires: i64) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::Mac;
+        use hmac::digest::KeyInit;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new(&self.key.into());
+        mac.update(format!("{id}:{expires}").as_bytes());
+        mac
+    }
+
+    /// The signature of a link to `id` valid until `expires` (unix seconds).
+    pub fn sign(&self, id: &str, expires: i64) -> String {
+        use hmac::Mac;
+        hex::encode(self.mac(id, expires).finalize().into_bytes())
+    }
+
+    /// Whether `signature` is valid for `id` and `expires`, and `expires` is in the future
+    /// (constant-time comparison).
+    pub fn verify(&self, id: &str, expires: i64, signature: &str, now_secs: i64) -> bool {
+        use hmac::Mac;
+        let Ok(bytes) = hex::decode(signature) else {
+            return false;
+        };
+        expires > now_secs && self.mac(id, expires).verify_slice(&bytes).is_ok()
+    }
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -75,9 +117,28 @@ impl SecretBox {
             Some(b64) => decode_key(b64)?,
             None => key_file(&data_dir.join("secret.key"))?,
         };
+        let links = {
+            use sha2::Digest;
+            let half = |label: &[u8]| -> [u8; 32] {
+                let mut hasher = sha2::Sha256::new();
+                hasher.update(label);
+                hasher.update(key);
+                hasher.finalize().into()
+            };
+            let mut link_key = [0u8; 64];
+            link_key[..32].copy_from_slice(&half(b"llmage idfile links v1 a:"));
+            link_key[32..].copy_from_slice(&half(b"llmage idfile links v1 b:"));
+            LinkSigner { key: link_key }
+        };
         Ok(SecretBox {
             cipher: ChaCha20Poly1305::new(Key::from_slice(&key)),
+            links,
         })
+    }
+
+    /// The signer of input-file links.
+    pub fn links(&self) -> LinkSigner {
+        self.links.clone()
     }
 
     /// `v1:` + base64(nonce ‖ ciphertext).
@@ -177,5 +238,24 @@ mod tests {
         assert!(other.open(&sealed).is_err());
         assert_eq!(format!("{:?}", Secret::new("x")), "Secret(****)");
         assert_eq!(Secret::new("sk-1234567890").masked(), "sk-1…7890");
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    #[test]
+    fn links_verify_only_unexpired_and_untampered() {
+        let dir = tempfile::tempdir().unwrap();
+        let signer = super::SecretBox::load(None, dir.path()).unwrap().links();
+        let sig = signer.sign("abc", 2_000);
+        assert!(signer.verify("abc", 2_000, &sig, 1_000));
+        assert!(!signer.verify("abc", 2_000, &sig, 2_000), "expired");
+        assert!(!signer.verify("abd", 2_000, &sig, 1_000), "other file");
+        assert!(!signer.verify("abc", 2_001, &sig, 1_000), "other expiry");
+        assert!(!signer.verify("abc", 2_000, "zz", 1_000));
+        let other = super::SecretBox::load(None, tempfile::tempdir().unwrap().path())
+            .unwrap()
+            .links();
+        assert!(!other.verify("abc", 2_000, &sig, 1_000), "other secret");
     }
 }

@@ -53,6 +53,7 @@ pub struct Inner {
     /// Background work that must finish before exit (task steps, callbacks).
     pub background: TaskTracker,
     pub limits: crate::api::limits::RateLimits,
+    pub links: crate::secrets::LinkSigner,
     pub users: crate::accounts::users::Users,
     pub codes: crate::accounts::codes::Codes,
     pub sessions: crate::accounts::sessions::Sessions,
@@ -69,6 +70,8 @@ impl Deref for AppState {
 /// The pieces shared by `serve` and the `admin` commands.
 pub struct Core {
     pub db: Db,
+    /// Signs short-lived links to uploaded input files.
+    pub links: crate::secrets::LinkSigner,
     pub catalog: Arc<Catalog>,
     pub channel_store: ChannelStore,
 }
@@ -87,6 +90,7 @@ impl Core {
             None => Catalog::builtin()?,
         };
         Ok(Core {
+            links: secrets.links(),
             channel_store: ChannelStore::new(db.clone(), secrets),
             db,
             catalog: Arc::new(catalog),
@@ -169,6 +173,7 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         http,
         background: TaskTracker::new(),
         limits,
+        links: core.links.clone(),
         users: crate::accounts::users::Users::new(core.db.clone()),
         codes: crate::accounts::codes::Codes::new(core.db.clone(), config.auth.clone()),
         sessions: crate::accounts::sessions::Sessions::new(
@@ -184,6 +189,35 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
     })))
 }
 
+/// Vendors that fetch uploaded videos/audio only by URL need our public base URL for the signed
+/// `/idfile` links: refuse to start without one rather than fail their tasks later.
+fn check_channels_need(state: &AppState) -> anyhow::Result<()> {
+    if state.config.public_base_url.is_some() {
+        return Ok(());
+    }
+    let table = state.channels.table();
+    let url_only = table
+        .all_channels()
+        .filter(|c| {
+            c.enabled
+                && matches!(
+                    c.vendor,
+                    crate::channels::Vendor::Ark | crate::channels::Vendor::ModelArk
+                )
+        })
+        .map(|c| format!("{} (#{}, {})", c.name, c.id, c.vendor.as_str()))
+        .collect::<Vec<_>>();
+    if url_only.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "channel(s) {} fetch uploaded videos and audio by URL: set public_base_url (e.g. \
+         --public-base-url https://api.example.com) to an address the vendor can reach, or \
+         disable the channel(s) with `llmage admin channel disable ID`",
+        url_only.join(", ")
+    )
+}
+
 /// Run the server until a shutdown signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     crate::metrics::install();
@@ -197,6 +231,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr}"))?;
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let state = build_state(config, core).await?;
+    check_channels_need(&state)?;
     let local = listener.local_addr()?;
     tracing::info!(address = %local, demo = state.config.demo, "llmage listening");
     println!("llmage listening on http://{local}");
@@ -311,6 +346,7 @@ fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToke
         inflight: AtomicUsize::new(0),
         lease: Duration::from_secs(state.config.task_lease_secs),
         public_base_url: state.config.public_base_url.clone(),
+        links: state.links.clone(),
         tracker: state.background.clone(),
     });
     state.background.spawn(engine.run(stop.clone()));

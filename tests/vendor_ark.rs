@@ -304,3 +304,101 @@ async fn vendor_failures_are_refunded_and_throttled_channels_fail_over() {
         (100_000 - price, 100_000 - price)
     );
 }
+
+#[tokio::test]
+async fn uploaded_videos_reach_ark_as_short_lived_signed_links() {
+    let ark = mock_ark::start(Mode::Normal).await;
+    let port = common::free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut o = opts();
+    o.listen = Some(format!("127.0.0.1:{port}"));
+    o.args = vec!["--public-base-url".into(), base.clone()];
+    let server = Server::start(o).await;
+    let key = server.user(PHONE, 10_000_000);
+    add_channel(&server, "ark", &ark.base_url, ARK_MODELS, 0);
+    wait_routable(&server, &key, "doubao-seedance-2-0-260128").await;
+    let clip = llmage::media::sandbox_video("参考", "16:9", 1).unwrap().mp4;
+    let form = reqwest::multipart::Form::new()
+        .text("model", "doubao-seedance-2-0-260128")
+        .text("catelogid", "ref2v")
+        .text("prompt", "参考视频")
+        .text("ratio", "16:9")
+        .part(
+            "video_files",
+            reqwest::multipart::Part::bytes(clip.clone()).file_name("clip.mp4"),
+        )
+        .part(
+            "image_files",
+            reqwest::multipart::Part::bytes(jpeg("i", 64)).file_name("i.jpg"),
+        );
+    let answer: Value = server
+        .http
+        .post(server.url("/llmage/v1/video/generations"))
+        .bearer_auth(&key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let task = server
+        .finish_task(
+            &key,
+            answer["taskid"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{answer}")),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(task["status"], "SUCCEEDED", "{task}");
+    let sent = ark.bodies.lock().unwrap()[0].clone();
+    let link = sent["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["role"] == "reference_video")
+        .and_then(|c| c["video_url"]["url"].as_str())
+        .unwrap()
+        .to_owned();
+    assert!(
+        link.starts_with(&format!("{base}/idfile?path="))
+            && link.contains("&exp=")
+            && link.contains("&sig="),
+        "{link}"
+    );
+    // The vendor can fetch it; without or with a forged signature nobody can.
+    let fetched = reqwest::get(&link).await.unwrap();
+    assert_eq!(fetched.status(), 200);
+    assert_eq!(&fetched.bytes().await.unwrap()[..], &clip[..]);
+    let unsigned = link.split("&exp=").next().unwrap().to_owned();
+    assert_eq!(reqwest::get(&unsigned).await.unwrap().status(), 404);
+    let forged = format!("{}0000", &link[..link.len() - 4]);
+    assert_eq!(reqwest::get(&forged).await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn an_ark_channel_without_a_public_base_url_stops_the_start_with_a_clear_error() {
+    let server = Server::start(opts()).await;
+    add_channel(
+        &server,
+        "ark",
+        "https://ark.cn-beijing.volces.com/api/v3",
+        ARK_MODELS,
+        0,
+    );
+    let out = std::process::Command::new(common::bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(server.data_dir.path())
+        .arg("--database-url")
+        .arg(&server.database_url)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("public_base_url") && err.contains("(#1, ark)"),
+        "{err}"
+    );
+    assert!(!err.contains(KEY));
+}

@@ -25,6 +25,9 @@ use crate::storage::files::{StoredFile, extension_for_mime, is_valid_id};
 #[derive(Deserialize)]
 pub struct IdfileQuery {
     path: Option<String>,
+    /// Expiry (unix seconds) and signature of a link to an uploaded input file.
+    exp: Option<i64>,
+    sig: Option<String>,
 }
 
 /// Serve one stored file (GET and HEAD).
@@ -34,8 +37,11 @@ pub async fn serve(
     headers: HeaderMap,
     query: Result<Query<IdfileQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let id = match &query {
-        Ok(Query(IdfileQuery { path: Some(id) })) if is_valid_id(id) => id.as_str(),
+    let Ok(Query(q)) = &query else {
+        return Err(ApiError::NotFound("file".into()));
+    };
+    let id = match &q.path {
+        Some(id) if is_valid_id(id) => id.as_str(),
         _ => return Err(ApiError::NotFound("file".into())),
     };
     let file = state
@@ -43,6 +49,21 @@ pub async fn serve(
         .meta(id)
         .await?
         .ok_or_else(|| ApiError::NotFound("file".into()))?;
+    // Results are public by their unguessable id (like the seed's links); uploaded inputs only
+    // through a short-lived signed link (what we hand a vendor), so they cannot be shared on.
+    if file.kind == crate::storage::files::FileKind::Input {
+        let signed = match (q.exp, &q.sig) {
+            (Some(exp), Some(sig)) => {
+                state
+                    .links
+                    .verify(id, exp, sig, crate::storage::now_ms() / 1000)
+            }
+            _ => false,
+        };
+        if !signed {
+            return Err(ApiError::NotFound("file".into()));
+        }
+    }
 
     if if_none_match(&headers, &file.etag) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();

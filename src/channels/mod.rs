@@ -183,6 +183,11 @@ impl ChannelTable {
         }
     }
 
+    /// Every channel, enabled or not.
+    pub fn all_channels(&self) -> impl Iterator<Item = &Arc<Channel>> {
+        self.by_id.values()
+    }
+
     /// A channel by id, enabled or not.
     pub fn channel(&self, id: i64) -> Option<&Arc<Channel>> {
         self.by_id.get(&id)

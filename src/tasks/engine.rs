@@ -33,6 +33,8 @@ use crate::storage::now_ms;
 
 /// Most tasks in work at once in this process.
 const CAPACITY: usize = 256;
+/// How long a signed link to an input file works (the vendor fetches it after we submit).
+pub const INPUT_LINK_SECS: i64 = 2 * 3600;
 /// Submission attempts before a task fails.
 const MAX_SUBMIT_ATTEMPTS: i64 = 5;
 /// Largest result file we download.
@@ -61,6 +63,8 @@ pub struct Engine {
     pub lease: Duration,
     /// Base of our public links (`public_base_url`), for inputs vendors must fetch by URL.
     pub public_base_url: Option<String>,
+    /// Signs those links (valid for [`INPUT_LINK_SECS`]).
+    pub links: crate::secrets::LinkSigner,
     pub tracker: TaskTracker,
 }
 
@@ -334,7 +338,14 @@ impl Engine {
         let mut inputs = Vec::with_capacity(task.inputs.len());
         for input in &task.inputs {
             let public_url = match (&input.file_id, &self.public_base_url) {
-                (Some(id), Some(base)) => Some(super::file_url(base, id)),
+                (Some(id), Some(base)) => {
+                    let expires = now_ms() / 1000 + INPUT_LINK_SECS;
+                    Some(format!(
+                        "{}&exp={expires}&sig={}",
+                        super::file_url(base, id),
+                        self.links.sign(id, expires)
+                    ))
+                }
                 _ => None,
             };
             let data = match (&input.file_id, &input.url) {

@@ -42,6 +42,8 @@ pub struct Opts {
     /// Serve this data dir instead of the server's own temp dir (a second process on shared
     /// data); the log still goes to the own temp dir.
     pub shared_data_dir: Option<PathBuf>,
+    /// Listen here instead of a random port.
+    pub listen: Option<String>,
 }
 
 impl Opts {
@@ -98,7 +100,7 @@ impl Server {
         let mut cmd = Command::new(bin());
         cmd.arg("serve")
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(opts.listen.as_deref().unwrap_or("127.0.0.1:0"))
             .arg("--data-dir")
             .arg(opts.shared_data_dir.as_deref().unwrap_or(data_dir.path()))
             .arg("--database-url")
@@ -294,6 +296,15 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
+}
+
+/// A free local port (for a server that must know its address before it starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Parse an SSE body into its `data:` payloads.
