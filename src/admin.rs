@@ -89,6 +89,7 @@ pub struct ChannelArgs {
     pub price_in: Option<i64>,
     pub price_out: Option<i64>,
     pub max_concurrency: Option<i64>,
+    pub rpm: Option<i64>,
 }
 
 /// `admin channel add`.
@@ -105,6 +106,9 @@ pub async fn channel_add(core: &Core, args: ChannelArgs) -> anyhow::Result<()> {
     }
     if args.weight < 1 {
         bail!("--weight must be at least 1");
+    }
+    if args.rpm.is_some_and(|n| n < 1) {
+        bail!("--rpm must be at least 1");
     }
     if args.max_concurrency.is_some_and(|n| n < 1) {
         bail!("--max-concurrency must be at least 1");
@@ -158,6 +162,7 @@ pub async fn channel_add(core: &Core, args: ChannelArgs) -> anyhow::Result<()> {
             price_in: args.price_in,
             price_out: args.price_out,
             max_concurrency: args.max_concurrency,
+            rpm: args.rpm,
         })
         .await?;
     println!("channel {id} added");

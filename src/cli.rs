@@ -160,6 +160,9 @@ enum ChannelCommand {
         /// Most calls in flight through this channel from one gateway process.
         #[arg(long)]
         max_concurrency: Option<i64>,
+        /// Most calls per minute through this channel from one gateway process.
+        #[arg(long)]
+        rpm: Option<i64>,
     },
     /// List channels (keys masked).
     List,
@@ -251,6 +254,7 @@ async fn admin(core: &Core, command: AdminCommand) -> anyhow::Result<()> {
             price_in,
             price_out,
             max_concurrency,
+            rpm,
         }) => {
             admin::channel_add(
                 core,
@@ -265,6 +269,7 @@ async fn admin(core: &Core, command: AdminCommand) -> anyhow::Result<()> {
                     price_in,
                     price_out,
                     max_concurrency,
+                    rpm,
                 },
             )
             .await

@@ -557,3 +557,47 @@ async fn a_channel_at_its_concurrency_cap_passes_calls_to_the_next() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_channel_over_its_rpm_passes_calls_to_the_next() {
+    let limited = mock_openai::start(Mode::Normal).await;
+    let spare = mock_openai::start(Mode::Normal).await;
+    let server = Server::start(Opts::default()).await;
+    let key = server.user(PHONE, 1_000_000);
+    add_channel(
+        &server,
+        &limited.base_url,
+        "rated",
+        &[
+            "--priority",
+            "10",
+            "--rpm",
+            "2",
+            "--price-in",
+            "1",
+            "--price-out",
+            "1",
+        ],
+    );
+    add_channel(
+        &server,
+        &spare.base_url,
+        "rated",
+        &["--price-in", "1", "--price-out", "1"],
+    );
+    wait_routable(&server, &key, "rated").await;
+    // Channel changes reach the server within one 500 ms reload; nothing exposes the count.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    for _ in 0..3 {
+        let (status, _) = server
+            .post_json(
+                "/llmage/v1/chat/completions",
+                Some(&key),
+                &json!({"model": "rated", "prompt": "hi"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(limited.seen.calls.load(Ordering::SeqCst), 2, "two a minute");
+    assert_eq!(spare.seen.calls.load(Ordering::SeqCst), 1);
+}

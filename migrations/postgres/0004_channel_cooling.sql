@@ -4,3 +4,5 @@ ALTER TABLE channels ADD COLUMN cooling_until BIGINT;
 ALTER TABLE channels ADD COLUMN cooling_reason TEXT;
 -- Most calls in flight through the channel from one process (NULL = no cap).
 ALTER TABLE channels ADD COLUMN max_concurrency BIGINT;
+-- Most calls per minute through the channel from one process (NULL = no limit).
+ALTER TABLE channels ADD COLUMN rpm BIGINT;

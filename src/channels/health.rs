@@ -2,12 +2,16 @@
 //! (chat calls and task submissions); after `failures_to_cool` in a row the channel cools off for
 //! `cool_secs` — stored in its row, so every process routes around it and `admin channel list`
 //! shows until when and why. A success resets the count. It also holds each channel's
-//! concurrency cap (`--max-concurrency`): a call takes a permit or goes to the next channel.
+//! concurrency cap (`--max-concurrency`) and rate (`--rpm`): a call takes a permit and a slot
+//! of the minute, or goes to the next channel.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::num::NonZeroU32;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Channel;
@@ -21,6 +25,8 @@ pub struct ChannelHealth {
     failures: Mutex<HashMap<i64, u32>>,
     /// Channel id → (cap, permits).
     permits: Mutex<HashMap<i64, (i64, Arc<Semaphore>)>>,
+    /// Channel id → (rpm, limiter).
+    rates: Mutex<HashMap<i64, (i64, Arc<DefaultDirectRateLimiter>)>>,
     threshold: u32,
     cool_for: Duration,
 }
@@ -31,6 +37,7 @@ impl ChannelHealth {
             store,
             failures: Mutex::default(),
             permits: Mutex::default(),
+            rates: Mutex::default(),
             threshold,
             cool_for,
         }
@@ -39,6 +46,29 @@ impl ChannelHealth {
     /// A permit for one call through `channel` now, or `None` when it is at its cap (the
     /// permit is held by the returned guard). Channels without a cap always get one.
     pub fn try_acquire(&self, channel: &Channel) -> Option<Option<OwnedSemaphorePermit>> {
+        if let Some(rpm) = channel
+            .rpm
+            .and_then(|r| u32::try_from(r).ok())
+            .and_then(NonZeroU32::new)
+        {
+            let limiter = {
+                let mut rates = self.rates.lock().ok()?;
+                let entry = rates.entry(channel.id).or_insert_with(|| {
+                    (
+                        i64::from(rpm.get()),
+                        Arc::new(RateLimiter::direct(Quota::per_minute(rpm))),
+                    )
+                });
+                if entry.0 != i64::from(rpm.get()) {
+                    *entry = (
+                        i64::from(rpm.get()),
+                        Arc::new(RateLimiter::direct(Quota::per_minute(rpm))),
+                    );
+                }
+                entry.1.clone()
+            };
+            limiter.check().ok()?;
+        }
         let Some(cap) = channel.max_concurrency.filter(|c| *c > 0) else {
             return Some(None);
         };

@@ -111,6 +111,8 @@ pub struct Channel {
     pub cooling_reason: Option<String>,
     /// Most calls in flight through this channel from one process.
     pub max_concurrency: Option<i64>,
+    /// Most calls per minute through this channel from one process.
+    pub rpm: Option<i64>,
 }
 
 impl Channel {
@@ -323,6 +325,7 @@ mod tests {
             cooling_until: None,
             cooling_reason: None,
             max_concurrency: None,
+            rpm: None,
         }
     }
 

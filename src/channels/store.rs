@@ -37,6 +37,7 @@ pub struct NewChannel {
     pub price_in: Option<i64>,
     pub price_out: Option<i64>,
     pub max_concurrency: Option<i64>,
+    pub rpm: Option<i64>,
 }
 
 /// Channel persistence.
@@ -55,8 +56,8 @@ impl ChannelStore {
         let now = now_ms();
         let models = serde_json::to_string(&c.models).unwrap_or_else(|_| "[]".into());
         let row = sqlx::query(
-            "INSERT INTO channels (name, vendor, base_url, api_key_enc, models, priority, weight, enabled, price_in, price_out, created_at, updated_at, max_concurrency) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $10, $11) RETURNING id",
+            "INSERT INTO channels (name, vendor, base_url, api_key_enc, models, priority, weight, enabled, price_in, price_out, created_at, updated_at, max_concurrency, rpm) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $10, $11, $12) RETURNING id",
         )
         .bind(&c.name)
         .bind(c.vendor.as_str())
@@ -69,6 +70,7 @@ impl ChannelStore {
         .bind(c.price_out)
         .bind(now)
         .bind(c.max_concurrency)
+        .bind(c.rpm)
         .fetch_one(self.db.writer())
         .await?;
         Ok(row.try_get("id")?)
@@ -89,7 +91,7 @@ impl ChannelStore {
     pub async fn load_all(&self) -> Result<Vec<Channel>, ChannelError> {
         let rows = sqlx::query(
             "SELECT id, name, vendor, base_url, api_key_enc, models, priority, weight, enabled, price_in, price_out, \
-             cooling_until, cooling_reason, max_concurrency FROM channels ORDER BY id",
+             cooling_until, cooling_reason, max_concurrency, rpm FROM channels ORDER BY id",
         )
         .fetch_all(self.db.reader())
         .await?;
@@ -145,6 +147,7 @@ impl ChannelStore {
             cooling_until: r.try_get("cooling_until")?,
             cooling_reason: r.try_get("cooling_reason")?,
             max_concurrency: r.try_get("max_concurrency")?,
+            rpm: r.try_get("rpm")?,
         })
     }
 }
