@@ -94,6 +94,14 @@ pub struct ChannelArgs {
 
 /// `admin channel add`.
 pub async fn channel_add(core: &Core, args: ChannelArgs) -> anyhow::Result<()> {
+    let channel = checked_channel(core, args)?;
+    let id = core.channel_store.add(&channel).await?;
+    println!("channel {id} added");
+    Ok(())
+}
+
+/// Check a channel definition (from the CLI or the config file) against the catalog.
+pub fn checked_channel(core: &Core, args: ChannelArgs) -> anyhow::Result<NewChannel> {
     let vendor = Vendor::parse(&args.vendor).with_context(|| {
         format!(
             "unknown vendor `{}` (supported: {})",
@@ -149,23 +157,49 @@ pub async fn channel_add(core: &Core, args: ChannelArgs) -> anyhow::Result<()> {
     let name = args
         .name
         .unwrap_or_else(|| format!("{}-{}", vendor.as_str(), models[0].model));
-    let id = core
-        .channel_store
-        .add(&NewChannel {
-            name,
-            vendor,
-            base_url: args.base_url,
-            api_key: args.api_key,
-            models,
-            priority: args.priority,
-            weight: args.weight,
-            price_in: args.price_in,
-            price_out: args.price_out,
-            max_concurrency: args.max_concurrency,
-            rpm: args.rpm,
-        })
-        .await?;
-    println!("channel {id} added");
+    Ok(NewChannel {
+        name,
+        vendor,
+        base_url: args.base_url,
+        api_key: args.api_key,
+        models,
+        priority: args.priority,
+        weight: args.weight,
+        price_in: args.price_in,
+        price_out: args.price_out,
+        max_concurrency: args.max_concurrency,
+        rpm: args.rpm,
+    })
+}
+
+/// Make the database hold the channels of the config file (`[[channels]]`, matched by name):
+/// new ones are added, existing ones updated; channels managed with the CLI are left alone.
+pub async fn sync_config_channels(
+    core: &Core,
+    channels: &[crate::config::ChannelConfig],
+) -> anyhow::Result<()> {
+    for c in channels {
+        let args = ChannelArgs {
+            name: Some(c.name.clone()),
+            vendor: c.vendor.clone(),
+            base_url: c.base_url.clone(),
+            api_key: c.api_key.clone(),
+            models: c.models.join(","),
+            priority: c.priority,
+            weight: c.weight,
+            price_in: c.price_in,
+            price_out: c.price_out,
+            max_concurrency: c.max_concurrency,
+            rpm: c.rpm,
+        };
+        let channel =
+            checked_channel(core, args).with_context(|| format!("config channel `{}`", c.name))?;
+        let id = core
+            .channel_store
+            .upsert_by_name(&channel, c.enabled)
+            .await?;
+        tracing::info!(channel = id, name = %c.name, "channel from the config file");
+    }
     Ok(())
 }
 

@@ -74,6 +74,42 @@ pub struct Config {
     pub redis: RedisConfig,
     pub vendors: VendorsConfig,
     pub auth: AuthConfig,
+    /// Channels declared in the config file (`[[channels]]`), synced into the database at start.
+    pub channels: Vec<ChannelConfig>,
+}
+
+/// A channel in the config file; the same fields as `llmage admin channel add`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    pub name: String,
+    pub vendor: String,
+    pub base_url: String,
+    pub api_key: String,
+    /// Our model ids, each optionally `model=upstream-name`.
+    pub models: Vec<String>,
+    #[serde(default)]
+    pub priority: i64,
+    #[serde(default = "one")]
+    pub weight: i64,
+    #[serde(default)]
+    pub price_in: Option<i64>,
+    #[serde(default)]
+    pub price_out: Option<i64>,
+    #[serde(default)]
+    pub max_concurrency: Option<i64>,
+    #[serde(default)]
+    pub rpm: Option<i64>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Phone login rules.
@@ -256,6 +292,7 @@ impl Default for Config {
             redis: RedisConfig::default(),
             vendors: VendorsConfig::default(),
             auth: AuthConfig::default(),
+            channels: Vec::new(),
         }
     }
 }

@@ -225,6 +225,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if config.demo {
         crate::demo::prepare(&config, &core).await?;
     }
+    crate::admin::sync_config_channels(&core, &config.channels).await?;
     let addr: SocketAddr = config.listen.parse().context("bad listen address")?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

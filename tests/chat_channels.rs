@@ -601,3 +601,44 @@ async fn a_channel_over_its_rpm_passes_calls_to_the_next() {
     assert_eq!(limited.seen.calls.load(Ordering::SeqCst), 2, "two a minute");
     assert_eq!(spare.seen.calls.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn channels_declared_in_the_config_file_are_synced_at_start() {
+    let mock = mock_openai::start(Mode::Normal).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("llmage.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[channels]]\nname = \"from-config\"\nvendor = \"openai\"\nbase_url = \"{}\"\napi_key = \"{MOCK_KEY}\"\n\
+             models = [\"conf-model=llama-3-70b\"]\nprice_in = 1000\nprice_out = 3000\nrpm = 600\n",
+            mock.base_url
+        ),
+    )
+    .unwrap();
+    let opts = Opts {
+        args: vec!["--config".into(), config.display().to_string()],
+        ..Opts::default()
+    };
+    let server = Server::start(opts.clone()).await;
+    let key = server.user(PHONE, 1_000);
+    wait_routable(&server, &key, "conf-model").await;
+    let (status, body) = server
+        .post_json(
+            "/llmage/v1/chat/completions",
+            Some(&key),
+            &json!({"model": "conf-model", "prompt": "hi"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(mock.seen.bodies.lock().unwrap()[0]["model"], "llama-3-70b");
+    let list = server.admin_ok(&["channel", "list"]);
+    assert!(
+        list.contains("from-config") && !list.contains(MOCK_KEY),
+        "{list}"
+    );
+    // A restart updates the same channel instead of adding another.
+    let server = server.restart(opts).await;
+    let list = server.admin_ok(&["channel", "list"]);
+    assert_eq!(list.matches("from-config").count(), 1, "{list}");
+}

@@ -76,6 +76,42 @@ impl ChannelStore {
         Ok(row.try_get("id")?)
     }
 
+    /// Insert the channel, or update the one with the same name; its id.
+    pub async fn upsert_by_name(&self, c: &NewChannel, enabled: bool) -> Result<i64, ChannelError> {
+        let existing = sqlx::query("SELECT id FROM channels WHERE name = $1 ORDER BY id LIMIT 1")
+            .bind(&c.name)
+            .fetch_optional(self.db.writer())
+            .await?;
+        let id = match existing {
+            Some(row) => {
+                let id: i64 = row.try_get("id")?;
+                let models = serde_json::to_string(&c.models).unwrap_or_else(|_| "[]".into());
+                sqlx::query(
+                    "UPDATE channels SET vendor = $1, base_url = $2, api_key_enc = $3, models = $4, priority = $5, weight = $6, \
+                     price_in = $7, price_out = $8, max_concurrency = $9, rpm = $10, updated_at = $11 WHERE id = $12",
+                )
+                .bind(c.vendor.as_str())
+                .bind(c.base_url.trim_end_matches('/'))
+                .bind(self.secrets.seal(&c.api_key))
+                .bind(models)
+                .bind(c.priority)
+                .bind(c.weight)
+                .bind(c.price_in)
+                .bind(c.price_out)
+                .bind(c.max_concurrency)
+                .bind(c.rpm)
+                .bind(now_ms())
+                .bind(id)
+                .execute(self.db.writer())
+                .await?;
+                id
+            }
+            None => self.add(c).await?,
+        };
+        self.set_enabled(id, enabled).await?;
+        Ok(id)
+    }
+
     /// Enable or disable a channel; false when no such channel exists.
     pub async fn set_enabled(&self, id: i64, enabled: bool) -> Result<bool, ChannelError> {
         let done = sqlx::query("UPDATE channels SET enabled = $1, updated_at = $2 WHERE id = $3")
