@@ -278,3 +278,139 @@ async fn balance_for_api_keys() {
     let (status, body) = server.get_json("/llmage/v1/balance", None).await;
     assert_eq!((status, body), (401, json!({"error": "Invalid API Key"})));
 }
+
+/// Log `phone` in; (cookie client, csrf token).
+async fn login(server: &Server, phone: &str) -> (reqwest::Client, String) {
+    let http = client();
+    post(
+        &http,
+        server,
+        "/api/auth/sms-code",
+        json!({"phone": phone}),
+        None,
+    )
+    .await;
+    let code = code_from_log(server, phone);
+    let (status, body) = post(
+        &http,
+        server,
+        "/api/auth/login",
+        json!({"phone": phone, "code": code}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    (http, body["csrf_token"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn keys_are_created_shown_once_listed_masked_limited_and_revoked() {
+    let server = Server::start(opts(&[])).await;
+    let phone = "13622223333";
+    let (http, csrf) = login(&server, phone).await;
+    // Without the CSRF token nothing is created.
+    let (status, _) = post(&http, &server, "/api/keys", json!({"name": "x"}), None).await;
+    assert_eq!(status, 403);
+    let (status, full) = post(
+        &http,
+        &server,
+        "/api/keys",
+        json!({"name": "脚本"}),
+        Some(&csrf),
+    )
+    .await;
+    assert_eq!(status, 201, "{full}");
+    let key = full["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("sk-"));
+    let (status, limited) = post(
+        &http,
+        &server,
+        "/api/keys",
+        json!({"name": "only-images", "models": ["wan2.2-t2i-flash"], "allowed_ips": ["127.0.0.1/32"]}),
+        Some(&csrf),
+    )
+    .await;
+    assert_eq!(status, 201, "{limited}");
+    let (status, elsewhere) = post(
+        &http,
+        &server,
+        "/api/keys",
+        json!({"name": "office", "allowed_ips": ["10.1.2.0/24"]}),
+        Some(&csrf),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = post(
+        &http,
+        &server,
+        "/api/keys",
+        json!({"name": "bad", "models": ["nope"]}),
+        Some(&csrf),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Listed masked: the full key is shown only at creation.
+    let list: Value = http
+        .get(server.url("/api/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"].as_array().unwrap().len(), 3);
+    assert!(!list.to_string().contains(&key));
+
+    // The full key works (new users start at 0 credits: the models list answers).
+    let (status, _) = server.get_json("/llmage/v1/models", Some(&key)).await;
+    assert_eq!(status, 200);
+    // The model allow-list.
+    let limited_key = limited["key"].as_str().unwrap();
+    let (status, body) = server
+        .post_json(
+            "/llmage/v1/chat/completions",
+            Some(limited_key),
+            &json!({"model": "qwen3-max", "prompt": "hi"}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("qwen3-max"));
+    // The address allow-list: we call from 127.0.0.1, not 10.1.2.0/24.
+    let (status, _) = server
+        .get_json(
+            "/llmage/v1/models",
+            Some(elsewhere["key"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    // Revoked: refused within a second; another user cannot revoke it.
+    let id = full["id"].as_i64().unwrap();
+    let (other, other_csrf) = login(&server, "13622224444").await;
+    let resp = other
+        .delete(server.url(&format!("/api/keys/{id}")))
+        .header("X-CSRF-Token", &other_csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    let resp = http
+        .delete(server.url(&format!("/api/keys/{id}")))
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let revoked = std::time::Instant::now();
+    loop {
+        let (status, body) = server.get_json("/llmage/v1/models", Some(&key)).await;
+        if status == 401 {
+            assert_eq!(body, json!({"error": "Invalid API Key"}));
+            break;
+        }
+        assert!(revoked.elapsed() < Duration::from_secs(1));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!server.log().contains(&key));
+}

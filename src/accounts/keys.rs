@@ -23,6 +23,34 @@ pub struct KeyOwner {
     pub key_id: i64,
     pub user_id: i64,
     pub expires_at: Option<i64>,
+    /// Models this key may call (`None` = any).
+    pub models: Option<Vec<String>>,
+    /// Client addresses or networks this key may be used from (`None` = any).
+    pub allowed_ips: Option<Vec<String>>,
+}
+
+impl KeyOwner {
+    /// Whether the key may call `model`.
+    pub fn may_use_model(&self, model: &str) -> bool {
+        self.models
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|m| m == model))
+    }
+
+    /// Whether the key may be used from `ip`.
+    pub fn may_use_from(&self, ip: Option<std::net::IpAddr>) -> bool {
+        let Some(list) = &self.allowed_ips else {
+            return true;
+        };
+        let Some(ip) = ip else { return false };
+        list.iter().any(|entry| {
+            entry
+                .parse::<ipnet::IpNet>()
+                .map(|net| net.contains(&ip))
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(|one| one == ip))
+                .unwrap_or(false)
+        })
+    }
 }
 
 /// A new key, as shown to its owner once.
@@ -120,11 +148,27 @@ impl Keys {
         fixed: Option<&str>,
         expires_at: Option<i64>,
     ) -> Result<NewKey, StoreError> {
+        self.create_limited(user_id, name, fixed, expires_at, None, None)
+            .await
+    }
+
+    /// Store a key with optional model and address allow-lists.
+    pub async fn create_limited(
+        &self,
+        user_id: i64,
+        name: &str,
+        fixed: Option<&str>,
+        expires_at: Option<i64>,
+        models: Option<&[String]>,
+        allowed_ips: Option<&[String]>,
+    ) -> Result<NewKey, StoreError> {
         let key = fixed.map(str::to_owned).unwrap_or_else(generate);
         let masked = mask(&key);
+        let as_json =
+            |list: Option<&[String]>| list.map(|l| serde_json::to_string(l).unwrap_or_default());
         let row = sqlx::query(
-            "INSERT INTO api_keys (user_id, name, key_hash, masked, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO api_keys (user_id, name, key_hash, masked, created_at, expires_at, models, allowed_ips) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(user_id)
         .bind(name)
@@ -132,6 +176,8 @@ impl Keys {
         .bind(&masked)
         .bind(now_ms())
         .bind(expires_at)
+        .bind(as_json(models))
+        .bind(as_json(allowed_ips))
         .fetch_one(self.db.writer())
         .await?;
         Ok(NewKey {
@@ -177,11 +223,24 @@ impl Keys {
 
     /// Revoke a key by id; it stops working at once here and within a second elsewhere.
     pub async fn revoke(&self, key_id: i64) -> Result<bool, StoreError> {
-        let row = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING key_hash")
-            .bind(now_ms())
-            .bind(key_id)
-            .fetch_optional(self.db.writer())
-            .await?;
+        self.revoke_where(key_id, None).await
+    }
+
+    /// Revoke one of a user's keys (another user's id is "not found").
+    pub async fn revoke_owned(&self, key_id: i64, user_id: i64) -> Result<bool, StoreError> {
+        self.revoke_where(key_id, Some(user_id)).await
+    }
+
+    async fn revoke_where(&self, key_id: i64, user_id: Option<i64>) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
+             AND ($3 IS NULL OR user_id = $3) RETURNING key_hash",
+        )
+        .bind(now_ms())
+        .bind(key_id)
+        .bind(user_id)
+        .fetch_optional(self.db.writer())
+        .await?;
         match row {
             Some(row) => {
                 let key_hash: String = row.try_get("key_hash")?;
@@ -212,17 +271,23 @@ impl Keys {
 
     async fn load(&self, key_hash: &str) -> Result<Option<KeyOwner>, StoreError> {
         let row = sqlx::query(
-            "SELECT k.id, k.user_id, k.expires_at FROM api_keys k JOIN users u ON u.id = k.user_id \
+            "SELECT k.id, k.user_id, k.expires_at, k.models, k.allowed_ips FROM api_keys k JOIN users u ON u.id = k.user_id \
              WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.disabled = 0",
         )
         .bind(key_hash)
         .fetch_optional(self.db.reader())
         .await?;
         row.map(|r| {
+            let list = |column: &str| -> Result<Option<Vec<String>>, StoreError> {
+                let text: Option<String> = r.try_get(column)?;
+                Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+            };
             Ok(KeyOwner {
                 key_id: r.try_get("id")?,
                 user_id: r.try_get("user_id")?,
                 expires_at: r.try_get("expires_at")?,
+                models: list("models")?,
+                allowed_ips: list("allowed_ips")?,
             })
         })
         .transpose()

@@ -17,6 +17,7 @@ pub async fn completions(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let req = request::parse(body)?;
+    super::extract::model_allowed(&owner, &req.model)?;
     let table = state.channels.table();
     // The call runs as its own task: a client that hangs up before the answer (or before the
     // first stream chunk) drops this handler, not the call, so the reservation is still settled

@@ -40,10 +40,27 @@ impl FromRequestParts<AppState> for ApiKey {
             return Err(state.limits.auth_failed(ip));
         };
         state.limits.check_key_shared(owner.key_id).await?;
+        if !owner.may_use_from(ip) {
+            return Err(ApiError::Forbidden(
+                "该 API Key 不允许从此地址使用 / this API key may not be used from your address"
+                    .into(),
+            ));
+        }
         if let Some(slot) = parts.extensions.get::<UserSlot>() {
             slot.set(owner.user_id);
         }
         Ok(ApiKey(owner))
+    }
+}
+
+/// The error for a key whose model allow-list does not name `model`.
+pub fn model_allowed(owner: &KeyOwner, model: &str) -> Result<(), ApiError> {
+    if owner.may_use_model(model) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "该 API Key 不能调用模型 {model} / this API key may not call model {model}"
+        )))
     }
 }
 

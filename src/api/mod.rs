@@ -3,6 +3,7 @@
 
 mod auth;
 mod chat;
+mod console_keys;
 mod extract;
 mod health;
 mod idfile;
@@ -62,6 +63,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/logout", post(auth::logout))
         .route("/api/me", get(auth::me))
+        .route(
+            "/api/keys",
+            post(console_keys::create).get(console_keys::list),
+        )
+        .route(
+            "/api/keys/{id}",
+            axum::routing::delete(console_keys::revoke),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

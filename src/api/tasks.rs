@@ -74,6 +74,7 @@ async fn submit(
     };
     let table = state.channels.table();
     let checked = validate(&table.catalog, endpoint, submission, limits)?;
+    super::extract::model_allowed(&owner, &checked.model.id)?;
     let task = state
         .tasks
         .submit(&table, &owner, checked, idem_key)
