@@ -414,3 +414,105 @@ async fn keys_are_created_shown_once_listed_masked_limited_and_revoked() {
     }
     assert!(!server.log().contains(&key));
 }
+
+#[tokio::test]
+async fn finance_views_list_the_ledger_and_usage_as_json_and_csv() {
+    let server = Server::start(opts(&[])).await;
+    let phone = "13633334444";
+    let (http, csrf) = login(&server, phone).await;
+    server.admin_ok(&[
+        "credits",
+        "add",
+        "--phone",
+        phone,
+        "--amount",
+        "5000",
+        "--reason",
+        "测试, \"充值\"",
+    ]);
+    let (_, created) = post(
+        &http,
+        &server,
+        "/api/keys",
+        json!({"name": "k"}),
+        Some(&csrf),
+    )
+    .await;
+    let key = created["key"].as_str().unwrap();
+    for _ in 0..2 {
+        let (status, _) = server
+            .post_json(
+                "/llmage/v1/chat/completions",
+                Some(key),
+                &json!({"model": "qwen3-max", "prompt": "你好"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let ledger: Value = http
+        .get(server.url("/api/finance/ledger"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = ledger["data"].as_array().unwrap();
+    // The grant, then a reserve and a settle per call, newest first; amounts sum to the balance.
+    assert_eq!(entries.len(), 5, "{ledger}");
+    let sum: i64 = entries.iter().map(|e| e["amount"].as_i64().unwrap()).sum();
+    let (balance, ledger_sum) = server.money(phone).await;
+    assert_eq!((sum, balance), (ledger_sum, ledger_sum));
+    assert_eq!(entries[0]["balance_after"].as_i64().unwrap(), balance);
+    assert_eq!(ledger["balance"].as_i64().unwrap(), balance);
+
+    let csv = http
+        .get(server.url("/api/finance/ledger?format=csv"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(
+        csv.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let text = csv.text().await.unwrap();
+    let text = text.trim_start_matches('\u{feff}');
+    assert!(text.starts_with("id,created_at,kind,amount,balance_after,reason"));
+    assert_eq!(text.lines().count(), 6);
+    assert!(text.contains("\"admin: 测试, \"\"充值\"\"\""), "quoted: {text}");
+
+    let usage: Value = http
+        .get(server.url("/api/finance/usage"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(usage["data"][0]["model"], "qwen3-max");
+    assert_eq!(usage["data"][0]["calls"], 2);
+    assert_eq!(
+        usage["data"][0]["credits"].as_i64().unwrap(),
+        5000 - balance
+    );
+    let usage_csv = http
+        .get(server.url("/api/finance/usage?format=csv"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(usage_csv.contains(",qwen3-max,chat,2,"), "{usage_csv}");
+    // Only with a session.
+    assert_eq!(
+        reqwest::get(server.url("/api/finance/ledger"))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}

@@ -5,6 +5,7 @@ mod auth;
 mod chat;
 mod console_keys;
 mod extract;
+mod finance;
 mod health;
 mod idfile;
 pub mod limits;
@@ -71,6 +72,8 @@ pub fn router(state: AppState) -> Router {
             "/api/keys/{id}",
             axum::routing::delete(console_keys::revoke),
         )
+        .route("/api/finance/ledger", get(finance::ledger))
+        .route("/api/finance/usage", get(finance::usage))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
