@@ -287,3 +287,25 @@ pub async fn key_revoke(core: &Core, id: i64) -> anyhow::Result<()> {
     println!("key {id} revoked");
     Ok(())
 }
+
+/// `admin redeem create`: print a batch of new codes.
+pub async fn redeem_create(
+    core: &Core,
+    credits: i64,
+    count: usize,
+    note: &str,
+) -> anyhow::Result<()> {
+    if credits < 1 {
+        bail!("--credits must be at least 1");
+    }
+    if !(1..=10_000).contains(&count) {
+        bail!("--count must be between 1 and 10000");
+    }
+    let codes = crate::billing::redeem::Redeem::new(core.db.clone())
+        .create_batch(credits, count, note)
+        .await?;
+    for code in codes {
+        println!("{code}");
+    }
+    Ok(())
+}

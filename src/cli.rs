@@ -85,6 +85,25 @@ enum AdminCommand {
     /// API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Redemption codes (兑换码).
+    #[command(subcommand)]
+    Redeem(RedeemCommand),
+}
+
+#[derive(Subcommand)]
+enum RedeemCommand {
+    /// Create a batch of codes and print them (they are shown only now).
+    Create {
+        /// Credits each code is worth.
+        #[arg(long)]
+        credits: i64,
+        /// How many codes.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// What the batch is for (kept with the codes).
+        #[arg(long, default_value = "")]
+        note: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -275,6 +294,11 @@ async fn admin(core: &Core, command: AdminCommand) -> anyhow::Result<()> {
             .await
         }
         AdminCommand::Channel(ChannelCommand::List) => admin::channel_list(core).await,
+        AdminCommand::Redeem(RedeemCommand::Create {
+            credits,
+            count,
+            note,
+        }) => admin::redeem_create(core, credits, count, &note).await,
         AdminCommand::Channel(ChannelCommand::Disable { id }) => {
             admin::channel_set_enabled(core, id, false).await
         }

@@ -482,7 +482,10 @@ async fn finance_views_list_the_ledger_and_usage_as_json_and_csv() {
     let text = text.trim_start_matches('\u{feff}');
     assert!(text.starts_with("id,created_at,kind,amount,balance_after,reason"));
     assert_eq!(text.lines().count(), 6);
-    assert!(text.contains("\"admin: 测试, \"\"充值\"\"\""), "quoted: {text}");
+    assert!(
+        text.contains("\"admin: 测试, \"\"充值\"\"\""),
+        "quoted: {text}"
+    );
 
     let usage: Value = http
         .get(server.url("/api/finance/usage"))
@@ -515,4 +518,78 @@ async fn finance_views_list_the_ledger_and_usage_as_json_and_csv() {
             .status(),
         401
     );
+}
+
+#[tokio::test]
+async fn redemption_codes_credit_once() {
+    let server = Server::start(opts(&[])).await;
+    let out = server.admin_ok(&[
+        "redeem",
+        "create",
+        "--credits",
+        "300",
+        "--count",
+        "2",
+        "--note",
+        "活动",
+    ]);
+    let codes: Vec<&str> = out.lines().collect();
+    assert_eq!(codes.len(), 2);
+    let (alice, alice_csrf) = login(&server, "13644445555").await;
+    let (bob, bob_csrf) = login(&server, "13644446666").await;
+    // Both try the same code at once: exactly one gets it.
+    let (a, b) = tokio::join!(
+        post(
+            &alice,
+            &server,
+            "/api/redeem",
+            json!({"code": codes[0]}),
+            Some(&alice_csrf)
+        ),
+        post(
+            &bob,
+            &server,
+            "/api/redeem",
+            json!({"code": codes[0].to_lowercase()}),
+            Some(&bob_csrf)
+        ),
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 400], "{a:?} {b:?}");
+    // Again by anyone: used.
+    let (status, body) = post(
+        &alice,
+        &server,
+        "/api/redeem",
+        json!({"code": codes[0]}),
+        Some(&alice_csrf),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("already redeemed"));
+    let (status, _) = post(
+        &alice,
+        &server,
+        "/api/redeem",
+        json!({"code": "NOPE-NOPE-NOPE-NOPE"}),
+        Some(&alice_csrf),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, body) = post(
+        &bob,
+        &server,
+        "/api/redeem",
+        json!({"code": codes[1]}),
+        Some(&bob_csrf),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let total = server.money("13644445555").await.0 + server.money("13644446666").await.0;
+    assert_eq!(total, 600, "two codes, 300 each, credited once each");
+    for phone in ["13644445555", "13644446666"] {
+        let (balance, sum) = server.money(phone).await;
+        assert_eq!(balance, sum);
+    }
 }

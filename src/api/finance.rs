@@ -1,6 +1,7 @@
 //! The finance views of the logged-in user (用户菜单 → 财务): `GET /api/finance/ledger` (every balance
 //! change, newest first) and `GET /api/finance/usage` (credits and calls per model and day, chat
-//! and tasks), as JSON or `?format=csv` (UTF-8 with a BOM so spreadsheet programs read Chinese).
+//! and tasks), as JSON or `?format=csv` (UTF-8 with a BOM so spreadsheet programs read Chinese);
+//! and `POST /api/redeem` for redemption codes.
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -214,5 +215,29 @@ mod tests {
         assert_eq!(super::chrono_day(0), "1970-01-01");
         assert_eq!(super::chrono_day(20_782), "2026-11-25");
         assert_eq!(super::chrono_day(11_016), "2000-02-29");
+    }
+}
+
+/// `POST /api/redeem {"code"}`: credits once per code.
+pub async fn redeem(
+    State(state): State<AppState>,
+    who: SessionUser,
+    super::extract::JsonBody(body): super::extract::JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    use crate::billing::redeem::RedeemError;
+    let code = body
+        .get("code")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::MissingParameter("code".into()))?;
+    match crate::billing::redeem::Redeem::new(state.db.clone())
+        .redeem(who.user.id, code)
+        .await
+    {
+        Ok((credits, balance)) => Ok(Json(json!({"credits": credits, "balance": balance}))),
+        Err(e @ (RedeemError::Unknown | RedeemError::Used)) => {
+            Err(ApiError::BadCode(e.to_string()))
+        }
+        Err(RedeemError::Ledger(e)) => Err(e.into()),
+        Err(RedeemError::Store(e)) => Err(e.into()),
     }
 }

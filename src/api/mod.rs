@@ -74,6 +74,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/finance/ledger", get(finance::ledger))
         .route("/api/finance/usage", get(finance::usage))
+        .route("/api/redeem", post(finance::redeem))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -41,6 +41,8 @@ pub enum EntryKind {
     Settle,
     /// A whole reservation given back (failure, cancel).
     Release,
+    /// A redemption code (兑换码).
+    Redeem,
 }
 
 impl EntryKind {
@@ -51,6 +53,7 @@ impl EntryKind {
             EntryKind::Reserve => "reserve",
             EntryKind::Settle => "settle",
             EntryKind::Release => "release",
+            EntryKind::Redeem => "redeem",
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod ledger;
 pub mod media;
+pub mod redeem;
 pub mod tokens;
 
 use crate::catalog::{Model, Price};
