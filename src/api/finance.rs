@@ -208,16 +208,6 @@ fn chrono_day(days: i64) -> String {
     format!("{:04}-{:02}-{:02}", if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn days_are_dates() {
-        assert_eq!(super::chrono_day(0), "1970-01-01");
-        assert_eq!(super::chrono_day(20_782), "2026-11-25");
-        assert_eq!(super::chrono_day(11_016), "2000-02-29");
-    }
-}
-
 /// `POST /api/redeem {"code"}`: credits once per code.
 pub async fn redeem(
     State(state): State<AppState>,
@@ -239,5 +229,15 @@ pub async fn redeem(
         }
         Err(RedeemError::Ledger(e)) => Err(e.into()),
         Err(RedeemError::Store(e)) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn days_are_dates() {
+        assert_eq!(super::chrono_day(0), "1970-01-01");
+        assert_eq!(super::chrono_day(20_782), "2026-11-25");
+        assert_eq!(super::chrono_day(11_016), "2000-02-29");
     }
 }
