@@ -309,3 +309,16 @@ pub async fn redeem_create(
     }
     Ok(())
 }
+
+/// `admin user set-role`.
+pub async fn user_set_role(core: &Core, phone: &str, role: &str) -> anyhow::Result<()> {
+    let phone = normalize_phone(phone)?;
+    let users = Users::new(core.db.clone());
+    let user = users
+        .by_phone(&phone)
+        .await?
+        .with_context(|| format!("no user with phone {phone}"))?;
+    users.set_role(user.id, role).await?;
+    println!("user {} is now {role}", user.id);
+    Ok(())
+}

@@ -130,6 +130,13 @@ enum UserCommand {
         #[arg(long, default_value = "default")]
         key_name: String,
     },
+    /// Give a user the `admin` role (console admin API) or take it back (`--role user`).
+    SetRole {
+        #[arg(long)]
+        phone: String,
+        #[arg(long, value_parser = ["admin", "user"])]
+        role: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -256,6 +263,9 @@ async fn admin(core: &Core, command: AdminCommand) -> anyhow::Result<()> {
             credits,
             key_name,
         }) => admin::user_create(core, &phone, credits, &key_name).await,
+        AdminCommand::User(UserCommand::SetRole { phone, role }) => {
+            admin::user_set_role(core, &phone, &role).await
+        }
         AdminCommand::Credits(CreditsCommand::Add {
             phone,
             amount,

@@ -593,3 +593,123 @@ async fn redemption_codes_credit_once() {
         assert_eq!(balance, sum);
     }
 }
+
+#[tokio::test]
+async fn admins_list_users_adjust_credits_and_disable_users() {
+    let server = Server::start(opts(&[])).await;
+    let (user_http, user_csrf) = login(&server, "13655556666").await;
+    let (_, created) = post(
+        &user_http,
+        &server,
+        "/api/keys",
+        json!({"name": "k"}),
+        Some(&user_csrf),
+    )
+    .await;
+    let user_key = created["key"].as_str().unwrap().to_owned();
+    // Not an admin.
+    assert_eq!(
+        user_http
+            .get(server.url("/api/admin/users"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+
+    let second_admin = "13655558888";
+    server.admin_ok(&["user", "create", "--phone", second_admin]);
+    server.admin_ok(&[
+        "user",
+        "set-role",
+        "--phone",
+        second_admin,
+        "--role",
+        "admin",
+    ]);
+    let (admin, admin_csrf) = login(&server, second_admin).await;
+
+    let users: Value = admin
+        .get(server.url("/api/admin/users"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let target = users["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["phone"] == "13655556666")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (status, body) = post(
+        &admin,
+        &server,
+        &format!("/api/admin/users/{target}/credits"),
+        json!({"amount": 700, "reason": "补偿", "idempotency_key": "ticket-9"}),
+        Some(&admin_csrf),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, again) = post(
+        &admin,
+        &server,
+        &format!("/api/admin/users/{target}/credits"),
+        json!({"amount": 700, "reason": "补偿", "idempotency_key": "ticket-9"}),
+        Some(&admin_csrf),
+    )
+    .await;
+    assert_eq!(again["already_applied"], true);
+    assert_eq!(server.money("13655556666").await, (700, 700));
+    // Without CSRF nothing happens.
+    let (status, _) = post(
+        &admin,
+        &server,
+        &format!("/api/admin/users/{target}/disable"),
+        json!({}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        server
+            .get_json("/llmage/v1/models", Some(&user_key))
+            .await
+            .0,
+        200
+    );
+    let (status, _) = post(
+        &admin,
+        &server,
+        &format!("/api/admin/users/{target}/disable"),
+        json!({}),
+        Some(&admin_csrf),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let disabled_at = std::time::Instant::now();
+    loop {
+        let (status, _) = server.get_json("/llmage/v1/models", Some(&user_key)).await;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            disabled_at.elapsed() < Duration::from_secs(1),
+            "key still works"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        user_http
+            .get(server.url("/api/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}

@@ -72,6 +72,38 @@ impl Users {
         row.map(|r| user_from_row(&r)).transpose()
     }
 
+    /// Set a user's role (`user` or `admin`).
+    pub async fn set_role(&self, id: i64, role: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+            .bind(role)
+            .bind(id)
+            .execute(self.db.writer())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Disable (or enable) a user: their keys and sessions stop working within a second.
+    pub async fn set_disabled(&self, id: i64, disabled: bool) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+            .bind(i64::from(disabled))
+            .bind(id)
+            .execute(self.db.writer())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Users, newest first, after the cursor id.
+    pub async fn list(&self, limit: i64, before_id: Option<i64>) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, phone, role, balance, disabled FROM users WHERE id < $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(before_id.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(self.db.reader())
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
     /// Create a user (or return the existing one with that phone) and grant it `credits` once.
     pub async fn ensure(
         &self,

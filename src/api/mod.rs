@@ -1,6 +1,7 @@
 //! HTTP surface: the router, request logging, and the JSON fallbacks for unknown routes,
 //! wrong methods and panics. Handlers live one surface per file.
 
+mod admin_api;
 mod auth;
 mod chat;
 mod console_keys;
@@ -75,6 +76,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/finance/ledger", get(finance::ledger))
         .route("/api/finance/usage", get(finance::usage))
         .route("/api/redeem", post(finance::redeem))
+        .route("/api/admin/users", get(admin_api::users))
+        .route("/api/admin/users/{id}/credits", post(admin_api::credits))
+        .route("/api/admin/users/{id}/disable", post(admin_api::disable))
+        .route("/api/admin/users/{id}/enable", post(admin_api::enable))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
