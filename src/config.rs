@@ -116,8 +116,14 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// Where codes go: `log` (writes `SMS <phone> <code>` to the server log).
+    /// Where codes go: `log` (writes `SMS <phone> <code>` to the server log) or `aliyun`.
     pub sms_provider: String,
+    /// Aliyun SMS (`sms_provider = "aliyun"`): endpoint, AccessKey, approved signature and template.
+    pub aliyun_endpoint: String,
+    pub aliyun_access_key_id: Option<String>,
+    pub aliyun_access_key_secret: Option<String>,
+    pub aliyun_sign_name: Option<String>,
+    pub aliyun_template_code: Option<String>,
     pub code_ttl_secs: u64,
     pub resend_secs: u64,
     /// Codes per phone per day.
@@ -133,6 +139,11 @@ impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
             sms_provider: "log".into(),
+            aliyun_endpoint: "https://dysmsapi.aliyuncs.com".into(),
+            aliyun_access_key_id: None,
+            aliyun_access_key_secret: None,
+            aliyun_sign_name: None,
+            aliyun_template_code: None,
             code_ttl_secs: 300,
             resend_secs: 60,
             daily_cap: 10,
@@ -398,8 +409,26 @@ impl Config {
                 "need 0 < poll_first_ms <= poll_max_ms and max_concurrent_calls >= 1",
             );
         }
-        if self.auth.sms_provider != "log" {
-            return invalid("auth.sms_provider", "only `log` is available in this build");
+        match self.auth.sms_provider.as_str() {
+            "log" => {}
+            "aliyun" => {
+                let a = &self.auth;
+                if [
+                    &a.aliyun_access_key_id,
+                    &a.aliyun_access_key_secret,
+                    &a.aliyun_sign_name,
+                    &a.aliyun_template_code,
+                ]
+                .iter()
+                .any(|v| v.as_deref().is_none_or(str::is_empty))
+                {
+                    return invalid(
+                        "auth.aliyun_*",
+                        "sms_provider = \"aliyun\" needs aliyun_access_key_id, aliyun_access_key_secret, aliyun_sign_name and aliyun_template_code",
+                    );
+                }
+            }
+            _ => return invalid("auth.sms_provider", "must be `log` or `aliyun`"),
         }
         if self.auth.code_ttl_secs == 0
             || self.auth.session_ttl_secs == 0

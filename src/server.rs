@@ -129,6 +129,7 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
     let ledger = Ledger::new(core.db.clone());
     let outbound = crate::net::OutboundGuard::new(&config.outbound_allow)
         .map_err(|e| anyhow::anyhow!("outbound_allow: {e}"))?;
+    let sms = crate::accounts::sms::SmsSender::from_config(&config.auth, http.clone());
     let mut limits = crate::api::limits::RateLimits::new(&config.limits);
     if let Some(url) = &config.redis.url {
         limits = limits
@@ -180,7 +181,7 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
             core.db.clone(),
             config.auth.session_ttl_secs,
         ),
-        sms: crate::accounts::sms::SmsSender::Log,
+        sms,
         ledger,
         db: core.db,
         channels: Arc::new(channels),

@@ -713,3 +713,139 @@ async fn admins_list_users_adjust_credits_and_disable_users() {
         401
     );
 }
+
+/// RFC 3986 encoding, written here independently of the server's.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn aliyun_sms_requests_are_signed_and_carry_the_code() {
+    use base64::Engine as _;
+    use hmac::Mac;
+    use std::sync::{Arc, Mutex};
+    const SECRET: &str = "test-access-key-secret";
+    let seen: Arc<Mutex<Vec<std::collections::HashMap<String, String>>>> = Arc::default();
+    let refuse = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (sink, refusing) = (seen.clone(), refuse.clone());
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move |axum::extract::RawQuery(raw): axum::extract::RawQuery| {
+            let (sink, refusing) = (sink.clone(), refusing.clone());
+            async move {
+                let raw = raw.unwrap_or_default();
+                let pairs: Vec<(String, String)> = raw
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| {
+                        let d = |s: &str| {
+                            let bytes: Vec<u8> = s.bytes().collect();
+                            let mut out = Vec::new();
+                            let mut i = 0;
+                            while i < bytes.len() {
+                                if bytes[i] == b'%' {
+                                    out.push(u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap(), 16).unwrap());
+                                    i += 3;
+                                } else {
+                                    out.push(bytes[i]);
+                                    i += 1;
+                                }
+                            }
+                            String::from_utf8(out).unwrap()
+                        };
+                        (d(k), d(v))
+                    })
+                    .collect();
+                let params: std::collections::HashMap<String, String> = pairs.iter().cloned().collect();
+                // Verify the V1 signature.
+                let mut signed: Vec<&(String, String)> = pairs.iter().filter(|(k, _)| k != "Signature").collect();
+                signed.sort();
+                let canonical = signed.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&");
+                let to_sign = format!("GET&%2F&{}", enc(&canonical));
+                let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(format!("{SECRET}&").as_bytes()).unwrap();
+                mac.update(to_sign.as_bytes());
+                let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+                if params.get("Signature") != Some(&expected) {
+                    return (axum::http::StatusCode::BAD_REQUEST, axum::Json(json!({"Code": "SignatureDoesNotMatch"})));
+                }
+                sink.lock().unwrap().push(params);
+                if refusing.load(std::sync::atomic::Ordering::SeqCst) {
+                    return (axum::http::StatusCode::OK, axum::Json(json!({"Code": "isv.BUSINESS_LIMIT_CONTROL", "Message": "触发分钟级流控"})));
+                }
+                (axum::http::StatusCode::OK, axum::Json(json!({"Code": "OK", "Message": "OK", "BizId": "1", "RequestId": "r"})))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = Server::start(opts(&[
+        ("LLMAGE_AUTH__SMS_PROVIDER", "aliyun"),
+        ("LLMAGE_AUTH__ALIYUN_ENDPOINT", &endpoint),
+        ("LLMAGE_AUTH__ALIYUN_ACCESS_KEY_ID", "LTAI-test-id"),
+        ("LLMAGE_AUTH__ALIYUN_ACCESS_KEY_SECRET", SECRET),
+        ("LLMAGE_AUTH__ALIYUN_SIGN_NAME", "元境平台"),
+        ("LLMAGE_AUTH__ALIYUN_TEMPLATE_CODE", "SMS_123456"),
+        ("LLMAGE_AUTH__RESEND_SECS", "0"),
+    ]))
+    .await;
+    let http = client();
+    let phone = "13677778888";
+    let (status, body) = post(
+        &http,
+        &server,
+        "/api/auth/sms-code",
+        json!({"phone": phone}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let sent = seen.lock().unwrap()[0].clone();
+    assert_eq!(sent["Action"], "SendSms");
+    assert_eq!(sent["PhoneNumbers"], phone);
+    assert_eq!(sent["SignName"], "元境平台");
+    assert_eq!(sent["TemplateCode"], "SMS_123456");
+    assert_eq!(sent["AccessKeyId"], "LTAI-test-id");
+    let param: Value = serde_json::from_str(&sent["TemplateParam"]).unwrap();
+    let code = param["code"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 6);
+    let (status, _) = post(
+        &http,
+        &server,
+        "/api/auth/login",
+        json!({"phone": phone, "code": code}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        !server.log().contains(&code),
+        "a real SMS never logs the code"
+    );
+    assert!(!server.log().contains(SECRET));
+    // The vendor refuses: a clear error.
+    refuse.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (status, body) = post(
+        &http,
+        &server,
+        "/api/auth/sms-code",
+        json!({"phone": phone}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 502, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("isv.BUSINESS_LIMIT_CONTROL"),
+        "{body}"
+    );
+}

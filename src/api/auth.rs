@@ -97,7 +97,11 @@ pub async fn sms_code(
     let phone = phone_of(&body)?;
     let ip = peer_ip(&parts).map(|ip| ip.to_string());
     let code = state.codes.issue(&phone, ip.as_deref()).await?;
-    state.sms.send_code(&phone, &code);
+    state
+        .sms
+        .send_code(&phone, &code)
+        .await
+        .map_err(|e| ApiError::UpstreamFailed(e.to_string()))?;
     Ok(Json(
         json!({"sent": true, "resend_after": state.config.auth.resend_secs}),
     ))

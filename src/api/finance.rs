@@ -194,18 +194,10 @@ pub async fn usage(
     Ok(Json(json!({"object": "list", "data": data})).into_response())
 }
 
-/// `YYYY-MM-DD` of a day number since the epoch (UTC), by the civil-from-days algorithm.
+/// `YYYY-MM-DD` of a day number since the epoch (UTC).
 fn chrono_day(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    format!("{:04}-{:02}-{:02}", if m <= 2 { y + 1 } else { y }, m, d)
+    let (y, m, d) = crate::storage::civil_date(days);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// `POST /api/redeem {"code"}`: credits once per code.
@@ -239,5 +231,9 @@ mod tests {
         assert_eq!(super::chrono_day(0), "1970-01-01");
         assert_eq!(super::chrono_day(20_782), "2026-11-25");
         assert_eq!(super::chrono_day(11_016), "2000-02-29");
+        assert_eq!(
+            crate::storage::utc_timestamp(1_795_584_863_000),
+            "2026-11-25T05:34:23Z"
+        );
     }
 }
