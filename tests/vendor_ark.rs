@@ -370,6 +370,7 @@ async fn uploaded_videos_reach_ark_as_short_lived_signed_links() {
     // The vendor can fetch it; without or with a forged signature nobody can.
     let fetched = reqwest::get(&link).await.unwrap();
     assert_eq!(fetched.status(), 200);
+    assert_eq!(fetched.headers()["cache-control"], "private, no-store");
     assert_eq!(&fetched.bytes().await.unwrap()[..], &clip[..]);
     let unsigned = link.split("&exp=").next().unwrap().to_owned();
     assert_eq!(reqwest::get(&unsigned).await.unwrap().status(), 404);

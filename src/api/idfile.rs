@@ -69,10 +69,7 @@ pub async fn serve(
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         let h = response.headers_mut();
         h.insert(header::ETAG, header_value(&file.etag));
-        h.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(CACHE_CONTROL),
-        );
+        h.insert(header::CACHE_CONTROL, cache_control(&file));
         return Ok(response);
     }
 
@@ -107,6 +104,16 @@ pub async fn serve(
 }
 
 const CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+/// Uploaded inputs travel on short-lived signed links: no shared caches.
+const INPUT_CACHE_CONTROL: &str = "private, no-store";
+
+fn cache_control(file: &StoredFile) -> HeaderValue {
+    if file.kind == crate::storage::files::FileKind::Input {
+        HeaderValue::from_static(INPUT_CACHE_CONTROL)
+    } else {
+        HeaderValue::from_static(CACHE_CONTROL)
+    }
+}
 
 /// The headers every 200/206 carries.
 fn file_headers(h: &mut HeaderMap, file: &StoredFile) {
@@ -115,10 +122,7 @@ fn file_headers(h: &mut HeaderMap, file: &StoredFile) {
     h.insert(header::CONTENT_TYPE, mime);
     h.insert(header::ETAG, header_value(&file.etag));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(CACHE_CONTROL),
-    );
+    h.insert(header::CACHE_CONTROL, cache_control(file));
     let disposition = if is_inline_safe(&file.mime) {
         "inline"
     } else {

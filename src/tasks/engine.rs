@@ -175,7 +175,7 @@ impl Engine {
                 None => {
                     if let Err(e) = self
                         .store
-                        .release(&task.id, &self.owner, now_ms() + 250)
+                        .defer(&task.id, &self.owner, now_ms() + 250)
                         .await
                     {
                         tracing::warn!(task = %task.id, error = %e, "cannot requeue a task");

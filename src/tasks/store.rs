@@ -238,6 +238,18 @@ impl TaskStore {
         Ok(())
     }
 
+    /// Give a task back untouched to run again at `at` (a step that could not run now; not a
+    /// poll, so the backoff does not grow).
+    pub async fn defer(&self, id: &str, owner: &str, at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tasks SET next_poll_at = $1, lease_until = 0 WHERE id = $2 AND lease_owner = $3")
+            .bind(at)
+            .bind(id)
+            .bind(owner)
+            .execute(self.db.writer())
+            .await?;
+        Ok(())
+    }
+
     /// Give a task back without changing it (e.g. a transient error), to retry at `next_poll_at`.
     pub async fn release(
         &self,
