@@ -31,17 +31,6 @@ fn add_channel(server: &Server, base_url: &str, models: &str, extra: &[&str]) {
     server.admin_ok(&args);
 }
 
-/// Wait until the server routes `model` (channels added by the CLI are picked up within a second).
-async fn wait_routable(server: &Server, key: &str, model: &str) {
-    eventually(Duration::from_secs(5), "channel picked up", || async {
-        let (_, list) = server.get_json("/llmage/v1/models", Some(key)).await;
-        list["data"]
-            .as_array()
-            .is_some_and(|d| d.iter().any(|m| m["id"] == model && m["available"] == true))
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn relays_json_and_streams_intact_and_bills_upstream_usage() {
     let mock = mock_openai::start(Mode::Normal).await;
@@ -54,7 +43,7 @@ async fn relays_json_and_streams_intact_and_bills_upstream_usage() {
         "my-llama=llama-3-70b",
         &["--price-in", "1000", "--price-out", "3000"],
     );
-    wait_routable(&server, &key, "my-llama").await;
+    server.wait_routable(&key, "my-llama").await;
     let per_call = 1 + 6; // 1000 × 1000 / 1e6 + 2000 × 3000 / 1e6
 
     // Non-streaming, OpenAI form with tools.
@@ -300,7 +289,7 @@ async fn a_wrong_vendor_key_is_not_blamed_on_the_user() {
         "--models",
         "qwen3-max",
     ]);
-    wait_routable(&server, &key, "qwen3-max").await;
+    server.wait_routable(&key, "qwen3-max").await;
     let (status, v) = server
         .post_json(
             "/llmage/v1/chat/completions",
@@ -329,7 +318,7 @@ async fn a_client_that_hangs_up_before_the_answer_is_still_billed_exactly() {
         "late-model",
         &["--price-in", "1000", "--price-out", "3000"],
     );
-    wait_routable(&server, &key, "late-model").await;
+    server.wait_routable(&key, "late-model").await;
     let per_call = 1 + 6; // the mock's usage: 1000 in, 2000 out
     for (n, stream) in [(1, false), (2, true)] {
         let sent = server
@@ -377,7 +366,7 @@ async fn client_disconnect_stops_the_upstream_and_bills_what_was_produced() {
         "slow-model",
         &["--price-in", "0", "--price-out", "100000"],
     );
-    wait_routable(&server, &key, "slow-model").await;
+    server.wait_routable(&key, "slow-model").await;
     let resp = server
         .http
         .post(server.url("/llmage/v1/chat/completions"))
@@ -444,7 +433,7 @@ async fn upstream_errors_inside_a_stream() {
         "m-b",
         &["--price-in", "0", "--price-out", "1000000"],
     );
-    wait_routable(&server, &key, "m-b").await;
+    server.wait_routable(&key, "m-b").await;
     eventually(Duration::from_secs(5), "both m-a channels", || async {
         server.admin_ok(&["channel", "list"]).lines().count() == 4
     })
@@ -518,7 +507,7 @@ async fn a_channel_at_its_concurrency_cap_passes_calls_to_the_next() {
         "capped",
         &["--price-in", "1", "--price-out", "1"],
     );
-    wait_routable(&server, &key, "capped").await;
+    server.wait_routable(&key, "capped").await;
     // Channel changes reach the server within one 500 ms reload; nothing exposes the count.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let first = server
@@ -585,7 +574,7 @@ async fn a_channel_over_its_rpm_passes_calls_to_the_next() {
         "rated",
         &["--price-in", "1", "--price-out", "1"],
     );
-    wait_routable(&server, &key, "rated").await;
+    server.wait_routable(&key, "rated").await;
     // Channel changes reach the server within one 500 ms reload; nothing exposes the count.
     tokio::time::sleep(Duration::from_millis(600)).await;
     for _ in 0..3 {
@@ -622,7 +611,7 @@ async fn channels_declared_in_the_config_file_are_synced_at_start() {
     };
     let server = Server::start(opts.clone()).await;
     let key = server.user(PHONE, 1_000);
-    wait_routable(&server, &key, "conf-model").await;
+    server.wait_routable(&key, "conf-model").await;
     let (status, body) = server
         .post_json(
             "/llmage/v1/chat/completions",

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::mock_ark::{self, KEY, Mode};
-use common::{Opts, Server, eventually, jpeg, run_curl, seed_post_curls};
+use common::{Opts, Server, jpeg, run_curl, seed_post_curls};
 use serde_json::{Value, json};
 
 const PHONE: &str = "13500000002";
@@ -45,16 +45,6 @@ fn add_channel(server: &Server, vendor: &str, base_url: &str, models: &str, prio
     ]);
 }
 
-async fn wait_routable(server: &Server, key: &str, model: &str) {
-    eventually(Duration::from_secs(5), "channel picked up", || async {
-        let (_, list) = server.get_json("/llmage/v1/models", Some(key)).await;
-        list["data"]
-            .as_array()
-            .is_some_and(|d| d.iter().any(|m| m["id"] == model && m["available"] == true))
-    })
-    .await;
-}
-
 async fn submit(server: &Server, key: &str, body: Value) -> String {
     let (status, answer) = server
         .post_json("/llmage/v1/video/generations", Some(key), &body)
@@ -77,8 +67,12 @@ async fn every_seedance_model_succeeds_through_ark_and_modelark_channels() {
         "dreamina-seedance-2-0-260128",
         0,
     );
-    wait_routable(&server, &key, "dreamina-seedance-2-0-260128").await;
-    wait_routable(&server, &key, "doubao-seedance-1-5-pro-251215").await;
+    server
+        .wait_routable(&key, "dreamina-seedance-2-0-260128")
+        .await;
+    server
+        .wait_routable(&key, "doubao-seedance-1-5-pro-251215")
+        .await;
 
     let dir = tempfile::tempdir().unwrap();
     for name in ["myimg1.jpg", "myimg2.jpg", "1.jpg", "2.jpg"] {
@@ -260,7 +254,9 @@ async fn vendor_failures_are_refunded_and_throttled_channels_fail_over() {
         "doubao-seedance-2-0-fast-260128",
         0,
     );
-    wait_routable(&server, &key, "doubao-seedance-2-0-fast-260128").await;
+    server
+        .wait_routable(&key, "doubao-seedance-2-0-fast-260128")
+        .await;
     let id = submit(&server, &key, json!({"model": "doubao-seedance-2-0-fast-260128", "catelogid": "t2v", "prompt": "x", "duration": 4})).await;
     let task = server.finish_task(&key, &id, Duration::from_secs(30)).await;
     assert_eq!(task["status"], "FAILED");
@@ -291,7 +287,9 @@ async fn vendor_failures_are_refunded_and_throttled_channels_fail_over() {
         "doubao-seedance-2-0-fast-260128",
         0,
     );
-    wait_routable(&server, &key, "doubao-seedance-2-0-fast-260128").await;
+    server
+        .wait_routable(&key, "doubao-seedance-2-0-fast-260128")
+        .await;
     // Channel changes reach the server within one 500 ms reload; nothing exposes the count.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let id = submit(&server, &key, json!({"model": "doubao-seedance-2-0-fast-260128", "catelogid": "t2v", "prompt": "y", "duration": 4})).await;
@@ -316,7 +314,9 @@ async fn uploaded_videos_reach_ark_as_short_lived_signed_links() {
     let server = Server::start(o).await;
     let key = server.user(PHONE, 10_000_000);
     add_channel(&server, "ark", &ark.base_url, ARK_MODELS, 0);
-    wait_routable(&server, &key, "doubao-seedance-2-0-260128").await;
+    server
+        .wait_routable(&key, "doubao-seedance-2-0-260128")
+        .await;
     let clip = llmage::media::sandbox_video("参考", "16:9", 1).unwrap().mp4;
     let form = reqwest::multipart::Form::new()
         .text("model", "doubao-seedance-2-0-260128")

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::mock_dashscope::{self, KEY, Mode};
-use common::{Opts, Server, eventually, jpeg, run_curl, seed_post_curls};
+use common::{Opts, Server, jpeg, run_curl, seed_post_curls};
 use serde_json::{Value, json};
 
 const PHONE: &str = "13500000000";
@@ -44,23 +44,13 @@ fn add_channel(server: &Server, base_url: &str, models: &str, priority: i64) {
     ]);
 }
 
-async fn wait_routable(server: &Server, key: &str, model: &str) {
-    eventually(Duration::from_secs(5), "channel picked up", || async {
-        let (_, list) = server.get_json("/llmage/v1/models", Some(key)).await;
-        list["data"]
-            .as_array()
-            .is_some_and(|d| d.iter().any(|m| m["id"] == model && m["available"] == true))
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn every_dashscope_model_succeeds_through_a_channel() {
     let mock = mock_dashscope::start(Mode::Normal).await;
     let server = Server::start(opts()).await;
     let key = server.user(PHONE, 1_000_000);
     add_channel(&server, &mock.base_url, MODELS, 0);
-    wait_routable(&server, &key, "wan2.6-r2v").await;
+    server.wait_routable(&key, "wan2.6-r2v").await;
     let dir = tempfile::tempdir().unwrap();
     for name in ["02.jpg", "1.jpg", "2.jpg"] {
         std::fs::write(dir.path().join(name), jpeg(name, 96)).unwrap();
@@ -215,7 +205,7 @@ async fn a_broken_throttled_or_slow_first_channel_hands_the_task_to_the_next() {
         let key = server.user(PHONE, 10_000);
         add_channel(&server, &bad.base_url, "wan2.2-t2i-flash", 10);
         add_channel(&server, &good.base_url, "wan2.2-t2i-flash", 0);
-        wait_routable(&server, &key, "wan2.2-t2i-flash").await;
+        server.wait_routable(&key, "wan2.2-t2i-flash").await;
         let (status, answer) = server
             .post_json(
                 "/llmage/v1/image/generations",
@@ -256,8 +246,8 @@ async fn a_vendor_failure_is_refunded_with_its_reason_and_throttled_polls_are_re
     let key = server.user(PHONE, 10_000);
     add_channel(&server, &failing.base_url, "wan2.2-t2i-plus", 0);
     add_channel(&server, &throttled.base_url, "wan2.2-t2i-flash", 0);
-    wait_routable(&server, &key, "wan2.2-t2i-flash").await;
-    wait_routable(&server, &key, "wan2.2-t2i-plus").await;
+    server.wait_routable(&key, "wan2.2-t2i-flash").await;
+    server.wait_routable(&key, "wan2.2-t2i-plus").await;
 
     let (_, answer) = server
         .post_json(
@@ -320,7 +310,7 @@ async fn qwen3_max_chat_goes_through_compatible_mode() {
         "--models",
         "qwen3-max",
     ]);
-    wait_routable(&server, &key, "qwen3-max").await;
+    server.wait_routable(&key, "qwen3-max").await;
     // The seed's request body, non-streaming and streaming.
     let (status, answer) = server
         .post_json(
@@ -366,7 +356,7 @@ async fn a_channel_that_keeps_failing_cools_off_and_says_why() {
     let key = server.user(PHONE, 10_000);
     add_channel(&server, &broken.base_url, "wan2.2-t2i-flash", 10);
     add_channel(&server, &good.base_url, "wan2.2-t2i-flash", 0);
-    wait_routable(&server, &key, "wan2.2-t2i-flash").await;
+    server.wait_routable(&key, "wan2.2-t2i-flash").await;
     // Channel changes reach the server within one 500 ms reload; nothing exposes the count.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let body = json!({"model": "wan2.2-t2i-flash", "catelogid": "t2i", "prompt": "猫"});

@@ -385,6 +385,18 @@ pub async fn run_curl(block: &str, base: &str, key: &str, dir: &std::path::Path)
 }
 
 impl Server {
+    /// Wait until `/llmage/v1/models` shows `model` available (channels added by the CLI reach
+    /// the server within its 500 ms reload).
+    pub async fn wait_routable(&self, key: &str, model: &str) {
+        eventually(Duration::from_secs(5), "channel picked up", || async {
+            let (_, list) = self.get_json("/llmage/v1/models", Some(key)).await;
+            list["data"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|m| m["id"] == model && m["available"] == true))
+        })
+        .await;
+    }
+
     /// Poll a task until SUCCEEDED or FAILED (or panic after `timeout`); the last answer.
     pub async fn finish_task(&self, key: &str, id: &str, timeout: Duration) -> Value {
         let deadline = tokio::time::Instant::now() + timeout;
