@@ -19,7 +19,7 @@ use sqlx::Row;
 
 /// The `curl` blocks of the seed's image and video sections, as written there.
 fn seed_submission_curls() -> Vec<String> {
-    let seed = include_str!("../../shared/seed/api_zh.md");
+    let seed = include_str!("../docs/seed/api_zh.md");
     let mut blocks = Vec::new();
     for block in seed.split("```").skip(1).step_by(2) {
         if block.contains("curl -X POST https://opencomputing.ai/llmage/v1/image/generations")
@@ -150,7 +150,7 @@ async fn every_seed_curl_reaches_succeeded_with_real_media() {
     }
 
     // The seed's query curl, as written, with a real task id.
-    let query = include_str!("../../shared/seed/api_zh.md")
+    let query = include_str!("../docs/seed/api_zh.md")
         .split("```")
         .find(|b| b.contains("curl -X GET \"https://opencomputing.ai/llmage/v1/tasks?taskid=xxx\""))
         .unwrap()

@@ -352,7 +352,7 @@ pub fn jpeg(label: &str, side: u32) -> Vec<u8> {
 
 /// The seed's `curl -X POST` blocks whose text contains `needle`.
 pub fn seed_post_curls(needle: &str) -> Vec<String> {
-    include_str!("../../../shared/seed/api_zh.md")
+    include_str!("../../docs/seed/api_zh.md")
         .split("```")
         .skip(1)
         .step_by(2)
