@@ -118,8 +118,12 @@ impl TaskService {
             }
             return Err(e.into());
         }
+        let mut task = self.store.get(&id).await?.ok_or(ApiError::Internal)?;
+        // The answer to a new submission is the state it was accepted in (the seed's `CREATED`),
+        // even if the engine has already picked it up in the meantime.
+        task.status = super::TaskStatus::Created;
         self.wake.notify_one();
-        self.store.get(&id).await?.ok_or(ApiError::Internal)
+        Ok(task)
     }
 
     /// Callback and input-file URLs must point at public addresses (checked before anything is
