@@ -74,6 +74,11 @@ pub struct Config {
     pub redis: RedisConfig,
     pub vendors: VendorsConfig,
     pub auth: AuthConfig,
+    /// `[sms] provider = "log" | "aliyun"`: the documented place for the SMS sender (overrides
+    /// `auth.sms_provider` when given).
+    pub sms: SmsConfig,
+    pub alipay: AlipayConfig,
+    pub billing: BillingConfig,
     /// Channels declared in the config file (`[[channels]]`), synced into the database at start.
     pub channels: Vec<ChannelConfig>,
 }
@@ -150,6 +155,114 @@ impl Default for AuthConfig {
             ip_hourly_cap: 20,
             max_attempts: 5,
             session_ttl_secs: 7 * 24 * 3600,
+        }
+    }
+}
+
+/// `[sms]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    pub provider: Option<String>,
+}
+
+/// `[alipay]`: recharge through Alipay (支付宝). Without `app_id` recharge is switched off.
+/// Key files hold PEM or the bare base64 that Alipay's console shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlipayConfig {
+    /// Numeric ids: an `LLMAGE_ALIPAY__APP_ID=2021…` environment value arrives as a number.
+    #[serde(deserialize_with = "text_or_number")]
+    pub app_id: Option<String>,
+    /// Our application private key (signs requests).
+    pub app_private_key_file: Option<PathBuf>,
+    /// Alipay's public key (verifies notifications and responses).
+    pub alipay_public_key_file: Option<PathBuf>,
+    pub gateway_url: String,
+    /// Where Alipay posts payment notifications (`…/api/payments/alipay/notify`); else derived
+    /// from `public_base_url`.
+    pub notify_url: Option<String>,
+    /// Where the buyer's browser returns after paying (the console's recharge page).
+    pub return_url: Option<String>,
+    /// Our merchant PID (`seller_id` in notifications); checked when given.
+    #[serde(deserialize_with = "text_or_number")]
+    pub seller_id: Option<String>,
+    /// Minutes an order stays payable (`timeout_express`).
+    pub order_timeout_mins: u64,
+    /// Seconds between reconciliation runs (trade.query for still-open orders).
+    pub reconcile_secs: u64,
+    /// Seconds allowed for one call to Alipay.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for AlipayConfig {
+    fn default() -> Self {
+        AlipayConfig {
+            app_id: None,
+            app_private_key_file: None,
+            alipay_public_key_file: None,
+            gateway_url: "https://openapi.alipay.com/gateway.do".into(),
+            notify_url: None,
+            return_url: None,
+            seller_id: None,
+            order_timeout_mins: 30,
+            reconcile_secs: 60,
+            request_timeout_secs: 10,
+        }
+    }
+}
+
+/// An optional text value that may also be written (or read from the environment) as a number.
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Text(String),
+        Unsigned(u64),
+        Signed(i64),
+    }
+    Ok(Option::<Written>::deserialize(d)?.map(|t| match t {
+        Written::Text(s) => s,
+        Written::Unsigned(n) => n.to_string(),
+        Written::Signed(n) => n.to_string(),
+    }))
+}
+
+/// A yuan amount written as text ("10.00") or as a number (10, 10.5).
+fn yuan_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Yuan {
+        Text(String),
+        Whole(u64),
+        Fraction(f64),
+    }
+    Ok(match Yuan::deserialize(d)? {
+        Yuan::Text(s) => s,
+        Yuan::Whole(n) => n.to_string(),
+        Yuan::Fraction(f) => format!("{f:.2}"),
+    })
+}
+
+/// `[billing]`: recharge rate and limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BillingConfig {
+    /// Credits one yuan buys.
+    pub credits_per_yuan: i64,
+    /// Smallest and largest single recharge, in yuan ("10.00").
+    #[serde(deserialize_with = "yuan_text")]
+    pub recharge_min_yuan: String,
+    #[serde(deserialize_with = "yuan_text")]
+    pub recharge_max_yuan: String,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        BillingConfig {
+            credits_per_yuan: 100,
+            recharge_min_yuan: "1.00".into(),
+            recharge_max_yuan: "50000.00".into(),
         }
     }
 }
@@ -303,6 +416,9 @@ impl Default for Config {
             redis: RedisConfig::default(),
             vendors: VendorsConfig::default(),
             auth: AuthConfig::default(),
+            sms: SmsConfig::default(),
+            alipay: AlipayConfig::default(),
+            billing: BillingConfig::default(),
             channels: Vec::new(),
         }
     }
@@ -364,9 +480,12 @@ impl Config {
                     .filter(move |k| known.iter().any(|n| n.eq_ignore_ascii_case(k.as_str()))),
             )
             .merge(Serialized::defaults(overrides));
-        let config: Config = figment
+        let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Load(e.to_string()))?;
+        if let Some(provider) = config.sms.provider.take() {
+            config.auth.sms_provider = provider;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -491,6 +610,35 @@ impl Config {
             return invalid(
                 "secret_key",
                 "must be 32 bytes, base64-encoded (e.g. `openssl rand -base64 32`)",
+            );
+        }
+        if self.billing.credits_per_yuan <= 0 {
+            return invalid("billing.credits_per_yuan", "must be at least 1");
+        }
+        let min = crate::payments::yuan_to_fen(&self.billing.recharge_min_yuan);
+        let max = crate::payments::yuan_to_fen(&self.billing.recharge_max_yuan);
+        match (min, max) {
+            (Some(min), Some(max)) if min >= 1 && min <= max => {}
+            _ => {
+                return invalid(
+                    "billing.recharge_min_yuan/recharge_max_yuan",
+                    "must be amounts like \"1.00\" with 0.01 <= min <= max",
+                );
+            }
+        }
+        if self.alipay.app_id.is_some()
+            && (self.alipay.app_private_key_file.is_none()
+                || self.alipay.alipay_public_key_file.is_none())
+        {
+            return invalid(
+                "alipay",
+                "app_id needs app_private_key_file and alipay_public_key_file",
+            );
+        }
+        if self.alipay.reconcile_secs == 0 || self.alipay.order_timeout_mins == 0 {
+            return invalid(
+                "alipay.reconcile_secs/order_timeout_mins",
+                "must be at least 1",
             );
         }
         Ok(())

@@ -42,6 +42,9 @@ pub enum ApiError {
     UpstreamTimeout,
     #[error("Service temporarily unavailable")]
     Unavailable,
+    /// A feature this server was not configured for (e.g. Alipay recharge).
+    #[error("{0}")]
+    NotConfigured(String),
     #[error("Internal server error")]
     Internal,
     /// A console request without a live session.
@@ -73,7 +76,9 @@ impl ApiError {
             ApiError::InsufficientBalance | ApiError::RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            ApiError::NoChannel(_) | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NoChannel(_) | ApiError::Unavailable | ApiError::NotConfigured(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::UpstreamRejected { status, .. } => match *status {
                 400 | 404 | 413 | 422 => {
                     StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)

@@ -3,7 +3,7 @@
 //!
 //! Layout: `cli` parses, `server` wires and runs, `api` is the HTTP surface, `relay` the chat
 //! path, `providers` the vendor protocols, `channels` the upstream accounts, `catalog` the models
-//! we sell, `billing` the money, `accounts` users and keys, `storage` the database.
+//! we sell, `billing` the money, `payments` recharge orders and Alipay, `accounts` users and keys, `storage` the database.
 
 pub mod accounts;
 pub mod admin;
@@ -21,6 +21,7 @@ pub mod logging;
 pub mod media;
 pub mod metrics;
 pub mod net;
+pub mod payments;
 pub mod providers;
 pub mod relay;
 pub mod secrets;

@@ -58,6 +58,9 @@ pub struct Inner {
     pub codes: crate::accounts::codes::Codes,
     pub sessions: crate::accounts::sessions::Sessions,
     pub sms: crate::accounts::sms::SmsSender,
+    pub orders: crate::payments::orders::Orders,
+    /// The Alipay application when `[alipay]` is configured (recharge is off without it).
+    pub alipay: Option<Arc<crate::payments::alipay::Alipay>>,
 }
 
 impl Deref for AppState {
@@ -130,6 +133,13 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
     let outbound = crate::net::OutboundGuard::new(&config.outbound_allow)
         .map_err(|e| anyhow::anyhow!("outbound_allow: {e}"))?;
     let sms = crate::accounts::sms::SmsSender::from_config(&config.auth, http.clone());
+    let alipay = crate::payments::alipay::Alipay::from_config(
+        &config.alipay,
+        config.public_base_url.as_deref(),
+        http.clone(),
+    )
+    .context("[alipay]")?
+    .map(Arc::new);
     let mut limits = crate::api::limits::RateLimits::new(&config.limits);
     if let Some(url) = &config.redis.url {
         limits = limits
@@ -182,6 +192,8 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
             config.auth.session_ttl_secs,
         ),
         sms,
+        orders: crate::payments::orders::Orders::new(core.db.clone()),
+        alipay,
         ledger,
         db: core.db,
         channels: Arc::new(channels),
@@ -380,6 +392,14 @@ fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToke
 }
 
 fn spawn_background_jobs(state: &AppState, stop: CancellationToken) {
+    if let Some(alipay) = &state.alipay {
+        tokio::spawn(crate::payments::reconcile::run(
+            alipay.clone(),
+            state.orders.clone(),
+            Duration::from_secs(state.config.alipay.reconcile_secs),
+            stop.clone(),
+        ));
+    }
     let channels = state.channels.clone();
     let stop_channels = stop.clone();
     tokio::spawn(async move {

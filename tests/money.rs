@@ -1,6 +1,6 @@
 //! The balance never goes below zero and always equals the ledger sum, with 100 concurrent chat
-//! calls from one user whose credits cover only some of them (SQLite by default; PostgreSQL when
-//! `LLMAGE_TEST_DATABASE_URL` is set).
+//! calls and 200 concurrent task reservations from one user whose credits cover only some of them
+//! (SQLite by default; PostgreSQL when `LLMAGE_TEST_DATABASE_URL` is set).
 
 mod common;
 
@@ -100,4 +100,53 @@ async fn concurrent_chats_never_overdraw() {
             .await
             .unwrap();
     assert_eq!(negative, 0, "no ledger row ever saw a negative balance");
+}
+
+/// 200 concurrent image submissions from one account whose credits cover exactly 37: exactly 37
+/// are accepted, the rest refused with 429, and the balance ends at zero, equal to the ledger sum.
+#[tokio::test]
+async fn two_hundred_concurrent_reservations_on_one_account() {
+    let server = Server::start(Opts::demo()).await;
+    let phone = "13600000200";
+    let price = 20; // wan2.2-t2i-plus, one image (catalog)
+    let key = server.user(phone, price * 37);
+    let calls = (0..200).map(|i| {
+        let http = server.http.clone();
+        let url = server.url("/llmage/v1/image/generations");
+        let key = key.clone();
+        tokio::spawn(async move {
+            let resp = http
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"model": "wan2.2-t2i-plus", "catelogid": "t2i", "prompt": format!("猫 {i}")}))
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        })
+    });
+    let mut accepted = 0;
+    for r in futures_util::future::join_all(calls).await {
+        let (status, body) = r.unwrap();
+        match status {
+            200 => accepted += 1,
+            429 => assert_eq!(body, r#"{"error":"Insufficient balance"}"#),
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert_eq!(accepted, 37);
+    let (balance, sum) = server.money(phone).await;
+    assert_eq!((balance, sum), (0, 0));
+    let db = server.db().await;
+    let reservations: i64 = sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM reservations")
+        .fetch_one(db.reader())
+        .await
+        .unwrap();
+    assert_eq!(reservations, 37);
+    let negative: i64 =
+        sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM ledger WHERE balance_after < 0")
+            .fetch_one(db.reader())
+            .await
+            .unwrap();
+    assert_eq!(negative, 0);
 }

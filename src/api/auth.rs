@@ -52,7 +52,12 @@ impl FromRequestParts<AppState> for SessionUser {
                 .get("x-csrf-token")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("");
-            if given.is_empty() || given != session.csrf_token {
+            if given.is_empty()
+                || !bool::from(subtle::ConstantTimeEq::ct_eq(
+                    given.as_bytes(),
+                    session.csrf_token.as_bytes(),
+                ))
+            {
                 return Err(ApiError::Forbidden(
                     "CSRF 校验失败,请刷新页面后重试 / missing or wrong X-CSRF-Token".into(),
                 ));

@@ -1,7 +1,7 @@
 //! The finance views of the logged-in user (用户菜单 → 财务): `GET /api/finance/ledger` (every balance
 //! change, newest first) and `GET /api/finance/usage` (credits and calls per model and day, chat
 //! and tasks), as JSON or `?format=csv` (UTF-8 with a BOM so spreadsheet programs read Chinese);
-//! and `POST /api/redeem` for redemption codes.
+//! and `POST /api/redeem` for redemption codes. Recharge orders are listed by `recharge`.
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -24,7 +24,7 @@ pub struct FinanceQuery {
 }
 
 impl FinanceQuery {
-    fn csv(&self) -> Result<bool, ApiError> {
+    pub(super) fn csv(&self) -> Result<bool, ApiError> {
         match self.format.as_deref() {
             None | Some("json") => Ok(false),
             Some("csv") => Ok(true),
@@ -34,7 +34,7 @@ impl FinanceQuery {
         }
     }
 
-    fn limit(&self) -> Result<i64, ApiError> {
+    pub(super) fn limit(&self) -> Result<i64, ApiError> {
         let limit = self.limit.unwrap_or(1000);
         if (1..=10_000).contains(&limit) {
             Ok(limit)
@@ -46,7 +46,7 @@ impl FinanceQuery {
     }
 }
 
-fn csv_response(
+pub(super) fn csv_response(
     name: &str,
     header_row: &[&str],
     rows: &[Vec<String>],

@@ -12,6 +12,7 @@ mod idfile;
 pub mod limits;
 mod metrics_endpoint;
 mod models;
+mod recharge;
 mod tasks;
 
 use std::sync::Arc;
@@ -75,7 +76,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/finance/ledger", get(finance::ledger))
         .route("/api/finance/usage", get(finance::usage))
+        .route("/api/finance/orders", get(recharge::my_orders))
         .route("/api/redeem", post(finance::redeem))
+        .route("/api/recharge/alipay", post(recharge::create))
+        .route("/api/recharge/orders/{id}", get(recharge::order))
+        .route("/api/payments/alipay/notify", post(recharge::notify))
+        .route("/api/admin/orders", get(recharge::admin_orders))
         .route("/api/admin/users", get(admin_api::users))
         .route("/api/admin/users/{id}/credits", post(admin_api::credits))
         .route("/api/admin/users/{id}/disable", post(admin_api::disable))

@@ -43,6 +43,8 @@ pub enum EntryKind {
     Release,
     /// A redemption code (兑换码).
     Redeem,
+    /// A paid recharge order (支付宝充值).
+    Recharge,
 }
 
 impl EntryKind {
@@ -54,6 +56,7 @@ impl EntryKind {
             EntryKind::Settle => "settle",
             EntryKind::Release => "release",
             EntryKind::Redeem => "redeem",
+            EntryKind::Recharge => "recharge",
         }
     }
 }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod console;
+pub mod mock_alipay;
 pub mod mock_ark;
 pub mod mock_dashscope;
 pub mod mock_openai;

@@ -1,0 +1,289 @@
+//! Recharge (充值) through Alipay: `POST /api/recharge/alipay` creates an order and answers the
+//! page-pay URL and (when precreate worked) the QR code content; `GET /api/recharge/orders/{id}`
+//! shows one order (asking Alipay about it when it is still open); `POST
+//! /api/payments/alipay/notify` takes Alipay's signed notification and credits exactly once;
+//! `GET /api/finance/orders` and `GET /api/admin/orders` list orders.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::admin_api::AdminUser;
+use super::auth::SessionUser;
+use super::extract::JsonBody;
+use super::finance::{FinanceQuery, csv_response};
+use crate::error::ApiError;
+use crate::payments::alipay::TradeRequest;
+use crate::payments::orders::{Order, PENDING};
+use crate::payments::{fen_to_yuan, reconcile, yuan_to_fen};
+use crate::server::AppState;
+use crate::storage::now_ms;
+
+/// An open order is asked about at Alipay at most this often when someone looks at it.
+const LOOK_INTERVAL_MS: i64 = 3_000;
+
+fn subject(order: &Order) -> String {
+    format!("元境平台积分充值 {} 元", order.amount_yuan())
+}
+
+fn order_json(state: &AppState, order: &Order) -> Value {
+    let mut v = json!({
+        "order_id": order.id,
+        "provider": order.provider,
+        "status": order.status,
+        "amount": order.amount_yuan(),
+        "credits": order.credits,
+        "trade_no": order.trade_no,
+        "failure": order.failure,
+        "created_at": order.created_at / 1000,
+        "expires_at": order.expires_at / 1000,
+        "paid_at": order.paid_at.map(|t| t / 1000),
+    });
+    if order.status == PENDING
+        && now_ms() < order.expires_at
+        && let Some(alipay) = &state.alipay
+    {
+        let subject = subject(order);
+        v["pay_url"] = json!(alipay.page_pay_url(&TradeRequest {
+            out_trade_no: &order.id,
+            total_amount: &order.amount_yuan(),
+            subject: &subject,
+        }));
+        v["qr_code"] = json!(order.qr_code);
+    }
+    v
+}
+
+/// `POST /api/recharge/alipay {"amount": "10.00"}`.
+pub async fn create(
+    State(state): State<AppState>,
+    who: SessionUser,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let Some(alipay) = state.alipay.clone() else {
+        return Err(ApiError::NotConfigured(
+            "支付宝充值未开通,请联系管理员 / Alipay recharge is not configured on this server"
+                .into(),
+        ));
+    };
+    let amount = match body.get("amount") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(_) => {
+            return Err(ApiError::InvalidParameter(
+                "amount must be a yuan amount like \"10.00\"".into(),
+            ));
+        }
+        None => return Err(ApiError::MissingParameter("amount".into())),
+    };
+    let billing = &state.config.billing;
+    let min = yuan_to_fen(&billing.recharge_min_yuan).unwrap_or(100);
+    let max = yuan_to_fen(&billing.recharge_max_yuan).unwrap_or(i64::MAX);
+    let fen = yuan_to_fen(&amount)
+        .filter(|f| (min..=max).contains(f))
+        .ok_or_else(|| {
+            ApiError::InvalidParameter(format!(
+                "amount: 充值金额须在 {} 到 {} 元之间,最多两位小数 / must be between {} and {} yuan with at most 2 decimals",
+                fen_to_yuan(min),
+                fen_to_yuan(max),
+                fen_to_yuan(min),
+                fen_to_yuan(max)
+            ))
+        })?;
+    let credits = fen
+        .checked_mul(billing.credits_per_yuan)
+        .map(|c| c / 100)
+        .filter(|c| *c > 0)
+        .ok_or_else(|| ApiError::InvalidParameter("amount buys no credits".into()))?;
+    let payable_ms = i64::try_from(state.config.alipay.order_timeout_mins)
+        .unwrap_or(30)
+        .saturating_mul(60_000);
+    let mut order = state
+        .orders
+        .create(who.user.id, "alipay", fen, credits, payable_ms)
+        .await?;
+    let subject = subject(&order);
+    let trade = TradeRequest {
+        out_trade_no: &order.id,
+        total_amount: &order.amount_yuan(),
+        subject: &subject,
+    };
+    // The QR code is a bonus: the order and its page-pay URL stand without it.
+    match alipay.precreate(&trade).await {
+        Ok(qr) => {
+            state.orders.set_qr_code(&order.id, &qr).await?;
+            order.qr_code = Some(qr);
+        }
+        Err(e) => {
+            tracing::warn!(order = %order.id, error = %e, "alipay precreate failed; page pay only")
+        }
+    }
+    tracing::info!(order = %order.id, user_id = who.user.id, amount_fen = fen, "recharge order created");
+    let body = order_json(&state, &order);
+    Ok((axum::http::StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `GET /api/recharge/orders/{id}`: the caller's own order (admins: any).
+pub async fn order(
+    State(state): State<AppState>,
+    who: SessionUser,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("order {id}"));
+    let mut order = state.orders.get(&id).await?.ok_or_else(not_found)?;
+    if order.user_id != who.user.id && who.user.role != "admin" {
+        return Err(not_found());
+    }
+    if order.status == PENDING
+        && let Some(alipay) = &state.alipay
+        && now_ms() - order.checked_at.unwrap_or(0) > LOOK_INTERVAL_MS
+    {
+        if let Err(e) = reconcile::check_order(alipay, &state.orders, &order).await {
+            tracing::debug!(order = %order.id, error = %e, "order check at Alipay failed");
+        }
+        order = state.orders.get(&id).await?.ok_or_else(not_found)?;
+    }
+    Ok(Json(order_json(&state, &order)))
+}
+
+fn plain(text: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+}
+
+/// `POST /api/payments/alipay/notify`: answers exactly `success` once the notification is
+/// applied (or was before: a replay), `failure` when it is forged, not ours, or mismatched.
+pub async fn notify(State(state): State<AppState>, body: Bytes) -> Response {
+    let Some(alipay) = &state.alipay else {
+        return plain("failure");
+    };
+    let Ok(fields) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body) else {
+        tracing::warn!("alipay notify: body is not a form");
+        return plain("failure");
+    };
+    let notification = match alipay.verify_notification(&fields) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "alipay notify refused");
+            return plain("failure");
+        }
+    };
+    let order = match state.orders.get(&notification.out_trade_no).await {
+        Ok(Some(order)) => order,
+        Ok(None) => {
+            tracing::warn!(order = %notification.out_trade_no, "alipay notify for an unknown order");
+            return plain("failure");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "alipay notify: order lookup failed");
+            return plain("failure");
+        }
+    };
+    if yuan_to_fen(&notification.total_amount) != Some(order.amount_fen) {
+        tracing::error!(order = %order.id, "alipay notify amount differs from the order; refused");
+        return plain("failure");
+    }
+    let outcome = match notification.trade_status.as_str() {
+        "TRADE_SUCCESS" | "TRADE_FINISHED" => state
+            .orders
+            .mark_paid(&order, &notification.trade_no)
+            .await
+            .map(|paid| {
+                tracing::info!(order = %order.id, credits = order.credits, ?paid, "alipay notify applied");
+            })
+            .map_err(|e| e.to_string()),
+        "TRADE_CLOSED" => state
+            .orders
+            .mark_failed(&order.id, "支付宝交易已关闭 / the Alipay trade was closed")
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        _ => Ok(()),
+    };
+    match outcome {
+        Ok(()) => plain("success"),
+        // Alipay retries; the next delivery or the reconciliation job applies it.
+        Err(e) => {
+            tracing::warn!(order = %order.id, error = %e, "alipay notify not applied yet");
+            plain("failure")
+        }
+    }
+}
+
+fn orders_response(
+    state: &AppState,
+    orders: &[Order],
+    q: &FinanceQuery,
+    with_user: bool,
+) -> Result<Response, ApiError> {
+    if q.csv()? {
+        let rows: Vec<Vec<String>> = orders
+            .iter()
+            .map(|o| {
+                let mut row = vec![
+                    o.id.clone(),
+                    crate::storage::utc_timestamp(o.created_at),
+                    o.provider.clone(),
+                    o.amount_yuan(),
+                    o.credits.to_string(),
+                    o.status.clone(),
+                    o.trade_no.clone().unwrap_or_default(),
+                    o.paid_at
+                        .map(crate::storage::utc_timestamp)
+                        .unwrap_or_default(),
+                ];
+                if with_user {
+                    row.push(o.user_id.to_string());
+                }
+                row
+            })
+            .collect();
+        let mut header_row = vec![
+            "order_id",
+            "created_at",
+            "provider",
+            "amount_yuan",
+            "credits",
+            "status",
+            "trade_no",
+            "paid_at",
+        ];
+        if with_user {
+            header_row.push("user_id");
+        }
+        return csv_response("orders", &header_row, &rows);
+    }
+    let data: Vec<Value> = orders
+        .iter()
+        .map(|o| {
+            let mut v = order_json(state, o);
+            if with_user {
+                v["user_id"] = json!(o.user_id);
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({"object": "list", "data": data})).into_response())
+}
+
+/// `GET /api/finance/orders`: the caller's recharge orders.
+pub async fn my_orders(
+    State(state): State<AppState>,
+    who: SessionUser,
+    Query(q): Query<FinanceQuery>,
+) -> Result<Response, ApiError> {
+    let orders = state.orders.list(Some(who.user.id), q.limit()?).await?;
+    orders_response(&state, &orders, &q, false)
+}
+
+/// `GET /api/admin/orders`: everyone's recharge orders.
+pub async fn admin_orders(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Query(q): Query<FinanceQuery>,
+) -> Result<Response, ApiError> {
+    let orders = state.orders.list(None, q.limit()?).await?;
+    orders_response(&state, &orders, &q, true)
+}
