@@ -9,50 +9,9 @@ mod common;
 use std::time::Duration;
 
 use common::console::{login, post};
-use common::mock_alipay::{self, APP_ID, MockAlipay, Mode, SELLER_ID};
-use common::{Opts, Server, eventually, free_port};
+use common::mock_alipay::{self, MockAlipay, Mode, server_with_alipay};
+use common::{Opts, Server, eventually};
 use serde_json::{Value, json};
-
-/// A demo server with `[alipay]` pointing at `mock` (keys as files: PEM and bare base64).
-async fn server_with(mock: &MockAlipay, extra_env: &[(&str, &str)]) -> Server {
-    let keys = tempfile::tempdir().unwrap().keep();
-    let private = keys.join("app_private_key.pem");
-    let public = keys.join("alipay_public_key.txt");
-    std::fs::write(&private, &mock.app_private_key_pem).unwrap();
-    std::fs::write(&public, &mock.alipay_public_key_b64).unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut opts = Opts::demo();
-    opts.listen = Some(listen.clone());
-    let mut env: Vec<(String, String)> = vec![
-        ("LLMAGE_ALIPAY__APP_ID".into(), APP_ID.into()),
-        ("LLMAGE_ALIPAY__SELLER_ID".into(), SELLER_ID.into()),
-        (
-            "LLMAGE_ALIPAY__GATEWAY_URL".into(),
-            mock.gateway_url.clone(),
-        ),
-        (
-            "LLMAGE_ALIPAY__APP_PRIVATE_KEY_FILE".into(),
-            private.display().to_string(),
-        ),
-        (
-            "LLMAGE_ALIPAY__ALIPAY_PUBLIC_KEY_FILE".into(),
-            public.display().to_string(),
-        ),
-        ("LLMAGE_PUBLIC_BASE_URL".into(), format!("http://{listen}")),
-        (
-            "LLMAGE_ALIPAY__RETURN_URL".into(),
-            format!("http://{listen}/#/recharge"),
-        ),
-    ];
-    env.extend(
-        extra_env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    opts.env = env;
-    Server::start(opts).await
-}
 
 async fn get(http: &reqwest::Client, server: &Server, path: &str) -> (u16, Value) {
     let resp = http.get(server.url(path)).send().await.unwrap();
@@ -87,7 +46,7 @@ fn with_field(fields: &[(String, String)], name: &str, value: &str) -> Vec<(Stri
 #[tokio::test]
 async fn a_new_phone_recharges_with_alipay_and_pays_for_a_chat_with_the_ledger_exact() {
     let mock = mock_alipay::start(Mode::Normal).await;
-    let server = server_with(&mock, &[]).await;
+    let server = server_with_alipay(&mock, &[]).await;
     let phone = "13700001111";
 
     // Code request, login (registers), a key.
@@ -247,7 +206,7 @@ async fn a_new_phone_recharges_with_alipay_and_pays_for_a_chat_with_the_ledger_e
 #[tokio::test]
 async fn forged_replayed_and_mismatched_notifications_change_nothing() {
     let mock = mock_alipay::start(Mode::Normal).await;
-    let server = server_with(&mock, &[]).await;
+    let server = server_with_alipay(&mock, &[]).await;
     let phone = "13700003333";
     let (http, csrf) = login(&server, phone).await;
     let (_, order) = post(
@@ -343,7 +302,7 @@ async fn forged_replayed_and_mismatched_notifications_change_nothing() {
 #[tokio::test]
 async fn reconciliation_settles_orders_whose_notification_never_came() {
     let mock = mock_alipay::start(Mode::Normal).await;
-    let server = server_with(&mock, &[("LLMAGE_ALIPAY__RECONCILE_SECS", "1")]).await;
+    let server = server_with_alipay(&mock, &[("LLMAGE_ALIPAY__RECONCILE_SECS", "1")]).await;
     let phone = "13700004444";
     let (http, csrf) = login(&server, phone).await;
     let mut ids = Vec::new();
@@ -405,7 +364,7 @@ async fn reconciliation_settles_orders_whose_notification_never_came() {
 #[tokio::test]
 async fn orders_stand_without_a_qr_code_and_amounts_are_checked() {
     let mock = mock_alipay::start(Mode::PrecreateFails).await;
-    let server = server_with(
+    let server = server_with_alipay(
         &mock,
         &[
             ("LLMAGE_BILLING__CREDITS_PER_YUAN", "50"),

@@ -36,6 +36,11 @@ fn cookie_token(headers: &HeaderMap) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// Whether the request carries a console session cookie (valid or not).
+pub fn has_session_cookie(headers: &HeaderMap) -> bool {
+    cookie_token(headers).is_some()
+}
+
 impl FromRequestParts<AppState> for SessionUser {
     type Rejection = ApiError;
 

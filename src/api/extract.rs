@@ -1,4 +1,5 @@
-//! Extractors: the API-key owner (`Authorization: Bearer sk-…`) and a JSON body whose every
+//! Extractors: the API-key owner (`Authorization: Bearer sk-…`, or the web console's session
+//! cookie with its `X-CSRF-Token`, for the playground and gallery) and a JSON body whose every
 //! failure (too large, unreadable, not JSON) becomes an [`ApiError`].
 
 use std::sync::Arc;
@@ -32,6 +33,9 @@ impl FromRequestParts<AppState> for ApiKey {
         if let Some(ip) = ip {
             state.limits.auth_allowed(ip)?;
         }
+        if header.is_empty() && super::auth::has_session_cookie(&parts.headers) {
+            return console_owner(parts, state).await;
+        }
         let (scheme, key) = header.trim().split_once(' ').unwrap_or(("", ""));
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(state.limits.auth_failed(ip));
@@ -51,6 +55,39 @@ impl FromRequestParts<AppState> for ApiKey {
         }
         Ok(ApiKey(owner))
     }
+}
+
+/// The console calling the gateway API as its logged-in user: the session cookie and, for every
+/// method (the console always sends it), the session's CSRF token. Limits are per user, counted
+/// under the negative user id so they never share a bucket with a real key.
+async fn console_owner(parts: &mut Parts, state: &AppState) -> Result<ApiKey, ApiError> {
+    let given = parts
+        .headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let who = super::auth::SessionUser::from_request_parts(parts, state).await?;
+    if given.is_empty()
+        || !bool::from(subtle::ConstantTimeEq::ct_eq(
+            given.as_bytes(),
+            who.session.csrf_token.as_bytes(),
+        ))
+    {
+        return Err(ApiError::InvalidApiKey);
+    }
+    let owner = KeyOwner {
+        key_id: -who.user.id,
+        user_id: who.user.id,
+        expires_at: None,
+        models: None,
+        allowed_ips: None,
+    };
+    state.limits.check_key_shared(owner.key_id).await?;
+    if let Some(slot) = parts.extensions.get::<UserSlot>() {
+        slot.set(owner.user_id);
+    }
+    Ok(ApiKey(Arc::new(owner)))
 }
 
 /// The error for a key whose model allow-list does not name `model`.

@@ -4,6 +4,7 @@
 mod admin_api;
 mod auth;
 mod chat;
+mod console;
 mod console_keys;
 mod extract;
 mod finance;
@@ -47,6 +48,8 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.max_body_bytes;
     let uploads = state.config.max_multipart_bytes;
     Router::new()
+        .route("/", get(console::index))
+        .route("/assets/{*path}", get(console::assets))
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics_endpoint::metrics))
         .route("/idfile", get(idfile::serve))

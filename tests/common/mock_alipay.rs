@@ -372,3 +372,45 @@ async fn pay_button(State(state): State<MockState>, body: Bytes) -> Response {
         url => Redirect::to(url).into_response(),
     }
 }
+
+/// A demo server with `[alipay]` pointing at `mock` (keys as files: PEM and bare base64), on a
+/// fixed port so the notify URL and the console's return URL are known.
+pub async fn server_with_alipay(mock: &MockAlipay, extra_env: &[(&str, &str)]) -> super::Server {
+    let keys = tempfile::tempdir().unwrap().keep();
+    let private = keys.join("app_private_key.pem");
+    let public = keys.join("alipay_public_key.txt");
+    std::fs::write(&private, &mock.app_private_key_pem).unwrap();
+    std::fs::write(&public, &mock.alipay_public_key_b64).unwrap();
+    let port = super::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut opts = super::Opts::demo();
+    opts.listen = Some(listen.clone());
+    let mut env: Vec<(String, String)> = vec![
+        ("LLMAGE_ALIPAY__APP_ID".into(), APP_ID.into()),
+        ("LLMAGE_ALIPAY__SELLER_ID".into(), SELLER_ID.into()),
+        (
+            "LLMAGE_ALIPAY__GATEWAY_URL".into(),
+            mock.gateway_url.clone(),
+        ),
+        (
+            "LLMAGE_ALIPAY__APP_PRIVATE_KEY_FILE".into(),
+            private.display().to_string(),
+        ),
+        (
+            "LLMAGE_ALIPAY__ALIPAY_PUBLIC_KEY_FILE".into(),
+            public.display().to_string(),
+        ),
+        ("LLMAGE_PUBLIC_BASE_URL".into(), format!("http://{listen}")),
+        (
+            "LLMAGE_ALIPAY__RETURN_URL".into(),
+            format!("http://{listen}/#/recharge"),
+        ),
+    ];
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    opts.env = env;
+    super::Server::start(opts).await
+}
