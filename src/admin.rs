@@ -301,7 +301,7 @@ pub async fn redeem_create(
     if !(1..=10_000).contains(&count) {
         bail!("--count must be between 1 and 10000");
     }
-    let codes = crate::billing::redeem::Redeem::new(core.db.clone())
+    let (_, codes) = crate::billing::redeem::Redeem::new(core.db.clone())
         .create_batch(credits, count, note)
         .await?;
     for code in codes {

@@ -796,3 +796,160 @@ async fn aliyun_sms_requests_are_signed_and_carry_the_code() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn admins_see_channel_health_and_issue_redemption_codes() {
+    let server = Server::start(opts(&[])).await;
+    let phone = "13655550001";
+    server.admin_ok(&["user", "create", "--phone", phone]);
+    server.admin_ok(&["user", "set-role", "--phone", phone, "--role", "admin"]);
+    server.admin_ok(&[
+        "channel",
+        "add",
+        "--vendor",
+        "openai",
+        "--base-url",
+        "http://127.0.0.1:9/v1",
+        "--api-key",
+        "sk-upstream-secret-value",
+        "--models",
+        "m1,m2",
+        "--name",
+        "上游一",
+    ]);
+    let (admin, csrf) = login(&server, phone).await;
+    let channels: Value = eventually_json(&admin, &server.url("/api/admin/channels"), |v| {
+        v["data"].as_array().is_some_and(|d| !d.is_empty())
+    })
+    .await;
+    let c = &channels["data"][0];
+    assert_eq!(c["name"], "上游一");
+    assert_eq!(c["models"], json!(["m1", "m2"]));
+    assert_eq!(c["healthy"], true);
+    assert!(
+        !channels.to_string().contains("sk-upstream-secret-value"),
+        "the vendor key is never shown"
+    );
+
+    let (status, batch) = post(
+        &admin,
+        &server,
+        "/api/admin/redeem-codes",
+        json!({"credits": 250, "count": 3, "note": "活动"}),
+        Some(&csrf),
+    )
+    .await;
+    assert_eq!(status, 201, "{batch}");
+    let codes: Vec<String> = batch["codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 3);
+    let (status, redeemed) = post(
+        &admin,
+        &server,
+        "/api/redeem",
+        json!({"code": codes[0]}),
+        Some(&csrf),
+    )
+    .await;
+    assert_eq!(status, 200, "{redeemed}");
+    let list: Value = admin
+        .get(server.url("/api/admin/redeem-codes"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = list["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.iter().filter(|r| r["redeemed_by"].is_i64()).count(), 1);
+    assert!(
+        !list.to_string().contains(&codes[1]),
+        "codes are shown only once"
+    );
+    let (status, _) = post(
+        &admin,
+        &server,
+        "/api/admin/redeem-codes",
+        json!({"credits": 0}),
+        Some(&csrf),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = post(
+        &admin,
+        &server,
+        "/api/admin/redeem-codes",
+        json!({"credits": 5}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "CSRF-less admin POST refused");
+}
+
+async fn eventually_json(http: &reqwest::Client, url: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..50 {
+        let v: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+        if ok(&v) {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} never matched");
+}
+
+#[tokio::test]
+async fn the_console_session_calls_the_gateway_only_with_its_csrf_token() {
+    let server = Server::start(opts(&[])).await;
+    let phone = "13655550002";
+    let (http, csrf) = login(&server, phone).await;
+    let chat = json!({"model": "qwen3-max", "catelogid": "t2t", "prompt": "你好"});
+    let url = server.url("/llmage/v1/chat/completions");
+    // Cookie alone (what a cross-site form could send): not authenticated.
+    let resp = http.post(&url).json(&chat).send().await.unwrap();
+    assert_eq!(resp.status(), 403, "refused as a CSRF failure");
+    let resp = http
+        .get(server.url("/llmage/v1/models"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    // With the token: the user's own call (a new user has no credits yet).
+    let resp = http
+        .post(&url)
+        .header("X-CSRF-Token", &csrf)
+        .json(&chat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 429);
+    assert_eq!(
+        resp.text().await.unwrap(),
+        r#"{"error":"Insufficient balance"}"#
+    );
+    let resp = http
+        .get(server.url("/llmage/v1/models"))
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    server.admin_ok(&[
+        "credits", "add", "--phone", phone, "--amount", "500", "--reason", "test",
+    ]);
+    let resp = http
+        .post(&url)
+        .header("X-CSRF-Token", &csrf)
+        .json(&chat)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let (balance, sum) = server.money(phone).await;
+    assert_eq!(balance, sum);
+    assert!(balance < 500);
+}

@@ -88,6 +88,14 @@ async fn a_new_phone_recharges_with_alipay_and_pays_for_a_chat_with_the_ledger_e
     let pay_url = order["pay_url"].as_str().unwrap().to_owned();
     assert!(pay_url.starts_with(&mock.gateway_url), "{pay_url}");
     assert_eq!(order["qr_code"], format!("https://qr.alipay.com/mock{id}"));
+    let qr = http
+        .get(server.url(&format!("/api/recharge/orders/{id}/qr.svg")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(qr.status(), 200);
+    assert_eq!(qr.headers()["content-type"], "image/svg+xml");
+    assert!(qr.text().await.unwrap().contains("<svg"));
 
     // The buyer's browser opens the cashier (the mock checks our RSA2 signature) and pays; the
     // mock then posts the signed notification to our notify URL and redirects to return_url.

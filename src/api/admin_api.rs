@@ -117,3 +117,75 @@ pub async fn enable(
 ) -> Result<Json<Value>, ApiError> {
     set_disabled(&state, id, false).await
 }
+
+/// `GET /api/admin/channels`: every channel with its health (never its key).
+pub async fn channels(State(state): State<AppState>, _admin: AdminUser) -> Json<Value> {
+    let now = crate::storage::now_ms();
+    let table = state.channels.table();
+    let mut list: Vec<_> = table.all_channels().collect();
+    list.sort_by_key(|c| c.id);
+    let data: Vec<Value> = list
+        .iter()
+        .map(|c| {
+            let cooling = c.cooling(now);
+            json!({
+                "id": c.id,
+                "name": c.name,
+                "vendor": c.vendor.as_str(),
+                "base_url": c.base_url,
+                "models": c.models.iter().map(|m| m.model.as_str()).collect::<Vec<_>>(),
+                "enabled": c.enabled,
+                "priority": c.priority,
+                "weight": c.weight,
+                "max_concurrency": c.max_concurrency,
+                "rpm": c.rpm,
+                "healthy": c.enabled && !cooling,
+                "cooling_until": c.cooling_until.filter(|_| cooling).map(|t| t / 1000),
+                "cooling_reason": c.cooling_reason.as_ref().filter(|_| cooling),
+            })
+        })
+        .collect();
+    Json(json!({"object": "list", "data": data}))
+}
+
+/// `GET /api/admin/redeem-codes`: codes (hashed; only their state), newest first.
+pub async fn redeem_codes(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Query(q): Query<UsersQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(200).clamp(1, 1000);
+    let codes = crate::billing::redeem::Redeem::new(state.db.clone())
+        .list(limit)
+        .await?;
+    Ok(Json(json!({"object": "list", "data": codes})))
+}
+
+/// `POST /api/admin/redeem-codes {"credits", "count"?, "note"?}`: a new batch, codes shown once.
+pub async fn create_redeem_codes(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    JsonBody(body): JsonBody,
+) -> Result<(axum::http::StatusCode, Json<Value>), ApiError> {
+    let credits = body
+        .get("credits")
+        .and_then(Value::as_i64)
+        .filter(|c| *c > 0)
+        .ok_or_else(|| ApiError::InvalidParameter("credits must be a positive integer".into()))?;
+    let count = match body.get("count") {
+        None => 1,
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::InvalidParameter("count must be 1 to 1000".into()))?,
+    };
+    let note = body.get("note").and_then(Value::as_str).unwrap_or("");
+    let note = format!("{note} (admin {})", admin.user.id);
+    let (batch, codes) = crate::billing::redeem::Redeem::new(state.db.clone())
+        .create_batch(credits, usize::try_from(count).unwrap_or(1), note.trim())
+        .await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(json!({"batch": batch, "credits": credits, "codes": codes})),
+    ))
+}

@@ -83,8 +83,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/redeem", post(finance::redeem))
         .route("/api/recharge/alipay", post(recharge::create))
         .route("/api/recharge/orders/{id}", get(recharge::order))
+        .route("/api/recharge/orders/{id}/qr.svg", get(recharge::order_qr))
         .route("/api/payments/alipay/notify", post(recharge::notify))
         .route("/api/admin/orders", get(recharge::admin_orders))
+        .route("/api/admin/channels", get(admin_api::channels))
+        .route(
+            "/api/admin/redeem-codes",
+            get(admin_api::redeem_codes).post(admin_api::create_redeem_codes),
+        )
         .route("/api/admin/users", get(admin_api::users))
         .route("/api/admin/users/{id}/credits", post(admin_api::credits))
         .route("/api/admin/users/{id}/disable", post(admin_api::disable))

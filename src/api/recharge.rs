@@ -149,6 +149,37 @@ pub async fn order(
     Ok(Json(order_json(&state, &order)))
 }
 
+/// `GET /api/recharge/orders/{id}/qr.svg`: the order's QR code (for the Alipay app) as SVG.
+pub async fn order_qr(
+    State(state): State<AppState>,
+    who: SessionUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::NotFound(format!("QR code of order {id}"));
+    let order = state.orders.get(&id).await?.ok_or_else(not_found)?;
+    if order.user_id != who.user.id && who.user.role != "admin" {
+        return Err(not_found());
+    }
+    let content = order
+        .qr_code
+        .filter(|_| order.status == PENDING)
+        .ok_or_else(not_found)?;
+    let code = qrcode::QrCode::new(content.as_bytes()).map_err(|_| ApiError::Internal)?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(240, 240)
+        .quiet_zone(true)
+        .build();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "private, no-store"),
+        ],
+        svg,
+    )
+        .into_response())
+}
+
 fn plain(text: &'static str) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
 }

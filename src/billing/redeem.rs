@@ -23,6 +23,18 @@ pub enum RedeemError {
     Store(#[from] StoreError),
 }
 
+/// One code's state, for the admin view (times in unix seconds).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RedeemCode {
+    pub id: i64,
+    pub batch: String,
+    pub credits: i64,
+    pub note: String,
+    pub created_at: i64,
+    pub redeemed_by: Option<i64>,
+    pub redeemed_at: Option<i64>,
+}
+
 /// Code alphabet: no 0/O/1/I/L to avoid misreading.
 const ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 
@@ -63,13 +75,13 @@ impl Redeem {
         }
     }
 
-    /// A batch of `count` codes worth `credits` each; the codes (shown once).
+    /// A batch of `count` codes worth `credits` each; the batch id and the codes (shown once).
     pub async fn create_batch(
         &self,
         credits: i64,
         count: usize,
         note: &str,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<(String, Vec<String>), StoreError> {
         let batch = crate::billing::ledger::random_id();
         let mut codes = Vec::with_capacity(count);
         for _ in 0..count {
@@ -86,7 +98,34 @@ impl Redeem {
             .await?;
             codes.push(code);
         }
-        Ok(codes)
+        Ok((batch, codes))
+    }
+
+    /// The newest codes' state (never the codes themselves: only their hashes are kept).
+    pub async fn list(&self, limit: i64) -> Result<Vec<RedeemCode>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, batch, credits, note, created_at, redeemed_by, redeemed_at FROM redeem_codes \
+             ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.db.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RedeemCode {
+                    id: r.try_get("id")?,
+                    batch: r.try_get("batch")?,
+                    credits: r.try_get("credits")?,
+                    note: r.try_get("note")?,
+                    created_at: r.try_get::<i64, _>("created_at")? / 1000,
+                    redeemed_by: r.try_get("redeemed_by")?,
+                    redeemed_at: r
+                        .try_get::<Option<i64>, _>("redeemed_at")?
+                        .map(|t| t / 1000),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
     }
 
     /// Redeem `code` for `user_id`; the credits added and the balance after.
