@@ -165,6 +165,10 @@ impl From<LedgerError> for ApiError {
         match e {
             LedgerError::InsufficientBalance => ApiError::InsufficientBalance,
             LedgerError::UnknownUser => ApiError::NotFound("user".into()),
+            LedgerError::OutOfRange => ApiError::InvalidParameter(format!(
+                "amount must be between -{0} and {0}",
+                crate::billing::ledger::MAX_CHANGE
+            )),
             LedgerError::Store(e) => e.into(),
         }
     }

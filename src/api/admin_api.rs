@@ -2,8 +2,9 @@
 //! user's credits (a ledger entry with who and why), disable or enable a user (their keys and
 //! sessions stop working within a second).
 
+use super::extract::{ApiPath, ApiQuery};
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -37,11 +38,23 @@ pub struct UsersQuery {
     before: Option<i64>,
 }
 
+#[utoipa::path(get, path = "/api/admin/users", tag = "admin",
+    summary = "管理 · 用户 / users",
+    params(
+        ("limit" = Option<i64>, Query, description = "1–500 (default 50)"),
+        ("before" = Option<i64>, Query, description = "Users with a smaller id (paging)"),
+    ),
+    responses(
+        (status = 200, description = "Users", body = super::schema::AdminUserList),
+        (status = 400, description = "Bad query", body = super::schema::ErrorBody),
+        (status = 403, description = "Not an admin", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [])))]
 /// `GET /api/admin/users`.
 pub async fn users(
     State(state): State<AppState>,
     _admin: AdminUser,
-    Query(q): Query<UsersQuery>,
+    ApiQuery(q): ApiQuery<UsersQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let users = state.users.list(limit, q.before).await?;
@@ -52,11 +65,22 @@ pub async fn users(
     Ok(Json(json!({"object": "list", "data": data})))
 }
 
+#[utoipa::path(post, path = "/api/admin/users/{id}/credits", tag = "admin",
+    summary = "管理 · 调整积分 / adjust a user's credits",
+    params(("id" = i64, Path, description = "User id")),
+    request_body = super::schema::CreditsBody,
+    responses(
+        (status = 200, description = "Applied (or applied before)", body = super::schema::CreditsDone),
+        (status = 400, description = "Bad amount or reason", body = super::schema::ErrorBody),
+        (status = 403, description = "Not an admin, or no CSRF token", body = super::schema::ErrorBody),
+        (status = 404, description = "No such user", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [], "csrf" = [])))]
 /// `POST /api/admin/users/{id}/credits {"amount", "reason", "idempotency_key"?}`.
 pub async fn credits(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let amount = body
@@ -100,24 +124,51 @@ async fn set_disabled(state: &AppState, id: i64, disabled: bool) -> Result<Json<
     }
 }
 
+#[utoipa::path(post, path = "/api/admin/users/{id}/disable", tag = "admin",
+    summary = "管理 · 停用用户 / disable a user",
+    params(("id" = i64, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Done", body = super::schema::UserDisabled),
+        (status = 400, description = "Bad id", body = super::schema::ErrorBody),
+        (status = 403, description = "Not an admin, or no CSRF token", body = super::schema::ErrorBody),
+        (status = 404, description = "No such user", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [], "csrf" = [])))]
 /// `POST /api/admin/users/{id}/disable`.
 pub async fn disable(
     State(state): State<AppState>,
     _admin: AdminUser,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, ApiError> {
     set_disabled(&state, id, true).await
 }
 
+#[utoipa::path(post, path = "/api/admin/users/{id}/enable", tag = "admin",
+    summary = "管理 · 启用用户 / enable a user",
+    params(("id" = i64, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Done", body = super::schema::UserDisabled),
+        (status = 400, description = "Bad id", body = super::schema::ErrorBody),
+        (status = 403, description = "Not an admin, or no CSRF token", body = super::schema::ErrorBody),
+        (status = 404, description = "No such user", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [], "csrf" = [])))]
 /// `POST /api/admin/users/{id}/enable`.
 pub async fn enable(
     State(state): State<AppState>,
     _admin: AdminUser,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, ApiError> {
     set_disabled(&state, id, false).await
 }
 
+#[utoipa::path(get, path = "/api/admin/channels", tag = "admin",
+    summary = "管理 · 渠道 / channels and their health",
+    responses(
+        (status = 200, description = "Channels (never their keys)", body = super::schema::ChannelList),
+        (status = 403, description = "Not an admin", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [])))]
 /// `GET /api/admin/channels`: every channel with its health (never its key).
 pub async fn channels(State(state): State<AppState>, _admin: AdminUser) -> Json<Value> {
     let now = crate::storage::now_ms();
@@ -148,11 +199,23 @@ pub async fn channels(State(state): State<AppState>, _admin: AdminUser) -> Json<
     Json(json!({"object": "list", "data": data}))
 }
 
+#[utoipa::path(get, path = "/api/admin/redeem-codes", tag = "admin",
+    summary = "管理 · 兑换码 / redemption codes (state only)",
+    params(
+        ("limit" = Option<i64>, Query, description = "1–1000 (default 200)"),
+        ("before" = Option<i64>, Query, description = "Unused here"),
+    ),
+    responses(
+        (status = 200, description = "Codes, newest first", body = super::schema::RedeemCodeList),
+        (status = 400, description = "Bad query", body = super::schema::ErrorBody),
+        (status = 403, description = "Not an admin", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [])))]
 /// `GET /api/admin/redeem-codes`: codes (hashed; only their state), newest first.
 pub async fn redeem_codes(
     State(state): State<AppState>,
     _admin: AdminUser,
-    Query(q): Query<UsersQuery>,
+    ApiQuery(q): ApiQuery<UsersQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
     let codes = crate::billing::redeem::Redeem::new(state.db.clone())
@@ -161,6 +224,15 @@ pub async fn redeem_codes(
     Ok(Json(json!({"object": "list", "data": codes})))
 }
 
+#[utoipa::path(post, path = "/api/admin/redeem-codes", tag = "admin",
+    summary = "管理 · 生成兑换码 / create a batch of codes (shown once)",
+    request_body = super::schema::NewRedeemCodes,
+    responses(
+        (status = 201, description = "The new codes", body = super::schema::RedeemBatch),
+        (status = 400, description = "Bad credits or count", body = super::schema::ErrorBody),
+        (status = 403, description = "Not an admin, or no CSRF token", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [], "csrf" = [])))]
 /// `POST /api/admin/redeem-codes {"credits", "count"?, "note"?}`: a new batch, codes shown once.
 pub async fn create_redeem_codes(
     State(state): State<AppState>,
@@ -170,8 +242,13 @@ pub async fn create_redeem_codes(
     let credits = body
         .get("credits")
         .and_then(Value::as_i64)
-        .filter(|c| *c > 0)
-        .ok_or_else(|| ApiError::InvalidParameter("credits must be a positive integer".into()))?;
+        .filter(|c| (1..=crate::billing::ledger::MAX_CHANGE).contains(c))
+        .ok_or_else(|| {
+            ApiError::InvalidParameter(format!(
+                "credits must be an integer from 1 to {}",
+                crate::billing::ledger::MAX_CHANGE
+            ))
+        })?;
     let count = match body.get("count") {
         None => 1,
         Some(v) => v

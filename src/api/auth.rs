@@ -98,6 +98,14 @@ fn phone_of(body: &Value) -> Result<String, ApiError> {
     })
 }
 
+#[utoipa::path(post, path = "/api/auth/sms-code", tag = "account",
+    summary = "发送短信验证码 / send a login code",
+    request_body = super::schema::PhoneBody,
+    responses(
+        (status = 200, description = "Sent", body = super::schema::CodeSent),
+        (status = 400, description = "Not a mainland mobile number", body = super::schema::ErrorBody),
+        (status = 502, description = "The SMS provider failed", body = super::schema::ErrorBody),
+    ))]
 /// `POST /api/auth/sms-code {"phone"}`.
 pub async fn sms_code(
     State(state): State<AppState>,
@@ -130,6 +138,14 @@ fn session_cookie(state: &AppState, token: &str, max_age: i64) -> Result<HeaderV
     .map_err(|_| ApiError::Internal)
 }
 
+#[utoipa::path(post, path = "/api/auth/login", tag = "account",
+    summary = "手机号登录 / log in (the first login registers)",
+    request_body = super::schema::LoginBody,
+    responses(
+        (status = 200, description = "Logged in; sets the `llmage_session` cookie", body = super::schema::LoginAnswer),
+        (status = 400, description = "Bad phone, wrong, expired or locked code", body = super::schema::ErrorBody),
+        (status = 403, description = "Account disabled", body = super::schema::ErrorBody),
+    ))]
 /// `POST /api/auth/login {"phone","code"}`: the first login registers the user.
 pub async fn login(
     State(state): State<AppState>,
@@ -161,6 +177,13 @@ pub async fn login(
         .into_response())
 }
 
+#[utoipa::path(post, path = "/api/auth/logout", tag = "account",
+    summary = "退出 / log out",
+    responses(
+        (status = 200, description = "Session ended", body = super::schema::Done),
+        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [], "csrf" = [])))]
 /// `POST /api/auth/logout`.
 pub async fn logout(State(state): State<AppState>, who: SessionUser) -> Result<Response, ApiError> {
     state.sessions.delete(&who.token).await?;
@@ -173,6 +196,10 @@ pub async fn logout(State(state): State<AppState>, who: SessionUser) -> Result<R
         .into_response())
 }
 
+#[utoipa::path(get, path = "/api/me", tag = "account",
+    summary = "当前用户 / the logged-in user",
+    responses((status = 200, description = "User, balance and the session's CSRF token", body = super::schema::Me)),
+    security(("session" = [])))]
 /// `GET /api/me`.
 pub async fn me(who: SessionUser) -> Json<Value> {
     Json(
@@ -180,6 +207,10 @@ pub async fn me(who: SessionUser) -> Json<Value> {
     )
 }
 
+#[utoipa::path(get, path = "/llmage/v1/balance", tag = "gateway",
+    summary = "查看当前余额 / balance of the key's user",
+    responses((status = 200, description = "Credits", body = super::schema::Balance)),
+    security(("bearer" = []), ("session" = [], "csrf" = [])))]
 /// `GET /llmage/v1/balance` (API key).
 pub async fn balance(
     State(state): State<AppState>,

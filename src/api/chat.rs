@@ -11,6 +11,21 @@ use crate::error::ApiError;
 use crate::relay::{RelayReply, request};
 use crate::server::AppState;
 
+#[utoipa::path(post, path = "/llmage/v1/chat/completions", tag = "gateway",
+    summary = "文本生成 / chat completion",
+    description = "The seed's prompt/sys_prompt form or OpenAI's messages. `stream: true` answers text/event-stream (chat.completion.chunk objects, then `data: [DONE]`).",
+    request_body = super::schema::ChatRequest,
+    responses(
+        (status = 200, description = "Completion (JSON), or an SSE stream when stream is true", content(
+            (super::schema::ChatCompletion = "application/json"),
+            (super::schema::SseEvent = "text/event-stream"))),
+        (status = 400, description = "Missing or invalid parameter, malformed JSON", body = super::schema::ErrorBody),
+        (status = 403, description = "The key may not call this model or not from this address", body = super::schema::ErrorBody),
+        (status = 404, description = "Model not found", body = super::schema::ErrorBody),
+        (status = 502, description = "Every upstream failed", body = super::schema::ErrorBody),
+        (status = 504, description = "Upstream timed out", body = super::schema::ErrorBody),
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn completions(
     State(state): State<AppState>,
     ApiKey(owner): ApiKey,

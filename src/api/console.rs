@@ -39,11 +39,21 @@ fn asset(path: &str) -> Option<Response> {
     Some(response)
 }
 
+#[utoipa::path(get, path = "/", tag = "console",
+    summary = "The web console",
+    responses((status = 200, description = "HTML", content((String = "text/html")))))]
 /// `GET /`.
 pub async fn index() -> Response {
     asset("index.html").unwrap_or_else(|| StatusCode::NOT_FOUND.into_response())
 }
 
+#[utoipa::path(get, path = "/assets/{path}", tag = "console",
+    summary = "The web console's assets",
+    params(("path" = String, Path, description = "Asset path")),
+    responses(
+        (status = 200, description = "The asset", content((String = "application/octet-stream"))),
+        (status = 404, description = "No such asset"),
+    ))]
 /// `GET /assets/{*path}`.
 pub async fn assets(Path(path): Path<String>) -> Response {
     if path.split('/').any(|seg| seg == ".." || seg.is_empty()) {

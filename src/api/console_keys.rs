@@ -3,8 +3,9 @@
 //! (refused by every process within a second). A key may carry an expiry and allow-lists of
 //! models and client addresses.
 
+use super::extract::ApiPath;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
@@ -35,6 +36,16 @@ fn string_list(body: &Value, field: &str) -> Result<Option<Vec<String>>, ApiErro
     }
 }
 
+#[utoipa::path(post, path = "/api/keys", tag = "keys",
+    summary = "申请APIKEY / create an API key (shown once)",
+    request_body = super::schema::NewKey,
+    responses(
+        (status = 201, description = "Created", body = super::schema::CreatedKey),
+        (status = 400, description = "Invalid field", body = super::schema::ErrorBody),
+        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+        (status = 404, description = "A model of the allow-list does not exist", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [], "csrf" = [])))]
 /// `POST /api/keys`.
 pub async fn create(
     State(state): State<AppState>,
@@ -58,6 +69,12 @@ pub async fn create(
             let secs = v.as_i64().ok_or_else(|| {
                 ApiError::InvalidParameter("expires_at must be unix seconds".into())
             })?;
+            // Up to the end of year 9999: larger values are mistakes (and would overflow in ms).
+            if !(0..=253_402_300_799).contains(&secs) {
+                return Err(ApiError::InvalidParameter(
+                    "expires_at must be unix seconds before year 10000".into(),
+                ));
+            }
             if secs * 1000 <= now_ms() {
                 return Err(ApiError::InvalidParameter(
                     "expires_at must be in the future".into(),
@@ -103,6 +120,10 @@ pub async fn create(
     ))
 }
 
+#[utoipa::path(get, path = "/api/keys", tag = "keys",
+    summary = "API keys (masked)",
+    responses((status = 200, description = "The user's keys", body = super::schema::KeyList)),
+    security(("session" = [])))]
 /// `GET /api/keys`.
 pub async fn list(
     State(state): State<AppState>,
@@ -119,11 +140,21 @@ pub async fn list(
     Ok(Json(json!({"object": "list", "data": data})))
 }
 
+#[utoipa::path(delete, path = "/api/keys/{id}", tag = "keys",
+    summary = "Revoke a key",
+    params(("id" = i64, Path, description = "Key id")),
+    responses(
+        (status = 200, description = "Revoked", body = super::schema::Revoked),
+        (status = 400, description = "Bad id", body = super::schema::ErrorBody),
+        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+        (status = 404, description = "No such key of this user", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [], "csrf" = [])))]
 /// `DELETE /api/keys/{id}`.
 pub async fn revoke(
     State(state): State<AppState>,
     who: SessionUser,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Value>, ApiError> {
     if state.keys.revoke_owned(id, who.user.id).await? {
         Ok(Json(json!({"id": id, "revoked": true})))

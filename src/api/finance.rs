@@ -3,8 +3,9 @@
 //! and tasks), as JSON or `?format=csv` (UTF-8 with a BOM so spreadsheet programs read Chinese);
 //! and `POST /api/redeem` for redemption codes. Recharge orders are listed by `recharge`.
 
+use super::extract::ApiQuery;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -71,11 +72,23 @@ pub(super) fn csv_response(
         .into_response())
 }
 
+#[utoipa::path(get, path = "/api/finance/ledger", tag = "finance",
+    summary = "财务 · 账本 / every balance change",
+    params(
+        ("format" = Option<String>, Query, description = "json (default) or csv"),
+        ("limit" = Option<i64>, Query, description = "Rows, 1–10000 (default 1000)", minimum = 1, maximum = 10000),
+    ),
+    responses(
+        (status = 200, description = "Entries, newest first", content(
+            (super::schema::LedgerPage = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Bad format or limit", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [])))]
 /// `GET /api/finance/ledger`.
 pub async fn ledger(
     State(state): State<AppState>,
     who: SessionUser,
-    Query(q): Query<FinanceQuery>,
+    ApiQuery(q): ApiQuery<FinanceQuery>,
 ) -> Result<Response, ApiError> {
     let rows = sqlx::query(
         "SELECT id, amount, balance_after, kind, reason, created_at FROM ledger WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
@@ -133,11 +146,23 @@ pub async fn ledger(
     Ok(Json(json!({"object": "list", "balance": who.user.balance, "data": data})).into_response())
 }
 
+#[utoipa::path(get, path = "/api/finance/usage", tag = "finance",
+    summary = "财务 · 用量 / calls and credits per day and model",
+    params(
+        ("format" = Option<String>, Query, description = "json (default) or csv"),
+        ("limit" = Option<i64>, Query, description = "Rows, 1–10000 (default 1000)", minimum = 1, maximum = 10000),
+    ),
+    responses(
+        (status = 200, description = "Rows, newest day first", content(
+            (super::schema::UsagePage = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Bad format or limit", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [])))]
 /// `GET /api/finance/usage`: per day (UTC) and model.
 pub async fn usage(
     State(state): State<AppState>,
     who: SessionUser,
-    Query(q): Query<FinanceQuery>,
+    ApiQuery(q): ApiQuery<FinanceQuery>,
 ) -> Result<Response, ApiError> {
     let rows = sqlx::query(
         "SELECT CAST(created_at / 86400000 AS BIGINT) AS day, model, CAST(COUNT(*) AS BIGINT) AS calls, \
@@ -200,6 +225,15 @@ fn chrono_day(days: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+#[utoipa::path(post, path = "/api/redeem", tag = "finance",
+    summary = "兑换码 / redeem a code",
+    request_body = super::schema::RedeemBody,
+    responses(
+        (status = 200, description = "Credited", body = super::schema::Redeemed),
+        (status = 400, description = "Unknown or used code", body = super::schema::ErrorBody),
+        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [], "csrf" = [])))]
 /// `POST /api/redeem {"code"}`: credits once per code.
 pub async fn redeem(
     State(state): State<AppState>,

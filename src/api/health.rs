@@ -7,6 +7,12 @@ use serde_json::{Value, json};
 
 use crate::server::AppState;
 
+#[utoipa::path(get, path = "/healthz", tag = "ops",
+    summary = "Health: the database answers",
+    responses(
+        (status = 200, description = "Healthy", body = super::schema::Health),
+        (status = 503, description = "Database unavailable", body = super::schema::Health),
+    ))]
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     match sqlx::query("SELECT 1").execute(state.db.reader()).await {
         Ok(_) => (StatusCode::OK, Json(json!({"status": "ok"}))),

@@ -30,6 +30,21 @@ pub struct IdfileQuery {
     sig: Option<String>,
 }
 
+#[utoipa::path(get, path = "/idfile", tag = "tasks",
+    summary = "Result and input files (links from task answers)",
+    params(
+        ("path" = String, Query, description = "The file id from a task's link"),
+        ("exp" = Option<i64>, Query, description = "Expiry of a signed input-file link"),
+        ("sig" = Option<String>, Query, description = "Signature of an input-file link"),
+    ),
+    responses(
+        (status = 200, description = "The file (PNG, JPEG, MP4, …)", content((String = "application/octet-stream"))),
+        (status = 206, description = "A byte range of it", content((String = "application/octet-stream"))),
+        (status = 400, description = "Bad path", body = super::schema::ErrorBody),
+        (status = 403, description = "Expired or bad signature", body = super::schema::ErrorBody),
+        (status = 404, description = "No such file", body = super::schema::ErrorBody),
+        (status = 416, description = "Range not satisfiable", body = super::schema::ErrorBody),
+    ))]
 /// Serve one stored file (GET and HEAD).
 pub async fn serve(
     State(state): State<AppState>,

@@ -8,6 +8,13 @@ use axum::response::{IntoResponse, Response};
 use super::limits::peer_ip;
 use crate::server::AppState;
 
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    summary = "Prometheus metrics (loopback clients or the metrics token)",
+    responses(
+        (status = 200, description = "Prometheus text format", content((String = "text/plain"))),
+        (status = 403, description = "Not allowed", body = super::schema::ErrorBody),
+    ),
+    security((), ("metrics" = [])))]
 pub async fn metrics(State(state): State<AppState>, request: Request) -> Response {
     let allowed = match &state.config.metrics_token {
         Some(token) => request

@@ -13,7 +13,9 @@ mod idfile;
 pub mod limits;
 mod metrics_endpoint;
 mod models;
+pub mod openapi;
 mod recharge;
+pub mod schema;
 mod tasks;
 
 use std::sync::Arc;
@@ -25,7 +27,9 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::server::AppState;
@@ -43,61 +47,17 @@ impl UserSlot {
     }
 }
 
-/// All routes.
+/// All routes. Each is registered with `routes!`, which adds the handler's `#[utoipa::path]` to
+/// the OpenAPI document at the same time: a route cannot be served without being documented.
 pub fn router(state: AppState) -> Router {
-    let limit = state.config.max_body_bytes;
-    let uploads = state.config.max_multipart_bytes;
-    Router::new()
-        .route("/", get(console::index))
-        .route("/assets/{*path}", get(console::assets))
-        .route("/healthz", get(health::healthz))
-        .route("/metrics", get(metrics_endpoint::metrics))
-        .route("/idfile", get(idfile::serve))
-        .route("/llmage/v1/models", get(models::list))
-        .route("/llmage/v1/chat/completions", post(chat::completions))
-        .route(
-            "/llmage/v1/image/generations",
-            post(tasks::image).layer(DefaultBodyLimit::max(uploads)),
-        )
-        .route(
-            "/llmage/v1/video/generations",
-            post(tasks::video).layer(DefaultBodyLimit::max(uploads)),
-        )
-        .route("/llmage/v1/tasks", get(tasks::tasks))
-        .route("/llmage/v1/balance", get(auth::balance))
-        .route("/api/auth/sms-code", post(auth::sms_code))
-        .route("/api/auth/login", post(auth::login))
-        .route("/api/auth/logout", post(auth::logout))
-        .route("/api/me", get(auth::me))
-        .route(
-            "/api/keys",
-            post(console_keys::create).get(console_keys::list),
-        )
-        .route(
-            "/api/keys/{id}",
-            axum::routing::delete(console_keys::revoke),
-        )
-        .route("/api/finance/ledger", get(finance::ledger))
-        .route("/api/finance/usage", get(finance::usage))
-        .route("/api/finance/orders", get(recharge::my_orders))
-        .route("/api/redeem", post(finance::redeem))
-        .route("/api/recharge/alipay", post(recharge::create))
-        .route("/api/recharge/orders/{id}", get(recharge::order))
-        .route("/api/recharge/orders/{id}/qr.svg", get(recharge::order_qr))
-        .route("/api/payments/alipay/notify", post(recharge::notify))
-        .route("/api/admin/orders", get(recharge::admin_orders))
-        .route("/api/admin/channels", get(admin_api::channels))
-        .route(
-            "/api/admin/redeem-codes",
-            get(admin_api::redeem_codes).post(admin_api::create_redeem_codes),
-        )
-        .route("/api/admin/users", get(admin_api::users))
-        .route("/api/admin/users/{id}/credits", post(admin_api::credits))
-        .route("/api/admin/users/{id}/disable", post(admin_api::disable))
-        .route("/api/admin/users/{id}/enable", post(admin_api::enable))
+    let (router, doc) = documented_router(&state);
+    let doc = openapi::finish(doc, &state.channels.table().catalog);
+    let rendered = openapi::Rendered(Arc::new(doc.to_string()));
+    router
+        .layer(axum::Extension(rendered))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             limits::per_ip,
@@ -107,6 +67,49 @@ pub fn router(state: AppState) -> Router {
             ApiError::Internal.into_response()
         }))
         .with_state(state)
+}
+
+/// The routes and the OpenAPI document generated from them.
+pub fn documented_router(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let uploads = state.config.max_multipart_bytes;
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(console::index))
+        .routes(routes!(console::assets))
+        .routes(routes!(health::healthz))
+        .routes(routes!(metrics_endpoint::metrics))
+        .routes(routes!(idfile::serve))
+        .routes(routes!(openapi::document))
+        .routes(routes!(models::list))
+        .routes(routes!(chat::completions))
+        .routes(routes!(tasks::image).layer(DefaultBodyLimit::max(uploads)))
+        .routes(routes!(tasks::video).layer(DefaultBodyLimit::max(uploads)))
+        .routes(routes!(tasks::tasks))
+        .routes(routes!(auth::balance))
+        .routes(routes!(auth::sms_code))
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(console_keys::create, console_keys::list))
+        .routes(routes!(console_keys::revoke))
+        .routes(routes!(finance::ledger))
+        .routes(routes!(finance::usage))
+        .routes(routes!(recharge::my_orders))
+        .routes(routes!(finance::redeem))
+        .routes(routes!(recharge::create))
+        .routes(routes!(recharge::order))
+        .routes(routes!(recharge::order_qr))
+        .routes(routes!(recharge::notify))
+        .routes(routes!(recharge::admin_orders))
+        .routes(routes!(admin_api::channels))
+        .routes(routes!(
+            admin_api::redeem_codes,
+            admin_api::create_redeem_codes
+        ))
+        .routes(routes!(admin_api::users))
+        .routes(routes!(admin_api::credits))
+        .routes(routes!(admin_api::disable))
+        .routes(routes!(admin_api::enable))
+        .split_for_parts()
 }
 
 async fn not_found() -> Response {

@@ -1,8 +1,9 @@
 //! `GET /llmage/v1/models[?catelogid=…]`: the OpenAI list shape, each model extended with its
 //! categories, vendor, description, price, parameter tables and whether it can be called now.
 
+use super::extract::ApiQuery;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -16,10 +17,18 @@ pub struct ModelsQuery {
     catelogid: Option<String>,
 }
 
+#[utoipa::path(get, path = "/llmage/v1/models", tag = "gateway",
+    summary = "查询可用模型列表 / list models",
+    params(("catelogid" = Option<super::schema::CatelogId>, Query, description = "Only this category")),
+    responses(
+        (status = 200, description = "The models", body = super::schema::ModelList),
+        (status = 400, description = "Unknown category", body = super::schema::ErrorBody),
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     _key: ApiKey,
-    Query(query): Query<ModelsQuery>,
+    ApiQuery(query): ApiQuery<ModelsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let filter = query.catelogid.filter(|c| !c.is_empty());
     if let Some(c) = &filter

@@ -4,9 +4,10 @@
 //! /api/payments/alipay/notify` takes Alipay's signed notification and credits exactly once;
 //! `GET /api/finance/orders` and `GET /api/admin/orders` list orders.
 
+use super::extract::{ApiPath, ApiQuery};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -57,6 +58,16 @@ fn order_json(state: &AppState, order: &Order) -> Value {
     v
 }
 
+#[utoipa::path(post, path = "/api/recharge/alipay", tag = "recharge",
+    summary = "充值 · 支付宝 / create an Alipay recharge order",
+    request_body = super::schema::RechargeBody,
+    responses(
+        (status = 201, description = "Order with its page-pay URL and QR code content", body = super::schema::RechargeOrder),
+        (status = 400, description = "Amount missing, malformed or outside the limits", body = super::schema::ErrorBody),
+        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+        (status = 503, description = "Alipay is not configured", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [], "csrf" = [])))]
 /// `POST /api/recharge/alipay {"amount": "10.00"}`.
 pub async fn create(
     State(state): State<AppState>,
@@ -126,11 +137,19 @@ pub async fn create(
     Ok((axum::http::StatusCode::CREATED, Json(body)).into_response())
 }
 
+#[utoipa::path(get, path = "/api/recharge/orders/{id}", tag = "recharge",
+    summary = "充值订单状态 / one recharge order",
+    params(("id" = String, Path, description = "order_id")),
+    responses(
+        (status = 200, description = "The order", body = super::schema::RechargeOrder),
+        (status = 404, description = "No such order of this user", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [])))]
 /// `GET /api/recharge/orders/{id}`: the caller's own order (admins: any).
 pub async fn order(
     State(state): State<AppState>,
     who: SessionUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let not_found = || ApiError::NotFound(format!("order {id}"));
     let mut order = state.orders.get(&id).await?.ok_or_else(not_found)?;
@@ -149,11 +168,19 @@ pub async fn order(
     Ok(Json(order_json(&state, &order)))
 }
 
+#[utoipa::path(get, path = "/api/recharge/orders/{id}/qr.svg", tag = "recharge",
+    summary = "付款二维码 / the order's QR code as SVG",
+    params(("id" = String, Path, description = "order_id")),
+    responses(
+        (status = 200, description = "SVG image", content((String = "image/svg+xml"))),
+        (status = 404, description = "No such open order with a QR code", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [])))]
 /// `GET /api/recharge/orders/{id}/qr.svg`: the order's QR code (for the Alipay app) as SVG.
 pub async fn order_qr(
     State(state): State<AppState>,
     who: SessionUser,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::NotFound(format!("QR code of order {id}"));
     let order = state.orders.get(&id).await?.ok_or_else(not_found)?;
@@ -184,6 +211,11 @@ fn plain(text: &'static str) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
 }
 
+#[utoipa::path(post, path = "/api/payments/alipay/notify", tag = "recharge",
+    summary = "支付宝异步通知 / Alipay's payment notification",
+    description = "Form-encoded, RSA2-signed by Alipay. Answers exactly `success` when applied (or applied before), `failure` otherwise.",
+    request_body(content((super::schema::AlipayNotification = "application/x-www-form-urlencoded"))),
+    responses((status = 200, description = "`success` or `failure`", content((String = "text/plain")))))]
 /// `POST /api/payments/alipay/notify`: answers exactly `success` once the notification is
 /// applied (or was before: a replay), `failure` when it is forged, not ours, or mismatched.
 pub async fn notify(State(state): State<AppState>, body: Bytes) -> Response {
@@ -299,21 +331,46 @@ fn orders_response(
     Ok(Json(json!({"object": "list", "data": data})).into_response())
 }
 
+#[utoipa::path(get, path = "/api/finance/orders", tag = "finance",
+    summary = "财务 · 充值订单 / the user's recharge orders",
+    params(
+        ("format" = Option<String>, Query, description = "json (default) or csv"),
+        ("limit" = Option<i64>, Query, description = "Rows, 1–10000 (default 1000)", minimum = 1, maximum = 10000),
+    ),
+    responses(
+        (status = 200, description = "Orders, newest first", content(
+            (super::schema::OrderList = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Bad format or limit", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [])))]
 /// `GET /api/finance/orders`: the caller's recharge orders.
 pub async fn my_orders(
     State(state): State<AppState>,
     who: SessionUser,
-    Query(q): Query<FinanceQuery>,
+    ApiQuery(q): ApiQuery<FinanceQuery>,
 ) -> Result<Response, ApiError> {
     let orders = state.orders.list(Some(who.user.id), q.limit()?).await?;
     orders_response(&state, &orders, &q, false)
 }
 
+#[utoipa::path(get, path = "/api/admin/orders", tag = "admin",
+    summary = "管理 · 全部充值订单 / every recharge order",
+    params(
+        ("format" = Option<String>, Query, description = "json (default) or csv"),
+        ("limit" = Option<i64>, Query, description = "Rows, 1–10000 (default 1000)", minimum = 1, maximum = 10000),
+    ),
+    responses(
+        (status = 200, description = "Orders, newest first", content(
+            (super::schema::OrderList = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "Bad format or limit", body = super::schema::ErrorBody),
+        (status = 403, description = "Not an admin", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [])))]
 /// `GET /api/admin/orders`: everyone's recharge orders.
 pub async fn admin_orders(
     State(state): State<AppState>,
     _admin: AdminUser,
-    Query(q): Query<FinanceQuery>,
+    ApiQuery(q): ApiQuery<FinanceQuery>,
 ) -> Result<Response, ApiError> {
     let orders = state.orders.list(None, q.limit()?).await?;
     orders_response(&state, &orders, &q, true)

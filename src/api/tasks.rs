@@ -2,8 +2,9 @@
 //! (JSON or multipart/form-data, optional `Idempotency-Key`), and `GET /llmage/v1/tasks`
 //! (`?taskid=` for one task, else the caller's tasks newest first).
 
+use super::extract::ApiQuery;
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -18,6 +19,20 @@ const MAX_PARTS: usize = 64;
 /// Longest text part.
 const MAX_TEXT_PART: usize = 64 * 1024;
 
+#[utoipa::path(post, path = "/llmage/v1/image/generations", tag = "tasks",
+    summary = "文生图 / create an image task",
+    description = "JSON or multipart/form-data; the parameters depend on the model: see the `params.*` schemas (one per model and category, from the catalog). Answers at once; poll `GET /llmage/v1/tasks?taskid=`.",
+    request_body(content(
+        (super::schema::TaskParams = "application/json"),
+        (super::schema::TaskParams = "multipart/form-data"))),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retried submission with the same key creates no second task", min_length = 1, max_length = 255)),
+    responses(
+        (status = 200, description = "Task created", body = super::schema::TaskCreated),
+        (status = 400, description = "Missing or invalid parameter", body = super::schema::ErrorBody),
+        (status = 403, description = "The key may not call this model", body = super::schema::ErrorBody),
+        (status = 404, description = "Model not found", body = super::schema::ErrorBody),
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn image(
     state: State<AppState>,
     key: ApiKey,
@@ -26,6 +41,20 @@ pub async fn image(
     submit(state, key, request, Endpoint::Image).await
 }
 
+#[utoipa::path(post, path = "/llmage/v1/video/generations", tag = "tasks",
+    summary = "文生视频 / 图生视频 / 参考生视频 — create a video task",
+    description = "JSON or multipart/form-data; the parameters depend on the model: see the `params.*` schemas (one per model and category, from the catalog). Answers at once; poll `GET /llmage/v1/tasks?taskid=`.",
+    request_body(content(
+        (super::schema::TaskParams = "application/json"),
+        (super::schema::TaskParams = "multipart/form-data"))),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retried submission with the same key creates no second task", min_length = 1, max_length = 255)),
+    responses(
+        (status = 200, description = "Task created", body = super::schema::TaskCreated),
+        (status = 400, description = "Missing or invalid parameter", body = super::schema::ErrorBody),
+        (status = 403, description = "The key may not call this model", body = super::schema::ErrorBody),
+        (status = 404, description = "Model not found", body = super::schema::ErrorBody),
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn video(
     state: State<AppState>,
     key: ApiKey,
@@ -186,11 +215,25 @@ fn valid_host(h: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
 }
 
+#[utoipa::path(get, path = "/llmage/v1/tasks", tag = "tasks",
+    summary = "查询任务 / a task, or a page of the caller's tasks",
+    params(
+        ("taskid" = Option<String>, Query, description = "One task; without it a page of tasks, newest first"),
+        ("limit" = Option<i64>, Query, description = "Page size 1–100 (default 20)", minimum = 1, maximum = 100),
+        ("after" = Option<String>, Query, description = "The `next` of the previous page", pattern = "^[0-9]{1,18}-[0-9a-f]*$"),
+    ),
+    responses(
+        (status = 200, description = "The task (with `taskid`) or a page", content(
+            (super::schema::TaskOrList = "application/json"))),
+        (status = 400, description = "Invalid limit or cursor", body = super::schema::ErrorBody),
+        (status = 404, description = "No such task of this user", body = super::schema::ErrorBody),
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn tasks(
     State(state): State<AppState>,
     ApiKey(owner): ApiKey,
     headers: HeaderMap,
-    Query(q): Query<TasksQuery>,
+    ApiQuery(q): ApiQuery<TasksQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let base = base_url(&state, &headers);
     if let Some(id) = q.taskid.filter(|t| !t.is_empty()) {

@@ -18,6 +18,9 @@ pub enum LedgerError {
     InsufficientBalance,
     #[error("unknown user")]
     UnknownUser,
+    /// A single change larger than [`MAX_CHANGE`] credits (a typo, or an overflow attempt).
+    #[error("amount out of range")]
+    OutOfRange,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -27,6 +30,10 @@ impl From<sqlx::Error> for LedgerError {
         LedgerError::Store(StoreError::Sql(e))
     }
 }
+
+/// The largest single balance change (10^12 credits = 10^10 yuan at the default rate): larger
+/// amounts are refused before they could overflow the balance column.
+pub const MAX_CHANGE: i64 = 1_000_000_000_000;
 
 /// Kinds of ledger rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +116,9 @@ impl Ledger {
         reason: &str,
         idem_key: &str,
     ) -> Result<Applied, LedgerError> {
+        if !(-MAX_CHANGE..=MAX_CHANGE).contains(&amount) {
+            return Err(LedgerError::OutOfRange);
+        }
         let mut tx = self.db.writer().begin().await?;
         let seen = sqlx::query("SELECT 1 FROM ledger WHERE idem_key = $1")
             .bind(idem_key)

@@ -1,0 +1,319 @@
+//! The OpenAPI 3.1 document: the paths come from the handlers' `#[utoipa::path]` attributes as
+//! the router registers them (utoipa-axum: a route and its description are added together), the
+//! bodies from [`super::schema`], and the per-model task parameters from the catalog — one schema
+//! per model and category (`params.<model>.<category>` for JSON, `….multipart` for form uploads),
+//! with enums, ranges, defaults and required files. Served at `GET /llmage/v1/openapi.json`.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::http::header;
+use axum::response::IntoResponse;
+use serde_json::{Map, Value, json};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::catalog::{Catalog, FileKind, Param, ParamType};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "元境平台 API (llmage)",
+        description = "OpenAI 兼容的 AI 模型网关:文本、图片、视频生成,API Key、积分与账本。\n\nAn OpenAI-compatible AI model gateway: chat, image and video generation with your own API keys and prepaid credits. Gateway endpoints (`/llmage/v1`) take `Authorization: Bearer <API key>`; console endpoints (`/api`) take the login session cookie and, when they change something, `X-CSRF-Token`. Every error is `{\"error\": \"<message>\"}`.",
+        version = env!("CARGO_PKG_VERSION"),
+    ),
+    modifiers(&SecuritySchemes),
+    components(schemas(super::schema::CatelogId)),
+    tags(
+        (name = "gateway", description = "元境平台 API: models, chat, balance"),
+        (name = "tasks", description = "图片与视频任务 / image and video tasks, result files"),
+        (name = "account", description = "手机号登录 / phone login and the session"),
+        (name = "keys", description = "API Key 管理 / API keys"),
+        (name = "finance", description = "财务 / ledger, usage, orders, redemption"),
+        (name = "recharge", description = "充值 / Alipay recharge"),
+        (name = "admin", description = "管理 / administration (admin role)"),
+        (name = "ops", description = "Health and metrics"),
+        (name = "console", description = "The web console"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("API key: `Authorization: Bearer sk-…`"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::accounts::sessions::COOKIE,
+                "The console session, set by POST /api/auth/login",
+            ))),
+        );
+        components.add_security_scheme(
+            "csrf",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-CSRF-Token",
+                "The login's csrf_token, on state-changing console requests",
+            ))),
+        );
+        components.add_security_scheme(
+            "metrics",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The served document, rendered once at start.
+#[derive(Clone)]
+pub struct Rendered(pub Arc<String>);
+
+/// `GET /llmage/v1/openapi.json`.
+#[utoipa::path(get, path = "/llmage/v1/openapi.json", tag = "gateway",
+    summary = "This document (OpenAPI 3.1)",
+    responses((status = 200, description = "The OpenAPI document", content((Object = "application/json")))))]
+pub async fn document(Extension(doc): Extension<Rendered>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.0.as_str().to_owned(),
+    )
+}
+
+/// Complete the generated document: catalog parameter schemas and the error answers every
+/// operation shares (rate limit, database down, oversized or malformed bodies, missing auth).
+pub fn finish(doc: utoipa::openapi::OpenApi, catalog: &Catalog) -> Value {
+    let mut doc = serde_json::to_value(&doc).unwrap_or_else(|_| json!({}));
+    let chat_models: Vec<&str> = catalog
+        .models()
+        .iter()
+        .filter(|m| m.serves("t2t"))
+        .map(|m| m.id.as_str())
+        .collect();
+    if let Some(model) = doc.pointer_mut("/components/schemas/ChatRequest/properties/model") {
+        model["examples"] = json!(chat_models);
+    }
+    let mut schemas = Map::new();
+    let mut image = Vec::new();
+    let mut video = Vec::new();
+    for model in catalog.models() {
+        for category in &model.categories {
+            if category.id == "t2t" {
+                continue;
+            }
+            let name = format!("params.{}.{}", model.id, category.id);
+            for multipart in [false, true] {
+                let key = if multipart {
+                    format!("{name}.multipart")
+                } else {
+                    name.clone()
+                };
+                schemas.insert(
+                    key.clone(),
+                    param_schema(
+                        &model.id,
+                        &model.description,
+                        &category.id,
+                        &category.params,
+                        multipart,
+                    ),
+                );
+                let list = if category.id == "t2i" {
+                    &mut image
+                } else {
+                    &mut video
+                };
+                list.push((
+                    multipart,
+                    json!({"$ref": format!("#/components/schemas/{key}")}),
+                ));
+            }
+        }
+    }
+    if let Some(Value::Object(components)) = doc.pointer_mut("/components/schemas") {
+        components.remove("TaskParams");
+        components.extend(schemas);
+    }
+    for (path, refs) in [
+        ("/llmage/v1/image/generations", image),
+        ("/llmage/v1/video/generations", video),
+    ] {
+        for (media, multipart) in [("application~1json", false), ("multipart~1form-data", true)] {
+            let pointer = format!(
+                "/paths/{}/post/requestBody/content/{media}/schema",
+                path.replace('/', "~1")
+            );
+            if let Some(schema) = doc.pointer_mut(&pointer) {
+                let variants: Vec<Value> = refs
+                    .iter()
+                    .filter(|(m, _)| *m == multipart)
+                    .map(|(_, r)| r.clone())
+                    .collect();
+                *schema = json!({"oneOf": variants});
+            }
+        }
+    }
+    add_shared_errors(&mut doc);
+    doc
+}
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    })
+}
+
+fn add_shared_errors(doc: &mut Value) {
+    let Some(Value::Object(paths)) = doc.get_mut("paths") else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Value::Object(item) = item else { continue };
+        for (method, op) in item.iter_mut() {
+            let Value::Object(op) = op else { continue };
+            // Handler names repeat across modules (`create`, `list`): ids from method and path.
+            let id: String = format!("{method}{path}")
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            op.insert("operationId".into(), json!(id.trim_end_matches('_')));
+            let secured = op
+                .get("security")
+                .and_then(Value::as_array)
+                .is_some_and(|reqs| {
+                    reqs.iter()
+                        .all(|r| r.as_object().is_some_and(|o| !o.is_empty()))
+                });
+            let has_body = op.contains_key("requestBody");
+            let is_console = path == "/" || path.starts_with("/assets/");
+            let Some(Value::Object(responses)) = op.get_mut("responses") else {
+                continue;
+            };
+            let mut add = |status: &str, description: &str| {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error_response(description));
+            };
+            if secured {
+                add(
+                    "401",
+                    "Missing, wrong, revoked or expired key; login required",
+                );
+            }
+            if has_body {
+                add("400", "Malformed body");
+                add("413", "Body over the size limit");
+            }
+            if !is_console {
+                add(
+                    "429",
+                    "Too many requests (with Retry-After) or insufficient balance",
+                );
+                add("503", "Temporarily unavailable (database)");
+            }
+            add("500", "Internal error");
+        }
+    }
+}
+
+/// One model's parameters in one category as a JSON Schema.
+fn param_schema(
+    model: &str,
+    description: &str,
+    category: &str,
+    params: &[Param],
+    multipart: bool,
+) -> Value {
+    let mut properties = Map::new();
+    properties.insert(
+        "model".into(),
+        json!({"type": "string", "enum": [model], "description": "模型名"}),
+    );
+    properties.insert(
+        "catelogid".into(),
+        json!({"type": "string", "enum": [category], "description": "分类标识"}),
+    );
+    properties.insert(
+        "callback_url".into(),
+        json!({"type": "string", "format": "uri", "description": "任务结束时回调的 URL(可选)/ notified when the task ends"}),
+    );
+    let mut required = vec![json!("model"), json!("catelogid")];
+    for p in params {
+        if p.name == "model" || p.name == "catelogid" {
+            continue;
+        }
+        let mut schema = match p.kind {
+            ParamType::String if p.required => {
+                json!({"type": "string", "minLength": 1, "pattern": "\\S"})
+            }
+            ParamType::String => json!({"type": "string"}),
+            ParamType::Integer => json!({"type": "integer"}),
+            ParamType::Boolean => json!({"type": "boolean"}),
+            ParamType::File => file_schema(p.accept, multipart),
+            ParamType::Files => {
+                let mut s = json!({"type": "array", "items": file_schema(p.accept, multipart), "minItems": 1});
+                if let Some(n) = p.max_files {
+                    s["maxItems"] = json!(n);
+                }
+                s
+            }
+        };
+        if let Some(allowed) = &p.allowed {
+            // The server also takes the default when the table does not list it ("adaptive").
+            let mut values = allowed.clone();
+            if let Some(default) = p.default.as_ref().filter(|d| !values.contains(d)) {
+                values.push(default.clone());
+            }
+            schema["enum"] = json!(values);
+        }
+        if let Some(min) = p.min {
+            schema["minimum"] = json!(min);
+        }
+        if let Some(max) = p.max {
+            schema["maximum"] = json!(max);
+        }
+        if let Some(default) = &p.default {
+            schema["default"] = default.clone();
+        }
+        let mut text = p.description.clone();
+        if let Some(note) = &p.note {
+            text = format!("{text}({note})");
+        }
+        schema["description"] = json!(text);
+        if p.required {
+            required.push(json!(p.name));
+        }
+        properties.insert(p.name.clone(), schema);
+    }
+    json!({
+        "type": "object",
+        "title": format!("{model} · {category}"),
+        "description": description,
+        "properties": properties,
+        "required": required,
+        "additionalProperties": false,
+    })
+}
+
+fn file_schema(accept: Option<FileKind>, multipart: bool) -> Value {
+    let kind = match accept {
+        Some(FileKind::Image) => "image",
+        Some(FileKind::Video) => "video",
+        Some(FileKind::Audio) => "audio",
+        None => "file",
+    };
+    if multipart {
+        json!({"type": "string", "contentMediaType": format!("{kind}/*"), "description": format!("{kind} file")})
+    } else {
+        json!({"type": "string", "description": format!("{kind}: an http(s) URL or a data: URI")})
+    }
+}

@@ -1,0 +1,534 @@
+//! The shapes of request and response bodies as the OpenAPI document describes them. Handlers
+//! name these in their `#[utoipa::path]`; the simple console bodies are also what the handlers
+//! deserialize. schemathesis (in CI) checks every answer of the server against these schemas,
+//! so a handler that drifts from its documented shape fails the build.
+
+#![allow(
+    dead_code,
+    reason = "fields are read by the OpenAPI derive, not by code"
+)]
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// Every error: `{"error": "<message>"}` (the seed's form).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    #[schema(example = "Invalid API Key")]
+    pub error: String,
+}
+
+/// A category (catelogid): 文本生成, 文生图, 文生视频, 图生视频, 参考生视频.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[allow(non_camel_case_types, reason = "the seed's spelling")]
+pub enum CatelogId {
+    t2t,
+    t2i,
+    t2v,
+    i2v,
+    ref2v,
+}
+
+/// A chat message (OpenAI form).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ChatMessage {
+    #[schema(example = "user")]
+    pub role: String,
+    /// Text, or OpenAI content parts.
+    pub content: Value,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct StreamOptions {
+    /// Send a final chunk with `usage` (and `usage.credits`).
+    pub include_usage: Option<bool>,
+}
+
+/// `POST /llmage/v1/chat/completions`: the seed's `prompt`/`sys_prompt` form or OpenAI's
+/// `messages` (one of the two is required). Other OpenAI fields (temperature, tools, …) are passed
+/// to the upstream unchanged.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"model": "qwen3-max", "catelogid": "t2t", "prompt": "你的问题", "sys_prompt": "", "stream": false}))]
+pub struct ChatRequest {
+    /// A chat model id from `GET /llmage/v1/models?catelogid=t2t`.
+    pub model: String,
+    /// Category: only `t2t` here.
+    #[schema(nullable = false)]
+    pub catelogid: Option<String>,
+    /// The question (seed form).
+    #[schema(nullable = false, min_length = 1, pattern = "\\S")]
+    pub prompt: Option<String>,
+    /// System prompt (seed form).
+    #[schema(nullable = false)]
+    pub sys_prompt: Option<String>,
+    /// OpenAI form.
+    #[schema(nullable = false, min_items = 1)]
+    pub messages: Option<Vec<ChatMessage>>,
+    #[schema(nullable = false)]
+    pub stream: Option<bool>,
+    #[schema(nullable = false)]
+    pub stream_options: Option<StreamOptions>,
+    #[schema(nullable = false, minimum = 1)]
+    pub max_tokens: Option<u64>,
+    #[schema(nullable = false, minimum = 1)]
+    pub max_completion_tokens: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChatUsage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+    /// Credits this call cost.
+    pub credits: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AssistantMessage {
+    pub role: String,
+    pub content: Option<String>,
+    #[schema(nullable = false)]
+    pub reasoning_content: Option<String>,
+    #[schema(nullable = false)]
+    pub tool_calls: Option<Vec<Value>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChatChoice {
+    pub index: u32,
+    pub message: AssistantMessage,
+    pub finish_reason: Option<String>,
+}
+
+/// A chat completion: OpenAI's object plus the seed's `content`, `reasoning_content`, `finish`.
+/// With `"stream": true` the answer is `text/event-stream` of `chat.completion.chunk` objects
+/// (same extra fields, `finish` `"0"` until the last) ending with `data: [DONE]`.
+#[derive(Serialize, ToSchema)]
+pub struct ChatCompletion {
+    pub id: String,
+    #[schema(example = "chat.completion")]
+    pub object: String,
+    pub created: i64,
+    pub model: String,
+    pub choices: Vec<ChatChoice>,
+    pub usage: ChatUsage,
+    /// The answer text (seed).
+    pub content: Option<String>,
+    /// The reasoning text, when the model reasons (seed).
+    pub reasoning_content: Option<String>,
+    /// `"1"`: finished (seed).
+    #[schema(example = "1")]
+    pub finish: String,
+}
+
+/// One server-sent event of a streamed completion: `data` is a `chat.completion.chunk` (the
+/// ChatCompletion fields, with `choices[].delta` in place of `message`) or, last, `[DONE]`.
+#[derive(Serialize, ToSchema)]
+pub struct SseEvent {
+    pub data: String,
+    #[schema(nullable = false)]
+    pub event: Option<String>,
+    #[schema(nullable = false)]
+    pub id: Option<String>,
+}
+
+/// A model of the catalog.
+#[derive(Serialize, ToSchema)]
+pub struct ModelEntry {
+    pub id: String,
+    pub object: String,
+    pub created: i64,
+    pub owned_by: String,
+    /// Categories: t2t, t2i, t2v, i2v, ref2v.
+    pub catelogid: Vec<String>,
+    pub vendor: String,
+    pub vendor_label: String,
+    pub description: String,
+    /// Price: `{"unit":"tokens","input_per_million","output_per_million"}`, `{"unit":"image",
+    /// "per_image"}` or `{"unit":"video_second","per_second":{"720p":…}}` (credits).
+    pub price: Value,
+    /// Parameter table per category.
+    pub parameters: Value,
+    /// Whether a channel (or the sandbox) can serve it now.
+    pub available: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ModelList {
+    pub object: String,
+    pub data: Vec<ModelEntry>,
+}
+
+/// A new task.
+#[derive(Serialize, ToSchema)]
+pub struct TaskCreated {
+    pub taskid: String,
+    #[schema(example = "CREATED")]
+    pub status: String,
+}
+
+/// A task's state. `image` / `video` are links to the archived results once `SUCCEEDED`.
+#[derive(Serialize, ToSchema)]
+pub struct Task {
+    pub taskid: String,
+    /// CREATED, PENDING, RUNNING, SUCCEEDED, FAILED.
+    pub status: String,
+    pub model: String,
+    pub catelogid: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    #[schema(nullable = false)]
+    pub finished_at: Option<i64>,
+    #[schema(nullable = false)]
+    pub usage: Option<Value>,
+    #[schema(nullable = false)]
+    pub image: Option<String>,
+    #[schema(nullable = false)]
+    pub images: Option<Vec<String>>,
+    #[schema(nullable = false)]
+    pub video: Option<String>,
+    #[schema(nullable = false)]
+    pub error: Option<String>,
+}
+
+/// A page of tasks (newest first) when no `taskid` is given.
+#[derive(Serialize, ToSchema)]
+pub struct TaskList {
+    pub object: String,
+    pub data: Vec<Task>,
+    pub has_more: bool,
+    pub next: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Balance {
+    /// Credits.
+    pub balance: i64,
+    pub user_id: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct PhoneBody {
+    /// A mainland mobile number (11 digits, optionally +86).
+    #[schema(example = "13912345678", pattern = "^(\\+86)?1[3-9][0-9]{9}$")]
+    pub phone: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CodeSent {
+    pub sent: bool,
+    /// Seconds before another code may be requested.
+    pub resend_after: u64,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct LoginBody {
+    #[schema(example = "13912345678", pattern = "^(\\+86)?1[3-9][0-9]{9}$")]
+    pub phone: String,
+    /// The 6-digit code.
+    #[schema(example = "123456", pattern = "^[0-9]{6}$")]
+    pub code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserInfo {
+    pub id: i64,
+    pub phone: String,
+    /// `user` or `admin`.
+    pub role: String,
+    pub balance: i64,
+}
+
+/// The login's answer; the session is the `llmage_session` cookie.
+#[derive(Serialize, ToSchema)]
+pub struct LoginAnswer {
+    pub user: UserInfo,
+    /// Send as `X-CSRF-Token` on state-changing console requests.
+    pub csrf_token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    pub user: UserInfo,
+    pub balance: i64,
+    pub csrf_token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Done {
+    pub ok: bool,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct NewKey {
+    #[schema(example = "脚本", max_length = 64)]
+    pub name: String,
+    /// Unix seconds, in the future.
+    #[schema(nullable = false, minimum = 0, maximum = 253_402_300_799_i64)]
+    pub expires_at: Option<i64>,
+    /// Models the key may call (any when absent).
+    #[schema(nullable = false, min_items = 1)]
+    pub models: Option<Vec<String>>,
+    /// Addresses or CIDR networks the key may be used from (any when absent).
+    #[schema(nullable = false, min_items = 1)]
+    pub allowed_ips: Option<Vec<String>>,
+}
+
+/// A created key: `key` is shown this once.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedKey {
+    pub id: i64,
+    pub key: String,
+    pub masked: String,
+    pub name: String,
+    pub expires_at: Option<i64>,
+    pub models: Option<Vec<String>>,
+    pub allowed_ips: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyInfo {
+    pub id: i64,
+    pub name: String,
+    pub masked: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked: bool,
+    pub expired: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyList {
+    pub object: String,
+    pub data: Vec<KeyInfo>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Revoked {
+    pub id: i64,
+    pub revoked: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LedgerEntry {
+    pub id: i64,
+    pub created_at: i64,
+    /// grant, adjust, reserve, settle, release, redeem, recharge.
+    pub kind: String,
+    pub amount: i64,
+    pub balance_after: i64,
+    pub reason: String,
+}
+
+/// JSON, or CSV with `?format=csv`.
+#[derive(Serialize, ToSchema)]
+pub struct LedgerPage {
+    pub object: String,
+    pub balance: i64,
+    pub data: Vec<LedgerEntry>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsageRow {
+    /// `YYYY-MM-DD` (UTC).
+    pub date: String,
+    pub model: String,
+    /// `chat` or `task`.
+    pub kind: String,
+    pub calls: i64,
+    pub credits: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UsagePage {
+    pub object: String,
+    pub data: Vec<UsageRow>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RedeemBody {
+    #[schema(example = "ABCD-EFGH-JKLM-NPQR")]
+    pub code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Redeemed {
+    pub credits: i64,
+    pub balance: i64,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RechargeBody {
+    /// Yuan, at most two decimals, within the configured limits.
+    #[schema(example = "10.00")]
+    pub amount: String,
+}
+
+/// A recharge order. `pay_url` and `qr_code` are present while it can be paid.
+#[derive(Serialize, ToSchema)]
+pub struct RechargeOrder {
+    /// The `out_trade_no` sent to Alipay.
+    pub order_id: String,
+    pub provider: String,
+    /// PENDING, SUCCEEDED, FAILED.
+    pub status: String,
+    #[schema(example = "10.00")]
+    pub amount: String,
+    pub credits: i64,
+    pub trade_no: Option<String>,
+    pub failure: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub paid_at: Option<i64>,
+    /// Alipay desktop cashier URL.
+    #[schema(nullable = false)]
+    pub pay_url: Option<String>,
+    /// QR code content for the Alipay app (absent when precreate failed).
+    pub qr_code: Option<String>,
+    /// Admin view only.
+    #[schema(nullable = false)]
+    pub user_id: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrderList {
+    pub object: String,
+    pub data: Vec<RechargeOrder>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AdminUserRow {
+    pub id: i64,
+    pub phone: String,
+    pub role: String,
+    pub balance: i64,
+    pub disabled: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AdminUserList {
+    pub object: String,
+    pub data: Vec<AdminUserRow>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CreditsBody {
+    /// Credits to add (negative: take), not 0.
+    #[schema(minimum = -1_000_000_000_000_i64, maximum = 1_000_000_000_000_i64)]
+    pub amount: i64,
+    pub reason: String,
+    /// Makes a retried adjustment apply once.
+    #[schema(nullable = false)]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreditsDone {
+    pub user_id: i64,
+    pub amount: i64,
+    #[schema(nullable = false)]
+    pub balance: Option<i64>,
+    #[schema(nullable = false)]
+    pub already_applied: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserDisabled {
+    pub user_id: i64,
+    pub disabled: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChannelRow {
+    pub id: i64,
+    pub name: String,
+    pub vendor: String,
+    pub base_url: String,
+    pub models: Vec<String>,
+    pub enabled: bool,
+    pub priority: i64,
+    pub weight: i64,
+    pub max_concurrency: Option<i64>,
+    pub rpm: Option<i64>,
+    pub healthy: bool,
+    pub cooling_until: Option<i64>,
+    pub cooling_reason: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChannelList {
+    pub object: String,
+    pub data: Vec<ChannelRow>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RedeemCodeRow {
+    pub id: i64,
+    pub batch: String,
+    pub credits: i64,
+    pub note: String,
+    pub created_at: i64,
+    pub redeemed_by: Option<i64>,
+    pub redeemed_at: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RedeemCodeList {
+    pub object: String,
+    pub data: Vec<RedeemCodeRow>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct NewRedeemCodes {
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    pub credits: i64,
+    #[schema(nullable = false, minimum = 1, maximum = 1000)]
+    pub count: Option<u64>,
+    #[schema(nullable = false)]
+    pub note: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RedeemBatch {
+    pub batch: String,
+    pub credits: i64,
+    /// Shown this once.
+    pub codes: Vec<String>,
+}
+
+/// Parameters of an image/video task. In the served document this is `oneOf` the catalog's
+/// per-model schemas (`params.<model>.<category>`), generated at start from the catalog.
+#[derive(Serialize, ToSchema)]
+pub struct TaskParams {
+    pub model: String,
+    pub catelogid: String,
+}
+
+/// One task (with `taskid`) or a page of tasks.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum TaskOrList {
+    One(Box<Task>),
+    Page(TaskList),
+}
+
+/// Alipay's notification fields (all strings; the ones we check).
+#[derive(Serialize, ToSchema)]
+pub struct AlipayNotification {
+    pub notify_id: String,
+    pub app_id: String,
+    pub out_trade_no: String,
+    pub trade_no: String,
+    pub trade_status: String,
+    pub total_amount: String,
+    pub seller_id: String,
+    pub sign_type: String,
+    pub sign: String,
+}

@@ -1,0 +1,230 @@
+//! The OpenAPI document cannot drift from the server: it validates as OpenAPI 3.1, it describes
+//! exactly the routes the router registers (every documented operation is served, and the router
+//! registers nothing but documented handlers), every catalog model appears with its parameter
+//! table, and the docs page's examples run against `serve --demo`.
+
+mod common;
+
+use std::process::Command;
+
+use common::{DEMO_KEY, Opts, Server};
+use serde_json::Value;
+
+async fn document(server: &Server) -> Value {
+    let (status, doc) = server.get_json("/llmage/v1/openapi.json", None).await;
+    assert_eq!(status, 200);
+    doc
+}
+
+/// (method, path) of every operation in the document.
+fn operations(doc: &Value) -> Vec<(String, String)> {
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            ops.push((method.clone(), path.clone()));
+        }
+    }
+    ops
+}
+
+#[tokio::test]
+async fn the_document_is_valid_openapi_3_1_and_matches_the_router() {
+    let server = Server::start(Opts::demo()).await;
+    let doc = document(&server).await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let file = server.data_dir.path().join("openapi.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let check = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('valid')",
+        ])
+        .arg(&file)
+        .output()
+        .expect("python3");
+    assert!(
+        check.status.success(),
+        "not a valid OpenAPI 3.1 document: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    // The router registers handlers only through `routes!` (which documents them): no plain
+    // `.route(`, `.nest(` or `.merge(` that would add an undocumented one, and as many handlers
+    // as the document has operations.
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/api/mod.rs")).unwrap();
+    for forbidden in [
+        ".route(",
+        ".nest(",
+        ".merge(",
+        ".nest_service(",
+        ".route_service(",
+    ] {
+        assert!(
+            !source.contains(forbidden),
+            "src/api/mod.rs registers a route with {forbidden}"
+        );
+    }
+    let mut handlers = 0;
+    for chunk in source.split("routes!(").skip(1) {
+        let inner = &chunk[..chunk.find(')').unwrap()];
+        handlers += inner.split(',').filter(|h| !h.trim().is_empty()).count();
+    }
+    let ops = operations(&doc);
+    assert_eq!(
+        handlers,
+        ops.len(),
+        "routes! handlers vs documented operations"
+    );
+
+    // Every documented operation is served (the router's fallback answers neither).
+    for (method, path) in &ops {
+        let url = server.url(&path.replace("{id}", "1").replace("{path}", "app.css"));
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let resp = server
+            .http
+            .request(method.clone(), &url)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap();
+        assert!(
+            !(status == 404 && body.contains("no such endpoint")) && status != 405,
+            "{method} {path} is documented but not served: {status} {body}"
+        );
+    }
+    // And an undocumented one is not.
+    let (status, body) = server.get_json("/llmage/v1/no-such-thing", None).await;
+    assert_eq!(status, 404, "{body}");
+}
+
+#[tokio::test]
+async fn every_catalog_model_appears_with_its_parameters() {
+    let server = Server::start(Opts::demo()).await;
+    let doc = document(&server).await;
+    let (_, models) = server.get_json("/llmage/v1/models", Some(DEMO_KEY)).await;
+    let schemas = &doc["components"]["schemas"];
+    let chat_examples = &schemas["ChatRequest"]["properties"]["model"]["examples"];
+    let mut checked = 0;
+    for model in models["data"].as_array().unwrap() {
+        let id = model["id"].as_str().unwrap();
+        for (category, table) in model["parameters"].as_object().unwrap() {
+            if category == "t2t" {
+                assert!(
+                    chat_examples.as_array().unwrap().iter().any(|m| m == id),
+                    "{id} not among the chat models"
+                );
+                continue;
+            }
+            let endpoint = if category == "t2i" { "image" } else { "video" };
+            for suffix in ["", ".multipart"] {
+                let name = format!("params.{id}.{category}{suffix}");
+                let schema = &schemas[&name];
+                assert!(schema.is_object(), "{name} missing");
+                let media = if suffix.is_empty() {
+                    "application/json"
+                } else {
+                    "multipart/form-data"
+                };
+                let variants = &doc["paths"][format!("/llmage/v1/{endpoint}/generations")]["post"]
+                    ["requestBody"]["content"][media]["schema"]["oneOf"];
+                assert!(
+                    variants
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|v| v["$ref"] == format!("#/components/schemas/{name}")),
+                    "{name} is not a body of /{endpoint}/generations"
+                );
+                let required = schema["required"].as_array().unwrap();
+                for row in table.as_array().unwrap() {
+                    let param = row["name"].as_str().unwrap();
+                    let prop = &schema["properties"][param];
+                    assert!(prop.is_object(), "{name}: no property {param}");
+                    if row["required"] == true {
+                        assert!(
+                            required.iter().any(|r| r == param),
+                            "{name}: {param} not required"
+                        );
+                    }
+                    if let Some(allowed) = row["allowed"].as_array() {
+                        for value in allowed {
+                            assert!(
+                                prop["enum"].as_array().unwrap().contains(value),
+                                "{name}.{param}: {value} not in enum"
+                            );
+                        }
+                    }
+                    for (ours, theirs) in [
+                        ("min", "minimum"),
+                        ("max", "maximum"),
+                        ("default", "default"),
+                    ] {
+                        if !row[ours].is_null() {
+                            assert_eq!(row[ours], prop[theirs], "{name}.{param}.{theirs}");
+                        }
+                    }
+                    if row["type"] == "file" && !suffix.is_empty() {
+                        assert!(
+                            prop["contentMediaType"].is_string(),
+                            "{name}.{param} is not an upload"
+                        );
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 20, "only {checked} model schemas checked");
+}
+
+#[tokio::test]
+async fn the_docs_examples_run_against_the_demo_server() {
+    let server = Server::start(Opts::demo()).await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/web/assets");
+    let mut ran = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("example-") else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("{{BASE_URL}}", &server.url("/llmage/v1"));
+        let file = server.data_dir.path().join(&name);
+        std::fs::write(&file, text).unwrap();
+        let program = match rest.rsplit('.').next().unwrap() {
+            "sh" => "bash",
+            "py" => "python3",
+            "mjs" => "node",
+            other => panic!("no runner for .{other}"),
+        };
+        let out = tokio::process::Command::new(program)
+            .arg(&file)
+            .env("LLMAGE_API_KEY", DEMO_KEY)
+            .output()
+            .await
+            .unwrap_or_else(|e| panic!("{program} is needed for {name}: {e}"));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{name} failed: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let expected = match rest {
+            "chat.sh" => "\"finish\":\"1\"",
+            "stream.sh" => "data: [DONE]",
+            "image.sh" | "requests_tasks.py" | "fetch.mjs" => "SUCCEEDED",
+            "openai_sdk.py" => "沙盒",
+            other => panic!("no expectation for {other}"),
+        };
+        assert!(
+            stdout.contains(expected),
+            "{name}: expected {expected:?} in\n{stdout}"
+        );
+        ran.push(name);
+    }
+    assert_eq!(ran.len(), 6, "{ran:?}");
+}
