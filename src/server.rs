@@ -435,18 +435,22 @@ fn spawn_background_jobs(state: &AppState, stop: CancellationToken) {
             }
         }
     });
+    // A chat call holds its reservation for at most the upstream's total timeout; an open one
+    // older than that (plus a margin) belongs to a process that died mid-call. Swept at start and
+    // then a few times per such period.
     let ledger = state.ledger.clone();
+    let stale = state.config.upstream_total_timeout_secs.saturating_add(5);
+    let stale_ms = i64::try_from(stale.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let sweep_every = Duration::from_millis((stale.saturating_mul(250)).clamp(1_000, 60_000));
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        let mut tick = tokio::time::interval(sweep_every);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 () = stop.cancelled() => break,
             }
-            // A chat call holds its reservation for at most the upstream's total timeout;
-            // older open ones belong to a process that died mid-call.
             match ledger
-                .release_stale(crate::relay::CHAT_PURPOSE, 3_600_000)
+                .release_stale(crate::relay::CHAT_PURPOSE, stale_ms)
                 .await
             {
                 Ok(0) => {}

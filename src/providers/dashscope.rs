@@ -70,8 +70,12 @@ impl DashScopeMedia {
             .and_then(Value::as_str)
             .filter(|id| !id.is_empty())
             .map(str::to_owned)
-            .ok_or_else(|| {
-                ProviderError::Decode("DashScope answered without output.task_id".into())
+            .ok_or_else(|| match (body.get("code"), body.get("message")) {
+                // A 200 that carries an error: the vendor's own reason (it describes the input).
+                (Some(Value::String(code)), Some(Value::String(message))) => {
+                    ProviderError::Event(format!("{code}: {message}"))
+                }
+                _ => ProviderError::Decode("DashScope answered without output.task_id".into()),
             })
     }
 

@@ -145,12 +145,17 @@ impl Engine {
             return;
         };
         if now_ms() > task.deadline_at {
-            let minutes = (task.deadline_at - task.created_at) / 60_000;
-            self.fail(
-                &task,
-                &format!("任务超时 / timed out: not finished within {minutes} minutes"),
-            )
-            .await;
+            let secs = (task.deadline_at - task.created_at) / 1000;
+            let within = if secs < 120 {
+                format!("{secs} 秒 / seconds")
+            } else {
+                format!("{} 分钟 / minutes", secs / 60)
+            };
+            let mut reason = format!("任务超时 / timed out: not finished within {within}");
+            if let Some(note) = &task.error {
+                reason.push_str(&format!("; 最近的问题 / last problem: {note}"));
+            }
+            self.fail(&task, &reason).await;
             return;
         }
         let channel = match task.channel_id {
@@ -251,7 +256,12 @@ impl Engine {
                             Err(e) => {
                                 tracing::warn!(task = %task.id, error = %e, "archiving results failed; will retry");
                                 self.store
-                                    .release(&task.id, &self.owner, backoff(task.polls))
+                                    .release_noted(
+                                        &task.id,
+                                        &self.owner,
+                                        backoff(task.polls),
+                                        "结果文件无法下载或保存 / the results could not be fetched from the vendor or stored",
+                                    )
                                     .await
                             }
                         }
@@ -263,7 +273,12 @@ impl Engine {
                     Err(e) => {
                         tracing::warn!(task = %task.id, vendor = %task.vendor, error = %e, "poll failed; will retry");
                         self.store
-                            .release(&task.id, &self.owner, backoff(task.polls))
+                            .release_noted(
+                                &task.id,
+                                &self.owner,
+                                backoff(task.polls),
+                                &vendor_message(&e),
+                            )
                             .await
                     }
                 }

@@ -266,6 +266,25 @@ impl TaskStore {
         Ok(())
     }
 
+    /// Like [`Self::release`], remembering what went wrong (shown only if the task then fails at
+    /// its deadline).
+    pub async fn release_noted(
+        &self,
+        id: &str,
+        owner: &str,
+        next_poll_at: i64,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE tasks SET next_poll_at = $1, lease_until = 0, polls = polls + 1, error = $2 WHERE id = $3 AND lease_owner = $4")
+            .bind(next_poll_at)
+            .bind(note)
+            .bind(id)
+            .bind(owner)
+            .execute(self.db.writer())
+            .await?;
+        Ok(())
+    }
+
     /// Final state. Only an unfinished task changes; returns whether this call finished it.
     pub async fn finish(
         &self,

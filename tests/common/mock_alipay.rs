@@ -376,6 +376,11 @@ async fn pay_button(State(state): State<MockState>, body: Bytes) -> Response {
 /// A demo server with `[alipay]` pointing at `mock` (keys as files: PEM and bare base64), on a
 /// fixed port so the notify URL and the console's return URL are known.
 pub async fn server_with_alipay(mock: &MockAlipay, extra_env: &[(&str, &str)]) -> super::Server {
+    super::Server::start(alipay_opts(mock, extra_env)).await
+}
+
+/// The options of [`server_with_alipay`] (keep them to restart the same server).
+pub fn alipay_opts(mock: &MockAlipay, extra_env: &[(&str, &str)]) -> super::Opts {
     let keys = tempfile::tempdir().unwrap().keep();
     let private = keys.join("app_private_key.pem");
     let public = keys.join("alipay_public_key.txt");
@@ -412,5 +417,5 @@ pub async fn server_with_alipay(mock: &MockAlipay, extra_env: &[(&str, &str)]) -
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
     opts.env = env;
-    super::Server::start(opts).await
+    opts
 }

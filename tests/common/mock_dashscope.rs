@@ -33,6 +33,18 @@ pub enum Mode {
     PollThrottledOnce,
     /// Creation answers only after 3 s (slower than the gateway's submit timeout in tests).
     SubmitSlow,
+    /// Creation answers 200 with a body that is not JSON (a proxy's error page).
+    SubmitNotJson,
+    /// Creation answers 200 with an error body and no task.
+    SubmitOkButError,
+    /// The first creation answers 429 with `Retry-After: 1`, later ones succeed.
+    SubmitRetryAfterOnce,
+    /// Every poll answers 200 with a body that is not JSON.
+    PollNotJson,
+    /// Tasks stay RUNNING forever.
+    NeverFinishes,
+    /// Result URLs answer 404 (expired before we archived them).
+    ResultGone,
 }
 
 #[derive(Default)]
@@ -163,6 +175,23 @@ async fn create(
             tokio::time::sleep(std::time::Duration::from_secs(3)).await;
             return error(StatusCode::GATEWAY_TIMEOUT, "RequestTimeOut", "too slow");
         }
+        Mode::SubmitNotJson => {
+            return (StatusCode::OK, "<html><body>502 Bad Gateway</body></html>").into_response();
+        }
+        Mode::SubmitOkButError => {
+            return axum::Json(json!({"request_id": "r", "code": "DataInspectionFailed", "message": "Input data may contain inappropriate content."})).into_response();
+        }
+        Mode::SubmitRetryAfterOnce if state.seen.submit_attempts.load(Ordering::SeqCst) == 1 => {
+            let mut response = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Throttling.RateQuota",
+                "Requests rate limit exceeded, please try again later.",
+            );
+            response
+                .headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+            return response;
+        }
         _ => {}
     }
     let Ok(body) = serde_json::from_str::<Value>(&body) else {
@@ -217,6 +246,9 @@ async fn query(
         entry.1 += 1;
         entry.clone()
     };
+    if state.mode == Mode::PollNotJson {
+        return (StatusCode::OK, "upstream connect error or disconnect/reset").into_response();
+    }
     if state.mode == Mode::PollThrottledOnce && polls == 1 {
         return error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -229,6 +261,9 @@ async fn query(
             json!({"task_id": id, "task_status": "PENDING", "submit_time": "2026-11-25 10:00:00.000"})
         }
         2 => {
+            json!({"task_id": id, "task_status": "RUNNING", "submit_time": "2026-11-25 10:00:00.000"})
+        }
+        _ if state.mode == Mode::NeverFinishes => {
             json!({"task_id": id, "task_status": "RUNNING", "submit_time": "2026-11-25 10:00:00.000"})
         }
         _ if state.mode == Mode::TaskFails => json!({"task_id": id, "task_status": "FAILED",
@@ -265,6 +300,13 @@ async fn query(
 
 async fn download(State(state): State<MockState>, Path(name): Path<String>) -> Response {
     // Like an expiring signed URL: one download, then it is gone.
+    if state.mode == Mode::ResultGone {
+        return (
+            StatusCode::NOT_FOUND,
+            "<Error><Code>NoSuchKey</Code></Error>",
+        )
+            .into_response();
+    }
     match state.files.lock().unwrap().remove(&name) {
         Some(bytes) => {
             state.seen.downloads.fetch_add(1, Ordering::SeqCst);
