@@ -643,3 +643,149 @@ async fn upstream_faults_end_tasks_in_a_defined_state_with_the_right_money() {
     }
     eprintln!("{table}");
 }
+
+/// One chat call (streamed or not) through one OpenAI-compatible channel behaving as `mode`
+/// (`None`: an address that refuses connections): status, body, credits taken.
+async fn one_chat_against(
+    mode: Option<common::mock_openai::Mode>,
+    stream: bool,
+) -> (u16, String, i64) {
+    let base = match mode {
+        Some(mode) => common::mock_openai::start(mode).await.base_url,
+        None => format!("http://127.0.0.1:{}/v1", common::free_port()),
+    };
+    let opts = Opts {
+        env: vec![
+            ("LLMAGE_UPSTREAM_FIRST_BYTE_TIMEOUT_SECS".into(), "1".into()),
+            ("LLMAGE_UPSTREAM_IDLE_TIMEOUT_SECS".into(), "1".into()),
+        ],
+        ..Opts::default()
+    };
+    let server = Server::start(opts).await;
+    let phone = "13900000120";
+    let key = server.user(phone, 100_000);
+    server.admin_ok(&[
+        "channel",
+        "add",
+        "--vendor",
+        "openai",
+        "--base-url",
+        &base,
+        "--api-key",
+        common::mock_openai::MOCK_KEY,
+        "--models",
+        "metered",
+        "--price-in",
+        "1000",
+        "--price-out",
+        "1000",
+    ]);
+    eventually(Duration::from_secs(5), "channel", || async {
+        let (_, list) = server.get_json("/llmage/v1/models", Some(&key)).await;
+        list["data"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|m| m["id"] == "metered"))
+    })
+    .await;
+    let resp = server
+        .http
+        .post(server.url("/llmage/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "metered", "prompt": "hi", "stream": stream}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    eventually(Duration::from_secs(10), "reservation closed", || async {
+        open_reservations(&server).await == 0
+    })
+    .await;
+    let (balance, sum) = server.money(phone).await;
+    assert_eq!(balance, sum);
+    assert!(!server.log().contains("panicked"));
+    (status, body, 100_000 - balance)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_faults_end_chat_calls_with_a_clear_error_and_the_right_money() {
+    use common::mock_openai::Mode as M;
+    // (what, mode, stream, status, body contains, credits taken)
+    let cases: Vec<(
+        &str,
+        Option<M>,
+        bool,
+        u16,
+        &str,
+        std::ops::RangeInclusive<i64>,
+    )> = vec![
+        (
+            "connection refused",
+            None,
+            false,
+            502,
+            "Upstream error",
+            0..=0,
+        ),
+        (
+            "slow headers",
+            Some(M::HangHeaders),
+            false,
+            504,
+            "Upstream timed out",
+            0..=0,
+        ),
+        (
+            "200 with a body that is not JSON",
+            Some(M::NotJson),
+            false,
+            502,
+            "unreadable",
+            0..=0,
+        ),
+        (
+            "429 with Retry-After",
+            Some(M::Throttled),
+            false,
+            502,
+            "Upstream error",
+            0..=0,
+        ),
+        (
+            "stream stalls (slow body)",
+            Some(M::Stall),
+            true,
+            200,
+            "\"error\"",
+            1..=5,
+        ),
+        (
+            "stream reset mid-way",
+            Some(M::Reset),
+            true,
+            200,
+            "\"error\"",
+            1..=5,
+        ),
+    ];
+    let runs = futures_util::future::join_all(
+        cases
+            .iter()
+            .map(|(_, mode, stream, ..)| one_chat_against(*mode, *stream)),
+    )
+    .await;
+    for ((what, _, _, status, needle, credits), (got_status, body, spent)) in cases.iter().zip(runs)
+    {
+        eprintln!(
+            "{what}: {got_status} / charged {spent} / {}",
+            body.chars().take(160).collect::<String>()
+        );
+        assert_eq!(got_status, *status, "{what}: {body}");
+        assert!(
+            body.contains(needle),
+            "{what}: expected {needle:?} in {body}"
+        );
+        assert!(credits.contains(&spent), "{what}: charged {spent}");
+        assert!(!body.contains(common::mock_openai::MOCK_KEY));
+    }
+}

@@ -28,6 +28,16 @@ pub enum Mode {
     ErrorFirst,
     /// A normal answer after 600 ms of silence (the client may give up first).
     SlowStart,
+    /// No response headers for 5 s.
+    HangHeaders,
+    /// A stream that sends two chunks, then nothing (the connection stays open).
+    Stall,
+    /// HTTP 200 whose body is not JSON (a proxy's page).
+    NotJson,
+    /// 429 with `Retry-After: 7`.
+    Throttled,
+    /// A stream cut off after two chunks (the connection closes without [DONE]).
+    Reset,
 }
 
 #[derive(Default)]
@@ -145,6 +155,25 @@ async fn chat(State(state): State<MockState>, headers: HeaderMap, body: String) 
     if state.mode == Mode::SlowStart {
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
+    match state.mode {
+        Mode::HangHeaders => tokio::time::sleep(Duration::from_secs(5)).await,
+        Mode::NotJson => {
+            return (
+                StatusCode::OK,
+                "<html><body>upstream gateway error</body></html>",
+            )
+                .into_response();
+        }
+        Mode::Throttled => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "7")],
+                r#"{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}"#,
+            )
+                .into_response();
+        }
+        _ => {}
+    }
     let model = body["model"].as_str().unwrap_or("?").to_owned();
     let stream = body["stream"].as_bool().unwrap_or(false);
     if !stream {
@@ -165,6 +194,27 @@ async fn chat(State(state): State<MockState>, headers: HeaderMap, body: String) 
             sse(&events[3]),
             sse(&events[4])
         ))
+    } else if state.mode == Mode::Stall || state.mode == Mode::Reset {
+        let events = stream_events(&model);
+        let head = format!("{}{}", sse(&events[3]), sse(&events[4]));
+        let stall = state.mode == Mode::Stall;
+        Body::from_stream(futures_util::stream::unfold(0, move |i| {
+            let head = head.clone();
+            async move {
+                match i {
+                    0 => Some((Ok::<_, std::io::Error>(head), 1)),
+                    _ if stall => {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                        None
+                    }
+                    1 => {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        Some((Err(std::io::Error::other("connection reset")), 2))
+                    }
+                    _ => None,
+                }
+            }
+        }))
     } else if state.mode == Mode::ErrorFirst {
         Body::from(error_event)
     } else if state.mode == Mode::Slow {
