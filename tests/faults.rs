@@ -707,18 +707,21 @@ async fn one_chat_against(
     (status, body, 100_000 - balance)
 }
 
+/// (what, mode, stream, status, the body contains, credits taken)
+type ChatCase = (
+    &'static str,
+    Option<common::mock_openai::Mode>,
+    bool,
+    u16,
+    &'static str,
+    std::ops::RangeInclusive<i64>,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_faults_end_chat_calls_with_a_clear_error_and_the_right_money() {
     use common::mock_openai::Mode as M;
     // (what, mode, stream, status, body contains, credits taken)
-    let cases: Vec<(
-        &str,
-        Option<M>,
-        bool,
-        u16,
-        &str,
-        std::ops::RangeInclusive<i64>,
-    )> = vec![
+    let cases: Vec<ChatCase> = vec![
         (
             "connection refused",
             None,
