@@ -36,6 +36,8 @@
 #   RUNS                repetitions (default 1)
 #   GW_PORT             llmage listen port (default 18100)
 #   NGINX_REF           1 (default) = also measure the nginx proxy_pass reference
+#   LITELLM_REF         1 = also measure LiteLLM proxy (the harness' run-peer-litellm.sh; it
+#                       installs LiteLLM into a venv on first use), once, after the runs
 #   SKIP_BUILD          1 = use the existing target/release/llmage
 #   BENCH_DATABASE_URL  PostgreSQL server URL (see 3.); unset = SQLite
 #   KEEP_DATA           1 = keep the temp data dir (and the PostgreSQL database)
@@ -66,6 +68,7 @@ esac
 : "${RUNS:=1}"
 : "${GW_PORT:=18100}"
 : "${NGINX_REF:=1}"
+: "${LITELLM_REF:=0}"
 : "${SKIP_BUILD:=0}"
 : "${KEEP_DATA:=0}"
 : "${BENCH_DATABASE_URL:=}"
@@ -187,7 +190,7 @@ log "sample reply: ${sample:0:700}"
 
 # ---- 5. measure ---------------------------------------------------------------------------
 RC=0
-GW_OUTS=() REF_OUTS=()
+GW_OUTS=() REF_OUTS=() LITELLM_OUT=""
 for ((i = 1; i <= RUNS; i++)); do
     out="$RESULTS_DIR/$STAMP-llmage-run$i.out"
     log "=== llmage, run $i/$RUNS ==="
@@ -216,6 +219,16 @@ for ((i = 1; i <= RUNS; i++)); do
         REF_OUTS+=("$out")
     fi
 done
+
+if [[ "$LITELLM_REF" == 1 ]]; then
+    LITELLM_OUT="$RESULTS_DIR/$STAMP-litellm.out"
+    log "=== LiteLLM proxy on the same mock ==="
+    set +e
+    RUNS=1 "$BENCH/run-peer-litellm.sh" | tee "$LITELLM_OUT"
+    rc=${PIPESTATUS[0]}
+    set -e
+    ((rc == 0)) || log "LiteLLM run exited $rc"
+fi
 
 # ---- 6. summary -----------------------------------------------------------------------------
 # col FILE ROW N -- field N of the table row named ROW in a gateway-overhead.sh output
@@ -280,6 +293,7 @@ SUMMARY_FILE="$RESULTS_DIR/$STAMP-llmage-bench-summary.txt"
         summary_rows "llmage#$((i + 1))" "${GW_OUTS[$i]}"
         if [[ -n "${REF_OUTS[$i]:-}" ]]; then summary_rows "nginx-ref#$((i + 1))" "${REF_OUTS[$i]}"; fi
     done
+    if [[ -n "$LITELLM_OUT" && -s "$LITELLM_OUT" ]]; then summary_rows "litellm" "$LITELLM_OUT"; fi
     echo "(added latency in ms = gateway - direct; c1 = one connection, the per-request cost; c32 is queueing-dominated)"
     echo "(cpu_us/%c = gateway CPU per request in µs / % of one core during the run, from /proc, 10 ms ticks)"
     for ((i = 0; i < ${#GW_OUTS[@]}; i++)); do
