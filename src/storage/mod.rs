@@ -141,7 +141,6 @@ async fn sqlite_pool(options: AnyConnectOptions, max: u32) -> Result<AnyPool, St
     Ok(pool)
 }
 
-/// Now as unix milliseconds.
 /// `(year, month, day)` of a day number since 1970-01-01 (UTC), by the civil-from-days algorithm.
 pub fn civil_date(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
@@ -169,6 +168,7 @@ pub fn utc_timestamp(ms: i64) -> String {
     )
 }
 
+/// Now as unix milliseconds.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
