@@ -110,6 +110,9 @@ pub struct KeySummary {
     pub expires_at: Option<i64>,
     pub revoked: bool,
     pub expired: bool,
+    /// The key's allow-lists (`None` = any).
+    pub models: Option<Vec<String>>,
+    pub allowed_ips: Option<Vec<String>>,
 }
 
 /// Key storage plus the request-path cache.
@@ -199,7 +202,7 @@ impl Keys {
     /// A user's keys, newest first.
     pub async fn list(&self, user_id: i64) -> Result<Vec<KeySummary>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, name, masked, created_at, expires_at, revoked_at FROM api_keys WHERE user_id = $1 ORDER BY id DESC",
+            "SELECT id, name, masked, created_at, expires_at, revoked_at, models, allowed_ips FROM api_keys WHERE user_id = $1 ORDER BY id DESC",
         )
         .bind(user_id)
         .fetch_all(self.db.reader())
@@ -208,7 +211,13 @@ impl Keys {
         rows.iter()
             .map(|r| {
                 let expires_at: Option<i64> = r.try_get("expires_at")?;
+                let list = |column: &str| -> Result<Option<Vec<String>>, sqlx::Error> {
+                    let text: Option<String> = r.try_get(column)?;
+                    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+                };
                 Ok(KeySummary {
+                    models: list("models")?,
+                    allowed_ips: list("allowed_ips")?,
                     id: r.try_get("id")?,
                     name: r.try_get("name")?,
                     masked: r.try_get("masked")?,

@@ -134,7 +134,8 @@ pub async fn list(
         .iter()
         .map(|k| {
             json!({"id": k.id, "name": k.name, "masked": k.masked, "created_at": k.created_at / 1000,
-                   "expires_at": k.expires_at.map(|t| t / 1000), "revoked": k.revoked, "expired": k.expired})
+                   "expires_at": k.expires_at.map(|t| t / 1000), "revoked": k.revoked, "expired": k.expired,
+                   "models": k.models, "allowed_ips": k.allowed_ips})
         })
         .collect();
     Ok(Json(json!({"object": "list", "data": data})))

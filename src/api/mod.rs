@@ -96,6 +96,7 @@ pub fn documented_router(state: &AppState) -> (Router<AppState>, utoipa::openapi
         .routes(routes!(recharge::my_orders))
         .routes(routes!(finance::redeem))
         .routes(routes!(recharge::create))
+        .routes(routes!(recharge::config))
         .routes(routes!(recharge::order))
         .routes(routes!(recharge::order_qr))
         .routes(routes!(recharge::notify))

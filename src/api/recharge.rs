@@ -58,6 +58,22 @@ fn order_json(state: &AppState, order: &Order) -> Value {
     v
 }
 
+#[utoipa::path(get, path = "/api/recharge/config", tag = "recharge",
+    summary = "充值设置 / recharge settings (rate and limits)",
+    responses((status = 200, description = "Settings", body = super::schema::RechargeConfig)),
+    security(("session" = [])))]
+/// `GET /api/recharge/config`.
+pub async fn config(State(state): State<AppState>, _who: SessionUser) -> Json<Value> {
+    let billing = &state.config.billing;
+    let yuan = |text: &str| yuan_to_fen(text).map(fen_to_yuan).unwrap_or_default();
+    Json(json!({
+        "alipay": state.alipay.is_some(),
+        "credits_per_yuan": billing.credits_per_yuan,
+        "min": yuan(&billing.recharge_min_yuan),
+        "max": yuan(&billing.recharge_max_yuan),
+    }))
+}
+
 #[utoipa::path(post, path = "/api/recharge/alipay", tag = "recharge",
     summary = "充值 · 支付宝 / create an Alipay recharge order",
     request_body = super::schema::RechargeBody,

@@ -302,6 +302,8 @@ pub struct KeyInfo {
     pub expires_at: Option<i64>,
     pub revoked: bool,
     pub expired: bool,
+    pub models: Option<Vec<String>>,
+    pub allowed_ips: Option<Vec<String>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -531,4 +533,16 @@ pub struct AlipayNotification {
     pub seller_id: String,
     pub sign_type: String,
     pub sign: String,
+}
+
+/// Recharge settings for the console's form.
+#[derive(Serialize, ToSchema)]
+pub struct RechargeConfig {
+    /// Whether Alipay recharge is configured.
+    pub alipay: bool,
+    pub credits_per_yuan: i64,
+    #[schema(example = "1.00")]
+    pub min: String,
+    #[schema(example = "50000.00")]
+    pub max: String,
 }

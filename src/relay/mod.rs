@@ -256,7 +256,9 @@ fn client_error(e: ProviderError) -> ApiError {
             ApiError::UpstreamFailed(format!("upstream answered HTTP {status}"))
         }
         ProviderError::Timeout => ApiError::UpstreamTimeout,
-        ProviderError::Connect(_) => ApiError::UpstreamFailed("connection to the upstream failed or broke".into()),
+        ProviderError::Connect(_) => {
+            ApiError::UpstreamFailed("connection to the upstream failed or broke".into())
+        }
         ProviderError::Decode(_) => {
             ApiError::UpstreamFailed("upstream sent an unreadable response".into())
         }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod console;
 pub mod mock_alipay;
 pub mod mock_ark;

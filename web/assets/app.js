@@ -1,1 +1,6 @@
-document.getElementById('app').textContent='元境平台';
+// Boot: route on load and on every hash change (the page scripts have registered their routes).
+'use strict';
+
+window.addEventListener('hashchange', route);
+if (document.readyState === 'loading') window.addEventListener('DOMContentLoaded', route);
+else route();
