@@ -14,7 +14,7 @@ use common::browser::Browser;
 use common::console::code_from_log;
 use common::mock_alipay::{self, Mode, server_with_alipay};
 use common::{Opts, Server, eventually};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Log in through the form: phone, "获取验证码", the code from the server log, "登录".
 async fn login(b: &Browser, server: &Server, phone: &str) {
@@ -157,6 +157,17 @@ async fn a_new_phone_uses_the_whole_console_in_a_browser() {
     let key = b.text("#new-key").await;
     assert!(key.starts_with("sk-"), "{key}");
     b.screenshot("key-created").await;
+    // "复制apikey": the copy button puts exactly the key on the clipboard.
+    b.cdp(
+        "Browser.grantPermissions",
+        json!({"origin": server.base, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]}),
+    )
+    .await;
+    b.click("#copy-key").await;
+    let copied = b
+        .js_async("navigator.clipboard.readText().then(done, (e) => done('clipboard error: ' + e))")
+        .await;
+    assert_eq!(copied, json!(key), "the clipboard holds the key");
     let (status, balance) = server.get_json("/llmage/v1/balance", Some(&key)).await;
     assert_eq!(status, 200, "{balance}");
     assert_eq!(balance["balance"], 0);
