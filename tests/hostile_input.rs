@@ -332,3 +332,63 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// A "decompression bomb" picture: a PNG whose header claims 100,000 × 100,000 pixels (40 GB
+/// decoded). The gateway only sniffs uploads (it never decodes them), so the bomb costs nothing:
+/// the task is accepted at once, the file is kept byte for byte, and the server stays healthy.
+#[tokio::test]
+async fn a_decompression_bomb_picture_is_never_decoded() {
+    let server = Server::start(Opts::demo()).await;
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(b"IHDR");
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&[0, 0, 0, 0]); // CRC (not checked by a sniffer)
+    png.extend(std::iter::repeat_n(0u8, 64 * 1024));
+    let started = std::time::Instant::now();
+    let form = reqwest::multipart::Form::new()
+        .text("model", "happyhorse-1.0-i2v")
+        .text("catelogid", "i2v")
+        .text("prompt", "bomb")
+        .text("duration", "3")
+        .part(
+            "image_file",
+            reqwest::multipart::Part::bytes(png.clone()).file_name("bomb.png"),
+        );
+    let resp = server
+        .http
+        .post(server.url("/llmage/v1/video/generations"))
+        .bearer_auth(DEMO_KEY)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body: Value = resp.json().await.unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(status, 200, "{body}");
+    let task = server
+        .finish_task(
+            DEMO_KEY,
+            body["taskid"].as_str().unwrap(),
+            std::time::Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(task["status"], "SUCCEEDED", "{task}");
+    let db = server.db().await;
+    let stored: i64 =
+        sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM files WHERE size = $1")
+            .bind(png.len() as i64)
+            .fetch_one(db.reader())
+            .await
+            .unwrap();
+    db.close().await;
+    assert_eq!(stored, 1, "the upload is kept as sent");
+    let (status, _) = server.get_json("/healthz", None).await;
+    assert_eq!(status, 200);
+    assert!(!server.log().contains("panicked"));
+}
