@@ -471,20 +471,9 @@ pub struct ChannelList {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct RedeemCodeRow {
-    pub id: i64,
-    pub batch: String,
-    pub credits: i64,
-    pub note: String,
-    pub created_at: i64,
-    pub redeemed_by: Option<i64>,
-    pub redeemed_at: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
 pub struct RedeemCodeList {
     pub object: String,
-    pub data: Vec<RedeemCodeRow>,
+    pub data: Vec<crate::billing::redeem::RedeemCode>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]

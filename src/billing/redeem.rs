@@ -24,7 +24,7 @@ pub enum RedeemError {
 }
 
 /// One code's state, for the admin view (times in unix seconds).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RedeemCode {
     pub id: i64,
     pub batch: String,
