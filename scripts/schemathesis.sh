@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 budget="${1:-60}"
-bin="${LLMAGE_BIN:-target/debug/llmage}"
+bin="${LLMAGE_BIN:-${CARGO_TARGET_DIR:-target}/debug/llmage}"
+[[ -x "$bin" ]] || { echo "schemathesis.sh: no server binary at $bin (build first)" >&2; exit 1; }
 work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 base="http://127.0.0.1:$port"
@@ -28,6 +29,7 @@ LLMAGE_LIMITS__PER_KEY_BURST=100000 LLMAGE_LIMITS__AUTH_FAILURES_PER_IP_PER_MINU
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 100); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.1; done
+curl -sf "$base/healthz" >/dev/null || { echo "schemathesis.sh: the server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
 
 checks="not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance"
 run() {
