@@ -38,6 +38,9 @@ pub struct Config {
     pub task_image_deadline_secs: u64,
     /// A video task not finished after this many seconds fails and is refunded.
     pub task_video_deadline_secs: u64,
+    /// An off-peak task (`off_peak = "Y"`, e.g. Vidu 错峰: done within 48 h) not finished after
+    /// this many seconds fails and is refunded.
+    pub task_off_peak_deadline_secs: u64,
     /// Seconds a process owns a task it works on; after a crash another process (or the restarted
     /// one) takes the task over once this has passed.
     pub task_lease_secs: u64,
@@ -394,6 +397,7 @@ impl Default for Config {
             max_multipart_bytes: 200 * 1024 * 1024,
             task_image_deadline_secs: 1_800,
             task_video_deadline_secs: 7_200,
+            task_off_peak_deadline_secs: 50 * 3_600,
             task_lease_secs: 60,
             callback_retry_secs: vec![10, 60, 300, 1_800, 7_200],
             outbound_allow: Vec::new(),
@@ -573,7 +577,10 @@ impl Config {
                 "need max_multipart_bytes >= max_upload_bytes >= 1024",
             );
         }
-        if self.task_image_deadline_secs == 0 || self.task_video_deadline_secs == 0 {
+        if self.task_image_deadline_secs == 0
+            || self.task_video_deadline_secs == 0
+            || self.task_off_peak_deadline_secs == 0
+        {
             return invalid("task_*_deadline_secs", "must be at least 1");
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {

@@ -156,6 +156,7 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         deadlines: Deadlines {
             image: Duration::from_secs(config.task_image_deadline_secs),
             video: Duration::from_secs(config.task_video_deadline_secs),
+            off_peak: Duration::from_secs(config.task_off_peak_deadline_secs),
         },
         outbound,
     };

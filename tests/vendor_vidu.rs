@@ -71,6 +71,18 @@ async fn viduq3_text_and_image_tasks_succeed_with_off_peak_pricing() {
 
     let full = submit(&server, &key, json!({"model": "viduq3-pro", "catelogid": "t2v", "prompt": "雪山", "duration": 4, "resolution": "720p", "ratio": "9:16"})).await;
     let cheap = submit(&server, &key, json!({"model": "viduq3-pro", "catelogid": "t2v", "prompt": "雪山", "duration": 4, "resolution": "720p", "ratio": "9:16", "off_peak": "Y"})).await;
+    // Vidu may hold an off-peak task for up to 48 h: its deadline is 50 h, not the video's 2 h.
+    let db = server.db().await;
+    for (id, hours) in [(&full, 2), (&cheap, 50)] {
+        let span: i64 =
+            sqlx::query_scalar("SELECT deadline_at - created_at FROM tasks WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_one(db.reader())
+                .await
+                .unwrap();
+        assert_eq!(span, hours * 3_600_000, "task {id}");
+    }
+    db.close().await;
     let image = jpeg("v", 64);
     // The seed's viduq3-pro i2v table requires both image_file1 and image_file2.
     let two = reqwest::multipart::Form::new()

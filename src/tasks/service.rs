@@ -26,6 +26,8 @@ pub const TASK_PURPOSE: &str = "task";
 pub struct Deadlines {
     pub image: Duration,
     pub video: Duration,
+    /// Off-peak (错峰) tasks, which a vendor may hold for up to 48 hours.
+    pub off_peak: Duration,
 }
 
 /// Task submission and lookup.
@@ -85,7 +87,9 @@ impl TaskService {
                 return Err(e);
             }
         };
-        let deadline = if v.category == "t2i" {
+        let deadline = if crate::billing::media::off_peak(&v.params) {
+            self.deadlines.off_peak
+        } else if v.category == "t2i" {
             self.deadlines.image
         } else {
             self.deadlines.video
