@@ -40,6 +40,9 @@ pub enum ApiError {
     UpstreamFailed(String),
     #[error("Upstream timed out")]
     UpstreamTimeout,
+    /// Every upstream channel is rate-limiting us; retry after the given seconds.
+    #[error("Upstream busy (rate limited), retry after {retry_after_secs} s")]
+    UpstreamBusy { retry_after_secs: u64 },
     #[error("Service temporarily unavailable")]
     Unavailable,
     /// A feature this server was not configured for (e.g. Alipay recharge).
@@ -76,9 +79,10 @@ impl ApiError {
             ApiError::InsufficientBalance | ApiError::RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            ApiError::NoChannel(_) | ApiError::Unavailable | ApiError::NotConfigured(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::NoChannel(_)
+            | ApiError::Unavailable
+            | ApiError::NotConfigured(_)
+            | ApiError::UpstreamBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UpstreamRejected { status, .. } => match *status {
                 400 | 404 | 413 | 422 => {
                     StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
@@ -113,7 +117,8 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/json"),
         );
         let retry_after = match &self {
-            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::RateLimited { retry_after_secs }
+            | ApiError::UpstreamBusy { retry_after_secs } => Some(*retry_after_secs),
             ApiError::CodeRefused {
                 retry_after_secs, ..
             } => *retry_after_secs,

@@ -649,7 +649,7 @@ async fn upstream_faults_end_tasks_in_a_defined_state_with_the_right_money() {
 async fn one_chat_against(
     mode: Option<common::mock_openai::Mode>,
     stream: bool,
-) -> (u16, String, i64) {
+) -> (u16, String, i64, Option<String>) {
     let base = match mode {
         Some(mode) => common::mock_openai::start(mode).await.base_url,
         None => format!("http://127.0.0.1:{}/v1", common::free_port()),
@@ -696,6 +696,11 @@ async fn one_chat_against(
         .await
         .unwrap();
     let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = resp.text().await.unwrap_or_default();
     eventually(Duration::from_secs(10), "reservation closed", || async {
         open_reservations(&server).await == 0
@@ -704,7 +709,7 @@ async fn one_chat_against(
     let (balance, sum) = server.money(phone).await;
     assert_eq!(balance, sum);
     assert!(!server.log().contains("panicked"));
-    (status, body, 100_000 - balance)
+    (status, body, 100_000 - balance, retry_after)
 }
 
 /// (what, mode, stream, status, the body contains, credits taken)
@@ -750,8 +755,8 @@ async fn upstream_faults_end_chat_calls_with_a_clear_error_and_the_right_money()
             "429 with Retry-After",
             Some(M::Throttled),
             false,
-            502,
-            "Upstream error",
+            503,
+            "retry after 7 s",
             0..=0,
         ),
         (
@@ -777,8 +782,16 @@ async fn upstream_faults_end_chat_calls_with_a_clear_error_and_the_right_money()
             .map(|(_, mode, stream, ..)| one_chat_against(*mode, *stream)),
     )
     .await;
-    for ((what, _, _, status, needle, credits), (got_status, body, spent)) in cases.iter().zip(runs)
+    for ((what, _, _, status, needle, credits), (got_status, body, spent, retry_after)) in
+        cases.iter().zip(runs)
     {
+        if *status == 503 {
+            assert_eq!(
+                retry_after.as_deref(),
+                Some("7"),
+                "{what}: the vendor's Retry-After passed on"
+            );
+        }
         eprintln!(
             "{what}: {got_status} / charged {spent} / {}",
             body.chars().take(160).collect::<String>()

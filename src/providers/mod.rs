@@ -39,13 +39,19 @@ pub enum ProviderError {
     Decode(String),
     #[error("upstream reported an error: {0}")]
     Event(String),
+    /// HTTP 429 from the upstream, with its `Retry-After` (seconds) when it sent one.
+    #[error("upstream rate limit exceeded")]
+    Throttled { retry_after_secs: Option<u64> },
 }
 
 impl ProviderError {
     /// Whether another channel may succeed where this one failed (nothing reached the client yet).
     pub fn retryable(&self) -> bool {
         match self {
-            ProviderError::Connect(_) | ProviderError::Timeout | ProviderError::Event(_) => true,
+            ProviderError::Connect(_)
+            | ProviderError::Timeout
+            | ProviderError::Event(_)
+            | ProviderError::Throttled { .. } => true,
             ProviderError::Status { status, .. } => {
                 *status == 408
                     || *status == 429

@@ -70,6 +70,14 @@ impl OpenAiChat {
             .map_err(|_| ProviderError::Timeout)?
             .map_err(ProviderError::from_reqwest)?;
         let status = response.status();
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            let retry_after_secs = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            return Err(ProviderError::Throttled { retry_after_secs });
+        }
         if !status.is_success() {
             let body = tokio::time::timeout(self.timeouts.first_byte, response.bytes())
                 .await

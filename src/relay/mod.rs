@@ -234,6 +234,7 @@ fn client_error_text(e: &ProviderError) -> String {
         ProviderError::Connect(_) => "connection failed".into(),
         ProviderError::Decode(_) => "unreadable response".into(),
         ProviderError::Event(_) => "error event in the stream".into(),
+        ProviderError::Throttled { .. } => "HTTP 429".into(),
     }
 }
 
@@ -263,6 +264,10 @@ fn client_error(e: ProviderError) -> ApiError {
             ApiError::UpstreamFailed("upstream sent an unreadable response".into())
         }
         ProviderError::Event(message) => ApiError::UpstreamFailed(message),
+        // Every channel was throttled: busy, not broken; the client may retry when told.
+        ProviderError::Throttled { retry_after_secs } => ApiError::UpstreamBusy {
+            retry_after_secs: retry_after_secs.unwrap_or(1).clamp(1, 3600),
+        },
     }
 }
 

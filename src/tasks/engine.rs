@@ -522,5 +522,6 @@ fn vendor_message(e: &ProviderError) -> String {
         ProviderError::Connect(_) => "cannot reach the vendor".into(),
         ProviderError::Decode(_) => "vendor sent an unreadable answer".into(),
         ProviderError::Event(m) => m.clone(),
+        ProviderError::Throttled { .. } => "vendor rate limit exceeded".into(),
     }
 }
