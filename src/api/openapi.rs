@@ -218,7 +218,10 @@ fn add_shared_errors(doc: &mut Value) {
                     "429",
                     "Too many requests (with Retry-After) or insufficient balance",
                 );
-                add("503", "Temporarily unavailable: the database, or every upstream channel rate-limiting us (then with Retry-After)");
+                add(
+                    "503",
+                    "Temporarily unavailable: the database, or every upstream channel rate-limiting us (then with Retry-After)",
+                );
             }
             add("500", "Internal error");
         }
