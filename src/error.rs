@@ -156,11 +156,10 @@ impl From<crate::accounts::codes::CodeError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "database error");
-        match e {
-            StoreError::Sql(
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
-            ) => ApiError::Unavailable,
-            _ => ApiError::Internal,
+        if e.is_unavailable() {
+            ApiError::Unavailable
+        } else {
+            ApiError::Internal
         }
     }
 }

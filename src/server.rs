@@ -173,8 +173,8 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         },
         demo: config.demo,
         default_max_output: config.default_max_output_tokens,
-        db: core.db.clone(),
-        ledger: ledger.clone(),
+        ledger: crate::billing::group_commit::GroupCommit::start(core.db.clone())
+            .context("cannot start the ledger writer")?,
         tracker: TaskTracker::new(),
         abort: CancellationToken::new(),
     };

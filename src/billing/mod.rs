@@ -1,6 +1,7 @@
 //! Money: prices in integer credits, the ledger (every balance change is a row), and
 //! reservations (reserve the worst case before work, settle on actual usage, release on failure).
 
+pub mod group_commit;
 pub mod ledger;
 pub mod media;
 pub mod redeem;

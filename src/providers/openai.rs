@@ -2,6 +2,8 @@
 //! with `Authorization: Bearer <key>`, JSON or SSE (`data: {chunk}` … `data: [DONE]`).
 //! DashScope channels use the same protocol at `{base}/compatible-mode/v1`.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use eventsource_stream::Eventsource;
@@ -27,6 +29,8 @@ pub struct Timeouts {
 pub struct OpenAiChat {
     http: reqwest::Client,
     timeouts: Timeouts,
+    /// Parsed chat endpoints by channel base URL (parsing one per request was measurable).
+    urls: Arc<RwLock<HashMap<(Vendor, String), reqwest::Url>>>,
 }
 
 /// The chat endpoint of a channel.
@@ -42,7 +46,28 @@ pub fn chat_url(channel: &Channel) -> String {
 
 impl OpenAiChat {
     pub fn new(http: reqwest::Client, timeouts: Timeouts) -> OpenAiChat {
-        OpenAiChat { http, timeouts }
+        OpenAiChat {
+            http,
+            timeouts,
+            urls: Arc::default(),
+        }
+    }
+
+    /// The channel's chat endpoint, parsed once per base URL.
+    fn endpoint(&self, channel: &Channel) -> Result<reqwest::Url, ProviderError> {
+        let key = (channel.vendor, channel.base_url.clone());
+        if let Some(url) = self.urls.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(url);
+        }
+        let url = reqwest::Url::parse(&chat_url(channel))
+            .map_err(|e| ProviderError::Connect(format!("bad channel base URL: {e}")))?;
+        if let Ok(mut urls) = self.urls.write() {
+            if urls.len() > 1024 {
+                urls.clear();
+            }
+            urls.insert(key, url.clone());
+        }
+        Ok(url)
     }
 
     /// Send an upstream-shaped body (model already renamed) and read the reply.
@@ -54,7 +79,7 @@ impl OpenAiChat {
     ) -> Result<ChatReply, ProviderError> {
         let request = self
             .http
-            .post(chat_url(channel))
+            .post(self.endpoint(channel)?)
             .bearer_auth(channel.api_key.expose())
             .header(
                 reqwest::header::ACCEPT,

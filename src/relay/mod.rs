@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accounts::keys::KeyOwner;
-use crate::billing::ledger::{Ledger, Reservation};
+use crate::billing::group_commit::{GroupCommit, UsageRow};
+use crate::billing::ledger::Reservation;
 use crate::billing::{chat_cost, tokens};
 use crate::catalog::Model;
 use crate::channels::{ChannelTable, Route};
@@ -25,7 +26,6 @@ use crate::error::ApiError;
 use crate::providers::openai::OpenAiChat;
 use crate::providers::sandbox::SandboxChat;
 use crate::providers::{ChatReply, ChunkStream, ProviderError};
-use crate::storage::{Db, now_ms};
 pub use request::ChatRequest;
 
 /// Reservation purpose prefix of chat calls.
@@ -63,8 +63,8 @@ pub struct ChatRelay {
     pub demo: bool,
     /// Completion bound for the reservation when neither request nor catalog gives one.
     pub default_max_output: u64,
-    pub db: Db,
-    pub ledger: Ledger,
+    /// Reservations and settlements, committed in batches with other calls'.
+    pub ledger: GroupCommit,
     /// Consecutive failures per channel; repeated ones cool a channel off.
     pub health: Arc<crate::channels::ChannelHealth>,
     /// Stream pumps run here, so shutdown waits for their billing.
@@ -84,8 +84,7 @@ struct Usage {
 
 /// Context for billing one call.
 struct Bill {
-    db: Db,
-    ledger: Ledger,
+    ledger: GroupCommit,
     owner: Arc<KeyOwner>,
     model: Arc<Model>,
     reservation: Option<Reservation>,
@@ -140,7 +139,6 @@ impl ChatRelay {
             None
         };
         let bill = Bill {
-            db: self.db.clone(),
             ledger: self.ledger.clone(),
             owner,
             model: model.clone(),
@@ -315,65 +313,70 @@ async fn finish_complete(
 
 impl Bill {
     /// Settle (or release, without usage) and record the call; returns the credits charged.
-    async fn close(self, usage: Option<Usage>, channel_id: Option<i64>, outcome: &str) -> i64 {
+    async fn close(
+        self,
+        usage: Option<Usage>,
+        channel_id: Option<i64>,
+        outcome: &'static str,
+    ) -> i64 {
         let price = usage
             .map(|u| chat_cost(&self.model, u.prompt_tokens, u.completion_tokens))
             .unwrap_or(0);
-        let mut charged = 0;
-        if let Some(reservation) = &self.reservation {
-            match self.ledger.settle(&reservation.id, price).await {
-                Ok(s) => {
-                    charged = s.charged;
-                    if s.shortfall > 0 {
-                        tracing::warn!(
-                            user_id = self.owner.user_id,
-                            shortfall = s.shortfall,
-                            "usage exceeded balance"
-                        );
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, reservation = %reservation.id, "settling a chat reservation failed; the stale sweep will release it")
-                }
-            }
-        }
         let u = usage.unwrap_or(Usage {
             prompt_tokens: 0,
             completion_tokens: 0,
             reported: false,
         });
-        let channel = channel_id.map_or_else(|| "sandbox".to_owned(), |id| id.to_string());
-        metrics::counter!("llmage_upstream_calls_total", "channel" => channel, "outcome" => outcome.to_owned())
-            .increment(1);
-        let model = self.model.id.clone();
-        metrics::counter!("llmage_chat_tokens_total", "model" => model.clone(), "kind" => "prompt")
-            .increment(u.prompt_tokens);
-        metrics::counter!("llmage_chat_tokens_total", "model" => model, "kind" => "completion")
-            .increment(u.completion_tokens);
-        metrics::counter!("llmage_credits_charged_total", "kind" => "chat")
-            .increment(u64::try_from(charged).unwrap_or(0));
-        let logged = sqlx::query(
-            "INSERT INTO chat_usage (user_id, key_id, model, channel_id, prompt_tokens, completion_tokens, credits, usage_source, outcome, latency_ms, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(self.owner.user_id)
-        .bind(self.owner.key_id)
-        .bind(&self.model.id)
-        .bind(channel_id)
-        .bind(i64::try_from(u.prompt_tokens).unwrap_or(i64::MAX))
-        .bind(i64::try_from(u.completion_tokens).unwrap_or(i64::MAX))
-        .bind(charged)
-        .bind(if u.reported { "upstream" } else { "estimated" })
-        .bind(outcome)
-        .bind(i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX))
-        .bind(now_ms())
-        .execute(self.db.writer())
-        .await;
-        if let Err(e) = logged {
-            tracing::warn!(error = %e, "cannot record chat usage");
-        }
+        let row = UsageRow {
+            user_id: self.owner.user_id,
+            key_id: self.owner.key_id,
+            model: self.model.id.clone(),
+            channel_id,
+            prompt_tokens: i64::try_from(u.prompt_tokens).unwrap_or(i64::MAX),
+            completion_tokens: i64::try_from(u.completion_tokens).unwrap_or(i64::MAX),
+            usage_source: if u.reported { "upstream" } else { "estimated" },
+            outcome,
+            latency_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
+        };
+        let reservation_id = self.reservation.as_ref().map(|r| r.id.clone());
+        let charged = match self.ledger.close(self.reservation, price, row).await {
+            Ok(s) => {
+                if s.shortfall > 0 {
+                    tracing::warn!(
+                        user_id = self.owner.user_id,
+                        shortfall = s.shortfall,
+                        "usage exceeded balance"
+                    );
+                }
+                s.charged
+            }
+            Err(e) => {
+                tracing::error!(error = %e, reservation = ?reservation_id, "settling a chat call failed; the stale sweep will release its reservation");
+                0
+            }
+        };
+        record_call(&self.model.id, channel_id, outcome, u, charged);
         charged
     }
+}
+
+/// Metrics of one finished call.
+fn record_call(
+    model: &str,
+    channel_id: Option<i64>,
+    outcome: &'static str,
+    u: Usage,
+    charged: i64,
+) {
+    let channel = channel_id.map_or_else(|| "sandbox".to_owned(), |id| id.to_string());
+    metrics::counter!("llmage_upstream_calls_total", "channel" => channel, "outcome" => outcome)
+        .increment(1);
+    metrics::counter!("llmage_chat_tokens_total", "model" => model.to_owned(), "kind" => "prompt")
+        .increment(u.prompt_tokens);
+    metrics::counter!("llmage_chat_tokens_total", "model" => model.to_owned(), "kind" => "completion")
+        .increment(u.completion_tokens);
+    metrics::counter!("llmage_credits_charged_total", "kind" => "chat")
+        .increment(u64::try_from(charged).unwrap_or(0));
 }
 
 /// Moves a stream from the upstream to the client, metering as it goes.
@@ -398,24 +401,43 @@ impl Pump {
         let mut produced_tokens = 0u64;
         let mut outcome = "ok";
         let mut next = Some(Ok(first));
+        // Events that arrived together leave together: one write to the client instead of one
+        // per event. An upstream that trickles still gets each event out as soon as it comes.
+        let mut pending: Vec<u8> = Vec::new();
         loop {
-            let item = match next.take() {
-                Some(item) => item,
-                None => tokio::select! {
-                    item = upstream.next() => match item {
-                        Some(item) => item,
-                        None => break,
-                    },
-                    () = self.abort.cancelled() => {
-                        outcome = "shutdown";
-                        let _ = tx.send(Ok(error_event("server is shutting down; the answer was cut short"))).await;
-                        break;
-                    }
-                    () = tx.closed() => {
+            let ready = match next.take() {
+                Some(item) => Some(Some(item)),
+                None => upstream.next().now_or_never(),
+            };
+            let item = match ready {
+                Some(Some(item)) => item,
+                Some(None) => break,
+                None => {
+                    if !pending.is_empty()
+                        && tx
+                            .send(Ok(Bytes::from(std::mem::take(&mut pending))))
+                            .await
+                            .is_err()
+                    {
                         outcome = "client_closed";
                         break;
                     }
-                },
+                    tokio::select! {
+                        item = upstream.next() => match item {
+                            Some(item) => item,
+                            None => break,
+                        },
+                        () = self.abort.cancelled() => {
+                            outcome = "shutdown";
+                            let _ = tx.send(Ok(error_event("server is shutting down; the answer was cut short"))).await;
+                            break;
+                        }
+                        () = tx.closed() => {
+                            outcome = "client_closed";
+                            break;
+                        }
+                    }
+                }
             };
             match item {
                 Ok(chunk) => {
@@ -441,15 +463,12 @@ impl Pump {
                                 .into(),
                         );
                     }
-                    if tx.send(Ok(data_event(&chunk))).await.is_err() {
-                        outcome = "client_closed";
-                        break;
-                    }
+                    write_data_event(&mut pending, &chunk);
                 }
                 Err(e) => {
                     tracing::warn!(channel = ?self.channel_id, error = %e, "upstream stream failed mid-way");
                     outcome = "upstream_error";
-                    let _ = tx.send(Ok(error_event(&client_error(e).to_string()))).await;
+                    pending.extend_from_slice(&error_event(&client_error(e).to_string()));
                     break;
                 }
             }
@@ -457,7 +476,10 @@ impl Pump {
         // Dropping the upstream stream here closes its connection (stops generation).
         drop(upstream);
         if outcome == "ok" {
-            let _ = tx.send(Ok(Bytes::from_static(b"data: [DONE]\n\n"))).await;
+            pending.extend_from_slice(b"data: [DONE]\n\n");
+        }
+        if !pending.is_empty() && outcome != "client_closed" {
+            let _ = tx.send(Ok(Bytes::from(pending))).await;
         }
         let usage = reported.unwrap_or(Usage {
             prompt_tokens: self.req.prompt_tokens,
@@ -470,11 +492,16 @@ impl Pump {
 
 fn data_event(value: &Value) -> Bytes {
     let mut out = Vec::with_capacity(256);
+    write_data_event(&mut out, value);
+    Bytes::from(out)
+}
+
+/// Append `data: <json>\n\n`.
+fn write_data_event(out: &mut Vec<u8>, value: &Value) {
     out.extend_from_slice(b"data: ");
     // Serializing a Value into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut out, value);
+    let _ = serde_json::to_writer(&mut *out, value);
     out.extend_from_slice(b"\n\n");
-    Bytes::from(out)
 }
 
 /// An SSE error event in the OpenAI shape (SDKs raise it as an API error).

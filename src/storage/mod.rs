@@ -8,7 +8,7 @@
 
 pub mod files;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -31,6 +31,11 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database url (use sqlite:… or postgres://…)")]
     UnsupportedUrl,
+    /// From the chat path's own SQLite connection (`billing::group_commit`).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot start a database thread: {0}")]
+    Thread(std::io::Error),
 }
 
 impl StoreError {
@@ -38,6 +43,26 @@ impl StoreError {
     pub fn is_unique_violation(&self) -> bool {
         match self {
             StoreError::Sql(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::ConstraintViolation
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the database is out of reach or too busy right now (worth a 503, not a 500).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Sql(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
+            ) => true,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy
+                    | rusqlite::ErrorCode::DatabaseLocked
+                    | rusqlite::ErrorCode::DiskFull
+                    | rusqlite::ErrorCode::SystemIoFailure
+            ),
             _ => false,
         }
     }
@@ -52,6 +77,8 @@ pub struct Db {
     backend: Backend,
     reader: AnyPool,
     writer: AnyPool,
+    /// The database file, on SQLite.
+    sqlite_path: Option<PathBuf>,
 }
 
 /// The SQLite URL for a data directory.
@@ -74,12 +101,16 @@ impl Db {
             AnyConnectOptions::from_str(url)?.log_statements(tracing::log::LevelFilter::Trace);
         let db = match backend {
             Backend::Sqlite => {
+                let path = sqlx::sqlite::SqliteConnectOptions::from_str(url)?
+                    .get_filename()
+                    .to_owned();
                 let writer = sqlite_pool(options.clone(), 1).await?;
                 let reader = sqlite_pool(options, 8).await?;
                 Db {
                     backend,
                     reader,
                     writer,
+                    sqlite_path: Some(path),
                 }
             }
             Backend::Postgres => {
@@ -92,6 +123,7 @@ impl Db {
                     backend,
                     reader: pool.clone(),
                     writer: pool,
+                    sqlite_path: None,
                 }
             }
         };
@@ -114,6 +146,21 @@ impl Db {
     /// Pool for writes and read-then-write transactions.
     pub fn writer(&self) -> &AnyPool {
         &self.writer
+    }
+
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): the
+    /// process has a second writer (the chat path's, see `billing::group_commit`), and a deferred
+    /// transaction that read first could not write after that writer committed.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.writer.begin().await?,
+        })
+    }
+
+    /// The database file, on SQLite.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        self.sqlite_path.as_deref()
     }
 
     /// Close both pools (end of process).
