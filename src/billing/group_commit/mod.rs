@@ -153,11 +153,18 @@ fn writer_gone() -> LedgerError {
 
 /// A reservation about to be inserted.
 struct NewReservation<'a> {
-    id: &'a str,
+    id: String,
     user_id: i64,
     amount: i64,
     purpose: &'a str,
     model: &'a str,
+}
+
+/// The rows a batch inserts.
+struct Rows<'a> {
+    reservations: Vec<NewReservation<'a>>,
+    entries: Vec<Entry>,
+    usage: Vec<(&'a UsageRow, i64)>,
 }
 
 /// A balance change that becomes one ledger row.
@@ -190,17 +197,8 @@ trait BatchStore {
     async fn change_balance(&mut self, user_id: i64, delta: i64) -> Result<i64, LedgerError>;
     /// A user's balance, locked until the end of the transaction.
     async fn locked_balance(&mut self, user_id: i64) -> Result<i64, LedgerError>;
-    async fn insert_reservations(
-        &mut self,
-        rows: &[NewReservation<'_>],
-        now: i64,
-    ) -> Result<(), LedgerError>;
-    async fn insert_entries(&mut self, entries: &[Entry], now: i64) -> Result<(), LedgerError>;
-    async fn insert_usage(
-        &mut self,
-        rows: &[(&UsageRow, i64)],
-        now: i64,
-    ) -> Result<(), LedgerError>;
+    /// Insert a batch's granted reservations, ledger entries (in the order given) and usage rows.
+    async fn insert_rows(&mut self, rows: &Rows<'_>, now: i64) -> Result<(), LedgerError>;
 }
 
 /// Commit one batch and answer its callers: retried op by op after a database error, failed as a
@@ -388,7 +386,7 @@ async fn apply<S: BatchStore>(store: &mut S, ops: &[Op]) -> Result<Vec<Outcome>,
                 purpose,
                 model,
             } => Some(NewReservation {
-                id: &e.reservation_id,
+                id: e.reservation_id.clone(),
                 user_id: *user_id,
                 amount: *amount,
                 purpose,
@@ -397,12 +395,6 @@ async fn apply<S: BatchStore>(store: &mut S, ops: &[Op]) -> Result<Vec<Outcome>,
             Op::Close { .. } => None,
         })
         .collect();
-    if !granted.is_empty() {
-        store.insert_reservations(&granted, now).await?;
-    }
-    if !entries.is_empty() {
-        store.insert_entries(&entries, now).await?;
-    }
     let usage: Vec<(&UsageRow, i64)> = ops
         .iter()
         .zip(&outcomes)
@@ -411,9 +403,12 @@ async fn apply<S: BatchStore>(store: &mut S, ops: &[Op]) -> Result<Vec<Outcome>,
             _ => None,
         })
         .collect();
-    if !usage.is_empty() {
-        store.insert_usage(&usage, now).await?;
-    }
+    let rows = Rows {
+        reservations: granted,
+        entries,
+        usage,
+    };
+    store.insert_rows(&rows, now).await?;
     outcomes
         .into_iter()
         .map(|o| o.ok_or_else(writer_gone))

@@ -1,13 +1,13 @@
 //! The group-commit writer on PostgreSQL: a task that commits each batch through the sqlx pool
 //! with multi-row statements (`UPDATE … FROM (VALUES …)`, `INSERT … VALUES (…), (…)`), so a batch
-//! of any size costs seven round trips. Balances are changed by guarded atomic updates only, so
+//! of any size costs five round trips (its INSERTs go as one statement). Balances are changed by guarded atomic updates only, so
 //! several gateway processes sharing the database stay exact.
 
 use std::collections::{BTreeMap, HashSet};
 
 use sqlx::{Any, Row, Transaction};
 
-use super::{BatchStore, Entry, MAX_BATCH, NewReservation, Queue, UsageRow, commit_batch};
+use super::{BatchStore, MAX_BATCH, Queue, Rows, commit_batch};
 use crate::billing::ledger::{LedgerError, Reservation, change_balance, locked_balance};
 use crate::storage::{Backend, Db};
 
@@ -134,77 +134,151 @@ impl BatchStore for SqlxStore {
         locked_balance(backend, self.tx()?, user_id).await
     }
 
-    async fn insert_reservations(
-        &mut self,
-        rows: &[NewReservation<'_>],
-        now: i64,
-    ) -> Result<(), LedgerError> {
-        let sql = format!(
-            "INSERT INTO reservations (id, user_id, amount, status, purpose, model, created_at) VALUES {}",
-            placeholders(rows.len(), 7, 1)
-        );
-        let mut query = sqlx::query(&sql).persistent(keep_prepared(rows.len()));
-        for r in rows {
-            query = query
-                .bind(r.id)
-                .bind(r.user_id)
-                .bind(r.amount)
-                .bind("open")
-                .bind(r.purpose)
-                .bind(r.model)
-                .bind(now);
+    async fn insert_rows(&mut self, rows: &Rows<'_>, now: i64) -> Result<(), LedgerError> {
+        let parts = insert_statements(rows);
+        if parts.is_empty() {
+            return Ok(());
         }
-        query.execute(&mut **self.tx()?).await?;
+        if self.db.backend() == Backend::Postgres {
+            // One round trip: every INSERT but the last as a data-modifying CTE.
+            let mut sql = String::new();
+            let mut next = 1;
+            for (i, part) in parts.iter().enumerate() {
+                let statement = part.sql(next);
+                next += part.values();
+                if i + 1 < parts.len() {
+                    sql.push_str(if i == 0 { "WITH " } else { ", " });
+                    sql.push_str(&format!("p{i} AS ({statement})"));
+                } else {
+                    sql.push(' ');
+                    sql.push_str(&statement);
+                }
+            }
+            let total: usize = parts.iter().map(|p| p.rows()).sum();
+            let mut query = sqlx::query(&sql).persistent(keep_prepared(total));
+            for part in &parts {
+                query = part.bind(query, rows, now);
+            }
+            query.execute(&mut **self.tx()?).await?;
+        } else {
+            // SQLite has no INSERT inside WITH (only the unit tests run this store on SQLite).
+            for part in &parts {
+                let sql = part.sql(1);
+                let query = sqlx::query(&sql).persistent(false);
+                part.bind(query, rows, now)
+                    .execute(&mut **self.tx()?)
+                    .await?;
+            }
+        }
         Ok(())
     }
+}
 
-    async fn insert_entries(&mut self, entries: &[Entry], now: i64) -> Result<(), LedgerError> {
-        let sql = format!(
-            "INSERT INTO ledger (user_id, amount, balance_after, kind, reason, idem_key, reservation_id, created_at) VALUES {}",
-            placeholders(entries.len(), 8, 1)
-        );
-        let mut query = sqlx::query(&sql).persistent(keep_prepared(entries.len()));
-        for e in entries {
-            query = query
-                .bind(e.user_id)
-                .bind(e.amount)
-                .bind(e.balance_after)
-                .bind(e.kind.as_str())
-                .bind(e.reason.as_str())
-                .bind(e.idem_key.as_str())
-                .bind(e.reservation_id.as_str())
-                .bind(now);
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+/// One multi-row INSERT of a batch.
+#[derive(Clone, Copy)]
+enum Insert {
+    Reservations(usize),
+    Entries(usize),
+    Usage(usize),
+}
+
+/// The batch's INSERTs, leaving out empty ones.
+fn insert_statements(rows: &Rows<'_>) -> Vec<Insert> {
+    [
+        Insert::Reservations(rows.reservations.len()),
+        Insert::Entries(rows.entries.len()),
+        Insert::Usage(rows.usage.len()),
+    ]
+    .into_iter()
+    .filter(|i| i.rows() > 0)
+    .collect()
+}
+
+impl Insert {
+    fn rows(self) -> usize {
+        match self {
+            Insert::Reservations(n) | Insert::Entries(n) | Insert::Usage(n) => n,
         }
-        query.execute(&mut **self.tx()?).await?;
-        Ok(())
     }
 
-    async fn insert_usage(
-        &mut self,
-        rows: &[(&UsageRow, i64)],
-        now: i64,
-    ) -> Result<(), LedgerError> {
-        let sql = format!(
-            "INSERT INTO chat_usage (user_id, key_id, model, channel_id, prompt_tokens, completion_tokens, credits, usage_source, outcome, latency_ms, created_at) VALUES {}",
-            placeholders(rows.len(), 11, 1)
-        );
-        let mut query = sqlx::query(&sql).persistent(keep_prepared(rows.len()));
-        for (u, credits) in rows {
-            query = query
-                .bind(u.user_id)
-                .bind(u.key_id)
-                .bind(u.model.as_str())
-                .bind(u.channel_id)
-                .bind(u.prompt_tokens)
-                .bind(u.completion_tokens)
-                .bind(*credits)
-                .bind(u.usage_source)
-                .bind(u.outcome)
-                .bind(u.latency_ms)
-                .bind(now);
+    fn width(self) -> usize {
+        match self {
+            Insert::Reservations(_) => 7,
+            Insert::Entries(_) => 8,
+            Insert::Usage(_) => 11,
         }
-        query.execute(&mut **self.tx()?).await?;
-        Ok(())
+    }
+
+    fn values(self) -> usize {
+        self.rows() * self.width()
+    }
+
+    /// The statement, its placeholders numbered from `$first`.
+    fn sql(self, first: usize) -> String {
+        let head = match self {
+            Insert::Reservations(_) => {
+                "INSERT INTO reservations (id, user_id, amount, status, purpose, model, created_at)"
+            }
+            Insert::Entries(_) => {
+                "INSERT INTO ledger (user_id, amount, balance_after, kind, reason, idem_key, reservation_id, created_at)"
+            }
+            Insert::Usage(_) => {
+                "INSERT INTO chat_usage (user_id, key_id, model, channel_id, prompt_tokens, completion_tokens, credits, usage_source, outcome, latency_ms, created_at)"
+            }
+        };
+        format!(
+            "{head} VALUES {}",
+            placeholders(self.rows(), self.width(), first)
+        )
+    }
+
+    fn bind<'q>(self, mut query: AnyQuery<'q>, rows: &'q Rows<'_>, now: i64) -> AnyQuery<'q> {
+        match self {
+            Insert::Reservations(_) => {
+                for r in &rows.reservations {
+                    query = query
+                        .bind(r.id.as_str())
+                        .bind(r.user_id)
+                        .bind(r.amount)
+                        .bind("open")
+                        .bind(r.purpose)
+                        .bind(r.model)
+                        .bind(now);
+                }
+            }
+            Insert::Entries(_) => {
+                for e in &rows.entries {
+                    query = query
+                        .bind(e.user_id)
+                        .bind(e.amount)
+                        .bind(e.balance_after)
+                        .bind(e.kind.as_str())
+                        .bind(e.reason.as_str())
+                        .bind(e.idem_key.as_str())
+                        .bind(e.reservation_id.as_str())
+                        .bind(now);
+                }
+            }
+            Insert::Usage(_) => {
+                for (u, credits) in &rows.usage {
+                    query = query
+                        .bind(u.user_id)
+                        .bind(u.key_id)
+                        .bind(u.model.as_str())
+                        .bind(u.channel_id)
+                        .bind(u.prompt_tokens)
+                        .bind(u.completion_tokens)
+                        .bind(*credits)
+                        .bind(u.usage_source)
+                        .bind(u.outcome)
+                        .bind(u.latency_ms)
+                        .bind(now);
+                }
+            }
+        }
+        query
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{BatchStore, Entry, MAX_BATCH, NewReservation, Queue, UsageRow, commit_batch};
+use super::{BatchStore, Entry, MAX_BATCH, NewReservation, Queue, Rows, UsageRow, commit_batch};
 use crate::billing::ledger::{LedgerError, Reservation};
 use crate::storage::{Db, StoreError};
 
@@ -194,7 +194,15 @@ impl BatchStore for SqliteStore {
             .ok_or(LedgerError::UnknownUser)
     }
 
-    async fn insert_reservations(
+    async fn insert_rows(&mut self, rows: &Rows<'_>, now: i64) -> Result<(), LedgerError> {
+        self.insert_reservations(&rows.reservations, now)?;
+        self.insert_entries(&rows.entries, now)?;
+        self.insert_usage(&rows.usage, now)
+    }
+}
+
+impl SqliteStore {
+    fn insert_reservations(
         &mut self,
         rows: &[NewReservation<'_>],
         now: i64,
@@ -214,7 +222,7 @@ impl BatchStore for SqliteStore {
         Ok(())
     }
 
-    async fn insert_entries(&mut self, entries: &[Entry], now: i64) -> Result<(), LedgerError> {
+    fn insert_entries(&mut self, entries: &[Entry], now: i64) -> Result<(), LedgerError> {
         let mut statement = self
             .conn
             .prepare_cached(
@@ -239,11 +247,7 @@ impl BatchStore for SqliteStore {
         Ok(())
     }
 
-    async fn insert_usage(
-        &mut self,
-        rows: &[(&UsageRow, i64)],
-        now: i64,
-    ) -> Result<(), LedgerError> {
+    fn insert_usage(&mut self, rows: &[(&UsageRow, i64)], now: i64) -> Result<(), LedgerError> {
         let mut statement = self
             .conn
             .prepare_cached(
