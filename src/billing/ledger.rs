@@ -234,14 +234,7 @@ impl Ledger {
         };
         let user_id: i64 = row.try_get("user_id")?;
         let reserved: i64 = row.try_get("amount")?;
-        let (kind, reason) = if actual == 0 {
-            (EntryKind::Release, "release reservation".to_owned())
-        } else {
-            (
-                EntryKind::Settle,
-                format!("settle: price {actual}, reserved {reserved}"),
-            )
-        };
+        let (kind, reason) = settle_entry(actual, reserved);
         let idem = format!("settle:{reservation_id}");
         let mut shortfall = 0;
         let delta = reserved - actual;
@@ -260,7 +253,7 @@ impl Ledger {
             .await?;
         } else if delta < 0 {
             let over = -delta;
-            let current = self.locked_balance(&mut tx, user_id).await?;
+            let current = locked_balance(self.db.backend(), &mut tx, user_id).await?;
             let take = over.min(current);
             shortfall = over - take;
             if take > 0 {
@@ -338,13 +331,17 @@ impl Ledger {
             .await?;
         Ok(row.try_get("total")?)
     }
+}
 
-    async fn locked_balance(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        user_id: i64,
-    ) -> Result<i64, LedgerError> {
-        locked_balance(self.db.backend(), tx, user_id).await
+/// The kind and reason of the ledger row that closes a reservation of `reserved` at `actual`.
+pub(crate) fn settle_entry(actual: i64, reserved: i64) -> (EntryKind, String) {
+    if actual == 0 {
+        (EntryKind::Release, "release reservation".to_owned())
+    } else {
+        (
+            EntryKind::Settle,
+            format!("settle: price {actual}, reserved {reserved}"),
+        )
     }
 }
 
@@ -356,7 +353,8 @@ pub(crate) async fn locked_balance(
 ) -> Result<i64, LedgerError> {
     let sql = match backend {
         Backend::Postgres => "SELECT balance FROM users WHERE id = $1 FOR UPDATE",
-        // SQLite writes are serialized by the one-connection writer pool.
+        // On SQLite every write transaction holds the database's write lock from its start
+        // (BEGIN IMMEDIATE), so nobody else changes the balance until it ends.
         Backend::Sqlite => "SELECT balance FROM users WHERE id = $1",
     };
     let row = sqlx::query(sql)

@@ -29,8 +29,17 @@ pub struct Timeouts {
 pub struct OpenAiChat {
     http: reqwest::Client,
     timeouts: Timeouts,
-    /// Parsed chat endpoints by channel base URL (parsing one per request was measurable).
-    urls: Arc<RwLock<HashMap<(Vendor, String), reqwest::Url>>>,
+    /// Parsed chat endpoints by channel id, with the base URL they were made from (parsing one
+    /// per request was measurable).
+    urls: Arc<RwLock<HashMap<i64, Endpoint>>>,
+}
+
+/// A channel's parsed chat endpoint.
+#[derive(Debug)]
+struct Endpoint {
+    vendor: Vendor,
+    base_url: String,
+    url: reqwest::Url,
 }
 
 /// The chat endpoint of a channel.
@@ -53,19 +62,27 @@ impl OpenAiChat {
         }
     }
 
-    /// The channel's chat endpoint, parsed once per base URL.
+    /// The channel's chat endpoint, parsed again only when the channel's base URL changes.
     fn endpoint(&self, channel: &Channel) -> Result<reqwest::Url, ProviderError> {
-        let key = (channel.vendor, channel.base_url.clone());
-        if let Some(url) = self.urls.read().ok().and_then(|m| m.get(&key).cloned()) {
+        let cached = self.urls.read().ok().and_then(|urls| {
+            urls.get(&channel.id)
+                .filter(|e| e.vendor == channel.vendor && e.base_url == channel.base_url)
+                .map(|e| e.url.clone())
+        });
+        if let Some(url) = cached {
             return Ok(url);
         }
         let url = reqwest::Url::parse(&chat_url(channel))
             .map_err(|e| ProviderError::Connect(format!("bad channel base URL: {e}")))?;
         if let Ok(mut urls) = self.urls.write() {
-            if urls.len() > 1024 {
-                urls.clear();
-            }
-            urls.insert(key, url.clone());
+            urls.insert(
+                channel.id,
+                Endpoint {
+                    vendor: channel.vendor,
+                    base_url: channel.base_url.clone(),
+                    url: url.clone(),
+                },
+            );
         }
         Ok(url)
     }

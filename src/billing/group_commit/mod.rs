@@ -27,7 +27,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::ledger::{EntryKind, LedgerError, Reservation, Settlement, time_ordered_id};
+use super::ledger::{
+    EntryKind, LedgerError, Reservation, Settlement, settle_entry, time_ordered_id,
+};
 use crate::storage::{Backend, Db, StoreError, now_ms};
 
 /// Operations in one transaction at most (a batch of this size stays far below SQLite's limit of
@@ -318,14 +320,7 @@ async fn apply<S: BatchStore>(store: &mut S, ops: &[Op]) -> Result<Vec<Outcome>,
                     applied: true,
                 }));
                 if delta > 0 {
-                    let (kind, reason) = if actual == 0 {
-                        (EntryKind::Release, "release reservation".to_owned())
-                    } else {
-                        (
-                            EntryKind::Settle,
-                            format!("settle: price {actual}, reserved {}", r.amount),
-                        )
-                    };
+                    let (kind, reason) = settle_entry(actual, r.amount);
                     refunds.push(Entry {
                         op: i,
                         user_id: r.user_id,
@@ -361,7 +356,7 @@ async fn apply<S: BatchStore>(store: &mut S, ops: &[Op]) -> Result<Vec<Outcome>,
                 user_id: r.user_id,
                 amount: -take,
                 kind: EntryKind::Settle,
-                reason: format!("settle: price {actual}, reserved {}", r.amount),
+                reason: settle_entry(actual, r.amount).1,
                 idem_key: format!("settle:{}", r.id),
                 reservation_id: r.id.clone(),
                 balance_after: balance,
@@ -612,6 +607,14 @@ mod tests {
         }
     }
 
+    fn settlement(charged: i64, shortfall: i64, applied: bool) -> Settlement {
+        Settlement {
+            charged,
+            shortfall,
+            applied,
+        }
+    }
+
     fn settled(o: &Outcome) -> Settlement {
         match o {
             Outcome::Closed(s) => *s,
@@ -656,22 +659,8 @@ mod tests {
             out[2],
             Outcome::Reserved(Err(LedgerError::InsufficientBalance))
         ));
-        assert_eq!(
-            settled(&out[1]),
-            Settlement {
-                charged: 10,
-                shortfall: 0,
-                applied: true
-            }
-        );
-        assert_eq!(
-            settled(&out[3]),
-            Settlement {
-                charged: 35,
-                shortfall: 0,
-                applied: true
-            }
-        );
+        assert_eq!(settled(&out[1]), settlement(10, 0, true));
+        assert_eq!(settled(&out[3]), settlement(35, 0, true));
         assert_eq!((balance(db, a).await, balance(db, b).await), (5, 15));
 
         // A reservation closes once; a release gives everything back; an overrun beyond the
@@ -683,30 +672,9 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(
-            settled(&out[0]),
-            Settlement {
-                charged: 0,
-                shortfall: 0,
-                applied: false
-            }
-        );
-        assert_eq!(
-            settled(&out[1]),
-            Settlement {
-                charged: 0,
-                shortfall: 0,
-                applied: true
-            }
-        );
-        assert_eq!(
-            settled(&out[2]),
-            Settlement {
-                charged: 15,
-                shortfall: 25,
-                applied: true
-            }
-        );
+        assert_eq!(settled(&out[0]), settlement(0, 0, false));
+        assert_eq!(settled(&out[1]), settlement(0, 0, true));
+        assert_eq!(settled(&out[2]), settlement(15, 25, true));
         assert_eq!((balance(db, a).await, balance(db, b).await), (30, 0));
 
         assert_ledger_replays(db, a).await;
