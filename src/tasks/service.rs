@@ -16,7 +16,6 @@ use crate::channels::ChannelTable;
 use crate::error::ApiError;
 use crate::net::OutboundGuard;
 use crate::storage::files::{FileKind, FileStore};
-use crate::storage::now_ms;
 
 /// Reservation purpose prefix of tasks.
 pub const TASK_PURPOSE: &str = "task";
@@ -104,7 +103,7 @@ impl TaskService {
             inputs,
             vendor: vendor.to_owned(),
             channel_id,
-            deadline_at: now_ms() + i64::try_from(deadline.as_millis()).unwrap_or(i64::MAX / 2),
+            allowed_ms: i64::try_from(deadline.as_millis()).unwrap_or(i64::MAX / 2),
             reservation_id: reservation.as_ref().map(|r| r.id.clone()),
             credits: quote.credits,
             usage: quote.usage,

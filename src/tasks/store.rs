@@ -23,7 +23,8 @@ pub struct NewTask {
     pub inputs: Vec<TaskInput>,
     pub vendor: String,
     pub channel_id: Option<i64>,
-    pub deadline_at: i64,
+    /// How long the task may take: its deadline is this long after its creation time.
+    pub allowed_ms: i64,
     pub reservation_id: Option<String>,
     pub credits: i64,
     pub usage: Value,
@@ -60,7 +61,7 @@ impl TaskStore {
         .bind(&t.vendor)
         .bind(t.channel_id)
         .bind(now)
-        .bind(t.deadline_at)
+        .bind(now.saturating_add(t.allowed_ms))
         .bind(&t.reservation_id)
         .bind(t.credits)
         .bind(t.usage.to_string())
