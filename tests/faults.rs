@@ -151,6 +151,18 @@ async fn sigkill_during_submission_polling_and_archiving_loses_nothing_and_charg
             }
         }
     }
+    // Credits are never held for a task that does not exist: the hold and the task row commit
+    // together, so a kill between them leaves neither.
+    let orphan_holds = scalar(
+        &server,
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM reservations r WHERE r.purpose = 'task' \
+         AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.reservation_id = r.id)",
+    )
+    .await;
+    assert_eq!(
+        orphan_holds, 0,
+        "credits held for tasks that were never stored"
+    );
     // Every task the gateway answered (and any it stored but could not answer) finishes once.
     let db = server.db().await;
     let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM tasks")

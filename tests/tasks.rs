@@ -327,6 +327,95 @@ async fn rejected_submissions_name_the_field_and_store_or_charge_nothing() {
     assert_eq!(server.money("13900000001").await, (1, 1));
 }
 
+/// Submissions racing for a balance that covers two of them: the holds decide, and the inputs
+/// of each refused one (uploaded before its hold was refused) are deleted, row and object.
+#[tokio::test]
+async fn submissions_racing_for_the_last_credits_keep_only_the_accepted_inputs() {
+    let server = Server::start(Opts::demo()).await;
+    let submit = |key: String| {
+        let http = server.http.clone();
+        let url = server.url("/llmage/v1/video/generations");
+        async move {
+            let form = form(
+                &[
+                    ("model", "happyhorse-1.0-i2v"),
+                    ("catelogid", "i2v"),
+                    ("prompt", "p"),
+                ],
+                vec![("image_file", "a.jpg", jpeg("p", 64))],
+            );
+            let resp = http
+                .post(url)
+                .bearer_auth(key)
+                .multipart(form)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap())
+        }
+    };
+    // One submission's price, from a rich user's ledger.
+    let rich = server.user("13900000011", 1_000_000);
+    let (status, task) = submit(rich.clone()).await;
+    assert_eq!(status, 200, "{task}");
+    let price = 1_000_000 - server.money("13900000011").await.0;
+    assert!(price > 0);
+    server
+        .finish_task(
+            &rich,
+            task["taskid"].as_str().unwrap(),
+            Duration::from_secs(30),
+        )
+        .await;
+
+    let key = server.user("13900000012", 2 * price);
+    let answers = futures_util::future::join_all((0..8).map(|_| submit(key.clone()))).await;
+    let accepted: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(accepted.len(), 2, "{answers:?}");
+    for (status, answer) in &answers {
+        if *status != 200 {
+            assert_eq!(
+                (*status, answer),
+                (429, &json!({"error": "Insufficient balance"}))
+            );
+        }
+    }
+    for task in &accepted {
+        let task = server
+            .finish_task(
+                &key,
+                task["taskid"].as_str().unwrap(),
+                Duration::from_secs(30),
+            )
+            .await;
+        assert_eq!(task["status"], "SUCCEEDED", "{task}");
+    }
+    // Three accepted tasks, one input each; every file belongs to one of them and every row has
+    // its object.
+    let db = server.db().await;
+    let (inputs, strays): (i64, i64) = sqlx::query_as(
+        "SELECT CAST(COALESCE(SUM(CASE WHEN kind = 'input' THEN 1 ELSE 0 END), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN task_id IN (SELECT id FROM tasks) THEN 0 ELSE 1 END), 0) AS BIGINT) \
+         FROM files",
+    )
+    .fetch_one(db.reader())
+    .await
+    .unwrap();
+    db.close().await;
+    assert_eq!((inputs, strays), (3, 0));
+    assert_eq!(
+        stored_files(&server),
+        count(&server, "files").await as usize
+    );
+    assert_eq!(count(&server, "reservations").await, 3);
+    assert_eq!(server.money("13900000012").await, (0, 0));
+}
+
 #[tokio::test]
 async fn idempotency_ownership_and_listing() {
     let server = Server::start(Opts::demo()).await;

@@ -149,9 +149,28 @@ impl Ledger {
         purpose: &str,
         model: &str,
     ) -> Result<Reservation, LedgerError> {
-        let id = random_id();
         let mut tx = self.db.begin_write().await?;
-        let balance = match change_balance(&mut tx, user_id, -amount).await {
+        let reservation = self
+            .reserve_in(&mut tx, user_id, amount, purpose, model)
+            .await?;
+        tx.commit().await?;
+        record_reserve();
+        Ok(reservation)
+    }
+
+    /// [`Ledger::reserve`] inside the caller's write transaction, so the hold commits (or rolls
+    /// back) together with whatever the caller writes beside it — a task row, for instance. Call
+    /// [`record_reserve`] after the commit.
+    pub async fn reserve_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        user_id: i64,
+        amount: i64,
+        purpose: &str,
+        model: &str,
+    ) -> Result<Reservation, LedgerError> {
+        let id = random_id();
+        let balance = match change_balance(tx, user_id, -amount).await {
             Ok(balance) => balance,
             Err(e) => {
                 if matches!(e, LedgerError::InsufficientBalance) {
@@ -171,11 +190,11 @@ impl Ledger {
         .bind(purpose)
         .bind(model)
         .bind(now_ms())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let reason = format!("{purpose} {model}");
         insert_entry(
-            &mut tx,
+            tx,
             user_id,
             -amount,
             balance,
@@ -185,8 +204,6 @@ impl Ledger {
             Some(&id),
         )
         .await?;
-        tx.commit().await?;
-        metrics::counter!("llmage_ledger_operations_total", "op" => "reserve").increment(1);
         Ok(Reservation {
             id,
             user_id,
@@ -331,6 +348,11 @@ impl Ledger {
             .await?;
         Ok(row.try_get("total")?)
     }
+}
+
+/// Count one committed reservation (the `reserve` operation of `llmage_ledger_operations_total`).
+pub fn record_reserve() {
+    metrics::counter!("llmage_ledger_operations_total", "op" => "reserve").increment(1);
 }
 
 /// The kind and reason of the ledger row that closes a reservation of `reserved` at `actual`.

@@ -327,6 +327,18 @@ impl FileStore {
         row.map(|r| file_from_row(&r)).transpose()
     }
 
+    /// Delete a file: its row, then its object (a row never points at a missing object). An
+    /// unknown id is `NotFound`.
+    pub async fn delete(&self, id: &str) -> Result<(), FileError> {
+        let file = self.meta(id).await?.ok_or(FileError::NotFound)?;
+        sqlx::query("DELETE FROM files WHERE id = $1")
+            .bind(&file.id)
+            .execute(self.db.writer())
+            .await?;
+        self.store.delete(&self.location(&file)?).await?;
+        Ok(())
+    }
+
     /// All bytes of a file.
     pub async fn read(&self, file: &StoredFile) -> Result<Bytes, FileError> {
         let bytes = self

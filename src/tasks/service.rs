@@ -1,5 +1,5 @@
-//! Accepting a submission: idempotency, price and reservation, input files stored, task row
-//! written, engine woken. A rejected submission stores and charges nothing.
+//! Accepting a submission: idempotency, price, input files stored, then the credit hold and the
+//! task row in one transaction, engine woken. A rejected submission stores and charges nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 use super::store::{NewTask, TaskStore};
 use super::{Task, TaskInput};
 use crate::accounts::keys::KeyOwner;
-use crate::billing::ledger::{Ledger, random_id};
+use crate::billing::ledger::{Ledger, LedgerError, random_id, record_reserve};
 use crate::billing::media::quote;
 use crate::catalog::validate::{InputSource, Validated};
 use crate::channels::ChannelTable;
@@ -67,25 +67,13 @@ impl TaskService {
         };
         self.check_urls(&v).await?;
         let quote = quote(&v.model, &v.category, &v.params);
-        let reservation = if quote.credits > 0 {
-            Some(
-                self.ledger
-                    .reserve(owner.user_id, quote.credits, TASK_PURPOSE, &v.model.id)
-                    .await?,
-            )
-        } else {
-            None
-        };
+        // A balance that cannot cover the price is refused before the inputs are uploaded (the
+        // guarded hold below decides; this only spares the upload).
+        if quote.credits > 0 && self.ledger.balance(owner.user_id).await? < quote.credits {
+            return Err(LedgerError::InsufficientBalance.into());
+        }
         let id = random_id();
-        let stored = self.store_inputs(owner.user_id, &id, &v).await;
-        let inputs = match stored {
-            Ok(inputs) => inputs,
-            Err(e) => {
-                self.release(reservation.as_ref().map(|r| r.id.as_str()))
-                    .await;
-                return Err(e);
-            }
-        };
+        let inputs = self.store_inputs(owner.user_id, &id, &v).await?;
         let deadline = if crate::billing::media::off_peak(&v.params) {
             self.deadlines.off_peak
         } else if v.category == "t2i" {
@@ -93,7 +81,7 @@ impl TaskService {
         } else {
             self.deadlines.video
         };
-        let new = NewTask {
+        let mut new = NewTask {
             id: id.clone(),
             user_id: owner.user_id,
             key_id: owner.key_id,
@@ -104,16 +92,20 @@ impl TaskService {
             vendor: vendor.to_owned(),
             channel_id,
             allowed_ms: i64::try_from(deadline.as_millis()).unwrap_or(i64::MAX / 2),
-            reservation_id: reservation.as_ref().map(|r| r.id.clone()),
+            reservation_id: None,
             credits: quote.credits,
             usage: quote.usage,
             idem_key: idem_key.clone(),
             callback_url: v.callback_url,
         };
-        if let Err(e) = self.store.insert(&new).await {
-            self.release(new.reservation_id.as_deref()).await;
+        // The hold and the task row commit together: a crash can leave neither, or both (and
+        // the engine then settles the task), never credits held for a task that does not exist.
+        let accepted = self.hold_and_insert(&mut new).await;
+        if let Err(e) = accepted {
+            self.delete_inputs(&new.inputs).await;
             // Two submissions with one idempotency key raced: the other one won.
-            if e.is_unique_violation()
+            if let LedgerError::Store(e) = &e
+                && e.is_unique_violation()
                 && let Some(key) = &idem_key
                 && let Some(task) = self.store.by_idem_key(owner.user_id, key).await?
             {
@@ -180,11 +172,31 @@ impl TaskService {
         Ok(inputs)
     }
 
-    async fn release(&self, reservation_id: Option<&str>) {
-        if let Some(id) = reservation_id
-            && let Err(e) = self.ledger.release(id).await
-        {
-            tracing::error!(error = %e, reservation = id, "cannot release a reservation");
+    /// In one write transaction: hold the task's credits (when it has a price) and insert its row.
+    async fn hold_and_insert(&self, new: &mut NewTask) -> Result<(), LedgerError> {
+        let mut tx = self.store.db().begin_write().await?;
+        if new.credits > 0 {
+            let reservation = self
+                .ledger
+                .reserve_in(&mut tx, new.user_id, new.credits, TASK_PURPOSE, &new.model)
+                .await?;
+            new.reservation_id = Some(reservation.id);
+        }
+        TaskStore::insert(&mut tx, new).await?;
+        tx.commit().await?;
+        if new.reservation_id.is_some() {
+            record_reserve();
+        }
+        Ok(())
+    }
+
+    /// Remove the stored inputs of a submission that was not accepted (best effort: an input
+    /// left behind costs disk, not money).
+    async fn delete_inputs(&self, inputs: &[TaskInput]) {
+        for file_id in inputs.iter().filter_map(|i| i.file_id.as_deref()) {
+            if let Err(e) = self.files.delete(file_id).await {
+                tracing::warn!(error = %e, file = file_id, "cannot delete the input of a refused submission");
+            }
         }
     }
 

@@ -43,8 +43,17 @@ impl TaskStore {
         TaskStore { db }
     }
 
-    /// Insert; `Err(StoreError)` with `is_unique_violation()` when the idempotency key was used.
-    pub async fn insert(&self, t: &NewTask) -> Result<(), StoreError> {
+    /// The database the tasks live in (for a transaction that writes a task with other rows).
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Insert inside the caller's write transaction (the submission's, which also holds the task's
+    /// credits); `Err(StoreError)` with `is_unique_violation()` when the idempotency key was used.
+    pub async fn insert(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        t: &NewTask,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO tasks (id, user_id, key_id, model, category, params, inputs, vendor, channel_id, status, next_poll_at, \
@@ -67,7 +76,7 @@ impl TaskStore {
         .bind(t.usage.to_string())
         .bind(&t.idem_key)
         .bind(&t.callback_url)
-        .execute(self.db.writer())
+        .execute(&mut **tx)
         .await?;
         Ok(())
     }
