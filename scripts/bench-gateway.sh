@@ -26,6 +26,10 @@
 #   5. per run (RUNS, default 1): the harness' gateway-overhead.sh against llmage (GW_PID set,
 #      STREAM_MODEL=bench-model-stream), then run-peer-nginx.sh (RUNS=1) as the reference hop,
 #      interleaved so both see the same machine state. NGINX_REF=0 skips the reference.
+#      Then (BARE_REF=1, default) the stack floor: examples/bare_proxy.rs, llmage's own
+#      connection loop and HTTP client with no product logic (no auth, limits, JSON, billing),
+#      forwarding bytes to the same mock, pinned like llmage: what hyper + reqwest + tokio cost
+#      by themselves on this machine.
 #   6. a summary table, a billing check from the database (calls recorded, outcomes, balance
 #      == ledger sum), warnings from the server log; then everything started here is stopped.
 #
@@ -36,6 +40,8 @@
 #   RUNS                repetitions (default 1)
 #   GW_PORT             llmage listen port (default 18100)
 #   NGINX_REF           1 (default) = also measure the nginx proxy_pass reference
+#   BARE_REF            1 (default) = also measure the stack floor (examples/bare_proxy.rs)
+#   BARE_PORT           its listen port (default 18110)
 #   LITELLM_REF         1 = also measure LiteLLM proxy (the harness' run-peer-litellm.sh; it
 #                       installs LiteLLM into a venv on first use), once, after the runs
 #   SKIP_BUILD          1 = use the existing target/release/llmage
@@ -68,6 +74,8 @@ esac
 : "${RUNS:=1}"
 : "${GW_PORT:=18100}"
 : "${NGINX_REF:=1}"
+: "${BARE_REF:=1}"
+: "${BARE_PORT:=18110}"
 : "${LITELLM_REF:=0}"
 : "${SKIP_BUILD:=0}"
 : "${KEEP_DATA:=0}"
@@ -76,8 +84,9 @@ esac
 export BENCH_TMP PIN LOADGEN_CPUS MOCK_CPUS GW_CPUS  # the harness scripts see the same values
 
 BIN="$REPO/target/release/llmage"
+BARE_BIN="$REPO/target/release/examples/bare_proxy"
 STAMP=$(date +%Y%m%d-%H%M%S)
-WORK="" GW_PID="" STARTED_MOCK=0 PG_DB="" PG_ADMIN_URL="" DB_URL=""
+WORK="" GW_PID="" BARE_PID="" STARTED_MOCK=0 PG_DB="" PG_ADMIN_URL="" DB_URL=""
 SERVER_LOG="" SUMMARY_FILE=""
 
 # ---- cleanup ----------------------------------------------------------------------------
@@ -85,6 +94,7 @@ cleanup() {
     local rc=$?
     set +e
     if [[ -n "$GW_PID" ]]; then stop_pid_tree "$GW_PID" "llmage"; GW_PID=""; fi
+    if [[ -n "$BARE_PID" ]]; then stop_pid_tree "$BARE_PID" "bare_proxy"; BARE_PID=""; fi
     if ((STARTED_MOCK)); then "$BENCH/mock.sh" stop; STARTED_MOCK=0; fi
     if [[ -n "$SERVER_LOG" && -s "$SERVER_LOG" ]]; then
         mkdir -p "$RESULTS_DIR"
@@ -112,9 +122,11 @@ trap 'exit 143' TERM
 # ---- 1. build ---------------------------------------------------------------------------
 if [[ "$SKIP_BUILD" != 1 ]]; then
     log "cargo build --release (in $REPO)"
-    (cd "$REPO" && cargo build --release) || die "cargo build --release failed"
+    (cd "$REPO" && cargo build --release --bin llmage --example bare_proxy) || die "cargo build --release failed"
 fi
 [[ -x "$BIN" ]] || die "no binary at $BIN (build first, or unset SKIP_BUILD)"
+[[ "$BARE_REF" != 1 || -x "$BARE_BIN" ]] ||
+    die "no binary at $BARE_BIN (cargo build --release --example bare_proxy, or BARE_REF=0)"
 
 # ---- 2. temp dir, tools, mock -----------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/llmage-bench.XXXXXX")
@@ -188,9 +200,19 @@ sample=$(curl -sS --max-time 10 -H 'Content-Type: application/json' -H "$AUTH" \
     -d '{"model":"bench-model","messages":[{"role":"user","content":"hi"}],"max_tokens":32}' "$GW_URL" || true)
 log "sample reply: ${sample:0:700}"
 
+# The stack floor serves POSTs only: wait until one is answered.
+wait_bare() {
+    for _ in $(seq 100); do
+        curl -s -o /dev/null -X POST -d '{}' "http://127.0.0.1:$BARE_PORT/v1/chat/completions" && return 0
+        kill -0 "$BARE_PID" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
 # ---- 5. measure ---------------------------------------------------------------------------
 RC=0
-GW_OUTS=() REF_OUTS=() LITELLM_OUT=""
+GW_OUTS=() REF_OUTS=() BARE_OUTS=() LITELLM_OUT=""
 for ((i = 1; i <= RUNS; i++)); do
     out="$RESULTS_DIR/$STAMP-llmage-run$i.out"
     log "=== llmage, run $i/$RUNS ==="
@@ -217,6 +239,24 @@ for ((i = 1; i <= RUNS; i++)); do
         set -e
         ((rc == 0)) || log "nginx reference run $i exited $rc"
         REF_OUTS+=("$out")
+    fi
+    if [[ "$BARE_REF" == 1 ]]; then
+        out="$RESULTS_DIR/$STAMP-bare-proxy-run$i.out"
+        log "=== stack floor (examples/bare_proxy.rs), run $i/$RUNS ==="
+        bare_cmd=("$BARE_BIN" "127.0.0.1:$BARE_PORT" "http://127.0.0.1:$MOCK_PORT" "http://127.0.0.1:$MOCK_STREAM_PORT")
+        if [[ "$PIN" == 1 && -n "$GW_CPUS" ]]; then bare_cmd=(taskset -c "$GW_CPUS" "${bare_cmd[@]}"); fi
+        "${bare_cmd[@]}" >"$WORK/bare-proxy.log" 2>&1 &
+        BARE_PID=$!
+        wait_bare || die "bare_proxy did not start on 127.0.0.1:$BARE_PORT"
+        set +e
+        LABEL="bare-proxy-run$i" GW_PID="$BARE_PID" STREAM_MODEL=bench-model-stream \
+            "$BENCH/gateway-overhead.sh" "http://127.0.0.1:$BARE_PORT/llmage/v1/chat/completions" "" bench-model | tee "$out"
+        rc=${PIPESTATUS[0]}
+        set -e
+        ((rc == 0)) || log "stack floor run $i exited $rc"
+        stop_pid_tree "$BARE_PID" "bare_proxy"
+        BARE_PID=""
+        BARE_OUTS+=("$out")
     fi
 done
 
@@ -292,15 +332,22 @@ SUMMARY_FILE="$RESULTS_DIR/$STAMP-llmage-bench-summary.txt"
     for ((i = 0; i < ${#GW_OUTS[@]}; i++)); do
         summary_rows "llmage#$((i + 1))" "${GW_OUTS[$i]}"
         if [[ -n "${REF_OUTS[$i]:-}" ]]; then summary_rows "nginx-ref#$((i + 1))" "${REF_OUTS[$i]}"; fi
+        if [[ -n "${BARE_OUTS[$i]:-}" ]]; then summary_rows "floor#$((i + 1))" "${BARE_OUTS[$i]}"; fi
     done
     if [[ -n "$LITELLM_OUT" && -s "$LITELLM_OUT" ]]; then summary_rows "litellm" "$LITELLM_OUT"; fi
     echo "(added latency in ms = gateway - direct; c1 = one connection, the per-request cost; c32 is queueing-dominated)"
+    echo "(floor = examples/bare_proxy.rs: llmage's connection loop and HTTP client forwarding bytes, no product logic)"
     echo "(cpu_us/%c = gateway CPU per request in µs / % of one core during the run, from /proc, 10 ms ticks)"
     for ((i = 0; i < ${#GW_OUTS[@]}; i++)); do
         if [[ -n "${REF_OUTS[$i]:-}" ]]; then
             awk -v g="$(kv "$(line "${GW_OUTS[$i]}" 'ratio=')" gw_rps)" -v n="$(kv "$(line "${REF_OUTS[$i]}" 'ratio=')" gw_rps)" \
                 -v gs="$(kv "$(line "${GW_OUTS[$i]}" 'streaming \(c=')" gw_rps)" -v ns="$(kv "$(line "${REF_OUTS[$i]}" 'streaming \(c=')" gw_rps)" -v r=$((i + 1)) \
                 'BEGIN { if (n > 0 && ns > 0) printf "run %d: llmage / nginx-ref rps = %.3f (non-streaming), %.3f (streaming)\n", r, g / n, gs / ns }'
+        fi
+        if [[ -n "${REF_OUTS[$i]:-}" && -n "${BARE_OUTS[$i]:-}" ]]; then
+            awk -v g="$(kv "$(line "${BARE_OUTS[$i]}" 'ratio=')" gw_rps)" -v n="$(kv "$(line "${REF_OUTS[$i]}" 'ratio=')" gw_rps)" \
+                -v gs="$(kv "$(line "${BARE_OUTS[$i]}" 'streaming \(c=')" gw_rps)" -v ns="$(kv "$(line "${REF_OUTS[$i]}" 'streaming \(c=')" gw_rps)" -v r=$((i + 1)) \
+                'BEGIN { if (n > 0 && ns > 0) printf "run %d: floor / nginx-ref rps = %.3f (non-streaming), %.3f (streaming): the best any gateway on hyper + reqwest + tokio reaches here\n", r, g / n, gs / ns }'
         fi
     done
     echo
