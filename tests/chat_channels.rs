@@ -480,6 +480,48 @@ async fn upstream_errors_inside_a_stream() {
     .await;
 }
 
+/// A chunk that is not JSON ends the stream like an error event: what was produced, then an
+/// SSE error event naming the cause, billed by estimate.
+#[tokio::test]
+async fn a_chunk_that_is_not_json_ends_the_stream_with_an_error_event() {
+    let garbage = mock_openai::start(Mode::GarbageMidStream).await;
+    let server = Server::start(Opts::default()).await;
+    let key = server.user(PHONE, 1_000_000);
+    add_channel(
+        &server,
+        &garbage.base_url,
+        "m-g",
+        &["--price-in", "0", "--price-out", "1000000"],
+    );
+    server.wait_routable(&key, "m-g").await;
+    let before = server.money(PHONE).await.0;
+    let (status, text) = server
+        .post_json(
+            "/llmage/v1/chat/completions",
+            Some(&key),
+            &json!({"model":"m-g","prompt":"hi","stream":true}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let events = sse_data(text.as_str().unwrap());
+    assert_eq!(events.len(), 3, "{events:?}");
+    let first: Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(
+        (first["content"].as_str(), first["model"].as_str()),
+        (Some("Hello"), Some("m-g"))
+    );
+    let error: Value = serde_json::from_str(&events[2]).unwrap();
+    assert_eq!(
+        error["error"]["message"],
+        "Upstream error: upstream sent an unreadable response"
+    );
+    eventually(Duration::from_secs(5), "billed", || async {
+        let (balance, sum) = server.money(PHONE).await;
+        balance == sum && before - balance == 3
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_channel_at_its_concurrency_cap_passes_calls_to_the_next() {
     let busy = mock_openai::start(Mode::Slow).await;

@@ -1,9 +1,8 @@
 //! `POST /llmage/v1/chat/completions`: the seed's form and OpenAI's, JSON or SSE.
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::extract::{ApiKey, JsonBody};
@@ -47,7 +46,14 @@ pub async fn completions(
         ApiError::Internal
     })??;
     match reply {
-        RelayReply::Json(value) => Ok(Json(value).into_response()),
+        RelayReply::Json(body) => Ok((
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response()),
         RelayReply::Stream(events) => Ok((
             [
                 (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),

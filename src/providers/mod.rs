@@ -1,6 +1,6 @@
 //! Vendor protocols. Chat goes through [`openai`] (any OpenAI-compatible server, DashScope
-//! compatible-mode) or the offline [`sandbox`]; image/video tasks through [`media`]. Both answer with a [`ChatReply`] made of
-//! OpenAI-shaped JSON values, so the relay decorates, meters and bills them in one place.
+//! compatible-mode) or the offline [`sandbox`]; image/video tasks through [`media`]. Both answer with a [`ChatReply`] of
+//! OpenAI-shaped JSON text, so the relay decorates, meters and bills them in one place.
 
 pub mod ark;
 pub mod dashscope;
@@ -15,13 +15,14 @@ use std::pin::Pin;
 use futures_util::Stream;
 use serde_json::Value;
 
-/// A stream of `chat.completion.chunk` objects.
-pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Value, ProviderError>> + Send>>;
+/// A stream of `chat.completion.chunk` objects, each as the JSON text the upstream sent (the relay
+/// reads and rewrites it without building a `Value`; see `relay::rewrite`).
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<String, ProviderError>> + Send>>;
 
 /// What a chat upstream answered.
 pub enum ChatReply {
-    /// A whole `chat.completion` object.
-    Complete(Value),
+    /// A whole `chat.completion` object, as JSON text (checked to have `choices`).
+    Complete(bytes::Bytes),
     /// Chunks, ending when the upstream sent `[DONE]` (or closed).
     Stream(ChunkStream),
 }

@@ -143,9 +143,10 @@ impl OpenAiChat {
             .await
             .map_err(|_| ProviderError::Timeout)?
             .map_err(ProviderError::from_reqwest)?;
-        let value: Value =
-            serde_json::from_slice(&bytes).map_err(|e| ProviderError::Decode(e.to_string()))?;
-        if value.get("choices").is_none() {
+        if !has_choices(&bytes) {
+            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+                return Err(ProviderError::Decode(e.to_string()));
+            }
             // HTTP 200 with an error body.
             return Err(ProviderError::Status {
                 status: 502,
@@ -154,11 +155,13 @@ impl OpenAiChat {
         }
         if stream {
             // Asked for a stream, got a whole completion: replay it as one chunk.
+            let value: Value =
+                serde_json::from_slice(&bytes).map_err(|e| ProviderError::Decode(e.to_string()))?;
             return Ok(ChatReply::Stream(Box::pin(futures_util::stream::iter([
-                Ok(completion_as_chunk(value)),
+                Ok(completion_as_chunk(value).to_string()),
             ]))));
         }
-        Ok(ChatReply::Complete(value))
+        Ok(ChatReply::Complete(bytes))
     }
 
     fn events(&self, response: reqwest::Response) -> super::ChunkStream {
@@ -182,12 +185,23 @@ impl OpenAiChat {
                             if data.is_empty() {
                                 continue;
                             }
-                            match serde_json::from_str::<Value>(data) {
-                                Ok(v) if v.get("error").is_some() && v.get("choices").is_none() => {
-                                    Err(ProviderError::Event(error_message(data.as_bytes())))
+                            // Only a chunk that names "error" can be an error event; the others
+                            // go on as text (the relay reads them).
+                            if data.contains("\"error\"") {
+                                match serde_json::from_str::<Value>(data) {
+                                    Ok(v)
+                                        if v.get("error").is_some()
+                                            && v.get("choices").is_none() =>
+                                    {
+                                        Err(ProviderError::Event(error_message(data.as_bytes())))
+                                    }
+                                    Ok(_) => Ok(data.to_owned()),
+                                    Err(e) => Err(ProviderError::Decode(e.to_string())),
                                 }
-                                Ok(v) => Ok(v),
-                                Err(e) => Err(ProviderError::Decode(e.to_string())),
+                            } else if data.len() == event.data.len() {
+                                Ok(event.data)
+                            } else {
+                                Ok(data.to_owned())
                             }
                         }
                     };
@@ -197,6 +211,22 @@ impl OpenAiChat {
             },
         ))
     }
+}
+
+/// Whether an answer is a JSON object with a `choices` member (a completion, not an error body),
+/// read without building a `Value`.
+fn has_choices(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(default, deserialize_with = "present")]
+        choices: bool,
+    }
+    fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        <serde::de::IgnoredAny as serde::Deserialize>::deserialize(d).map(|_| true)
+    }
+    // A struct also deserializes from a JSON array: only an object counts.
+    let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    is_object && serde_json::from_slice::<Probe>(body).is_ok_and(|p| p.choices)
 }
 
 /// Turn a `chat.completion` into an equivalent single `chat.completion.chunk`.
@@ -214,4 +244,18 @@ fn completion_as_chunk(mut value: Value) -> Value {
         }
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn has_choices_tells_a_completion_from_an_error_body() {
+        assert!(has_choices(br#"{"id":"x","choices":[]}"#));
+        assert!(has_choices(br#"{"choices":null}"#));
+        assert!(!has_choices(br#"{"error":{"message":"quota"}}"#));
+        assert!(!has_choices(b"<html>bad gateway</html>"));
+        assert!(!has_choices(br#"[{"choices":[]}]"#));
+    }
 }

@@ -95,19 +95,24 @@ pub fn produced_text(chunk: &Value) -> String {
                 out.push_str(s);
             }
         }
-        if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
-            for call in calls {
-                if let Some(f) = call.get("function") {
-                    for key in ["name", "arguments"] {
-                        if let Some(s) = f.get(key).and_then(Value::as_str) {
-                            out.push_str(s);
-                        }
-                    }
+        if let Some(calls) = delta.get("tool_calls") {
+            push_tool_call_text(&mut out, calls);
+        }
+    }
+    out
+}
+
+/// Append the function names and arguments of a message's `tool_calls`.
+pub fn push_tool_call_text(out: &mut String, calls: &Value) {
+    for call in calls.as_array().into_iter().flatten() {
+        if let Some(f) = call.get("function") {
+            for key in ["name", "arguments"] {
+                if let Some(s) = f.get(key).and_then(Value::as_str) {
+                    out.push_str(s);
                 }
             }
         }
     }
-    out
 }
 
 #[cfg(test)]

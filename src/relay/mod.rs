@@ -5,6 +5,7 @@
 
 pub mod decorate;
 pub mod request;
+pub mod rewrite;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -49,7 +50,8 @@ impl Target {
 
 /// What the handler sends back.
 pub enum RelayReply {
-    Json(Value),
+    /// A whole `chat.completion`, as JSON text.
+    Json(Bytes),
     /// SSE body bytes (`data: …\n\n` events ending with `data: [DONE]`).
     Stream(tokio_stream::wrappers::ReceiverStream<Result<Bytes, Infallible>>),
 }
@@ -174,15 +176,22 @@ impl ChatRelay {
                 Target::Sandbox => self.sandbox.send(&body, req.stream),
             };
             let failed = match reply {
-                Ok(ChatReply::Complete(value)) => {
-                    if let Some(id) = target.channel_id() {
-                        self.health.success(id);
+                Ok(ChatReply::Complete(raw)) => match rewrite::Answer::parse(&raw) {
+                    Some(answer) => {
+                        if let Some(id) = target.channel_id() {
+                            self.health.success(id);
+                        }
+                        let size = raw.len();
+                        return Ok(RelayReply::Json(
+                            finish_complete(answer, size, &req, bill, target.channel_id()).await,
+                        ));
                     }
-                    return Ok(RelayReply::Json(
-                        finish_complete(value, &req, bill, target.channel_id()).await,
-                    ));
-                }
+                    None => not_json(),
+                },
                 Ok(ChatReply::Stream(mut stream)) => match stream.next().await {
+                    Some(Ok(first)) if rewrite::Answer::parse(first.as_bytes()).is_none() => {
+                        not_json()
+                    }
                     Some(Ok(first)) => {
                         if let Some(id) = target.channel_id() {
                             self.health.success(id);
@@ -270,8 +279,8 @@ fn client_error(e: ProviderError) -> ApiError {
 }
 
 /// Usage from an upstream `usage` object.
-fn reported_usage(value: &Value) -> Option<Usage> {
-    let usage = value.get("usage").filter(|u| u.is_object())?;
+fn usage_from(usage: &Value) -> Option<Usage> {
+    let usage = Some(usage).filter(|u| u.is_object())?;
     let prompt = usage.get("prompt_tokens").and_then(Value::as_u64)?;
     let completion = usage
         .get("completion_tokens")
@@ -285,30 +294,36 @@ fn reported_usage(value: &Value) -> Option<Usage> {
 }
 
 async fn finish_complete(
-    value: Value,
+    answer: rewrite::Answer<'_>,
+    size: usize,
     req: &ChatRequest,
     bill: Bill,
     channel_id: Option<i64>,
-) -> Value {
-    let usage = reported_usage(&value).unwrap_or_else(|| Usage {
-        prompt_tokens: req.prompt_tokens,
-        completion_tokens: tokens::estimate(&decorate::produced_text(&value)),
-        reported: false,
-    });
-    let mut value = decorate::completion(value, &bill.model.id);
+) -> Bytes {
+    let usage = answer
+        .usage()
+        .and_then(usage_from)
+        .unwrap_or_else(|| Usage {
+            prompt_tokens: req.prompt_tokens,
+            completion_tokens: tokens::estimate(&answer.produced_text()),
+            reported: false,
+        });
+    let model = bill.model.clone();
     let credits = bill.close(Some(usage), channel_id, "ok").await;
     let usage_value = serde_json::json!({
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.prompt_tokens + usage.completion_tokens,
     });
-    let target = value
-        .as_object_mut()
-        .map(|o| o.entry("usage").or_insert(usage_value));
-    if let Some(Value::Object(u)) = target {
-        u.insert("credits".into(), credits.into());
-    }
-    value
+    let mut out = Vec::with_capacity(size + 128);
+    answer.write_decorated(
+        &mut out,
+        rewrite::Kind::Completion,
+        &model.id,
+        Some(credits),
+        Some(usage_value),
+    );
+    Bytes::from(out)
 }
 
 impl Bill {
@@ -392,7 +407,7 @@ struct Pump {
 impl Pump {
     async fn run(
         self,
-        first: Value,
+        first: String,
         mut upstream: ChunkStream,
         tx: tokio::sync::mpsc::Sender<Result<Bytes, Infallible>>,
     ) {
@@ -439,39 +454,33 @@ impl Pump {
                     }
                 }
             };
-            match item {
-                Ok(chunk) => {
-                    produced_tokens += tokens::estimate(&decorate::produced_text(&chunk));
-                    let usage_only = chunk
-                        .get("choices")
-                        .and_then(Value::as_array)
-                        .is_some_and(|c| c.is_empty());
-                    if let Some(u) = reported_usage(&chunk) {
-                        reported = Some(u);
-                    }
-                    if usage_only && !self.req.include_usage {
-                        continue;
-                    }
-                    let mut chunk = decorate::chunk(chunk, &model_id);
-                    if let (Some(u), Some(obj)) = (
-                        reported.filter(|_| usage_only),
-                        chunk.get_mut("usage").and_then(Value::as_object_mut),
-                    ) {
-                        obj.insert(
-                            "credits".into(),
-                            chat_cost(&self.bill.model, u.prompt_tokens, u.completion_tokens)
-                                .into(),
-                        );
-                    }
-                    write_data_event(&mut pending, &chunk);
-                }
+            let raw = match item {
+                Ok(raw) => raw,
                 Err(e) => {
-                    tracing::warn!(channel = ?self.channel_id, error = %e, "upstream stream failed mid-way");
+                    self.fail_mid_way(e, &mut pending);
                     outcome = "upstream_error";
-                    pending.extend_from_slice(&error_event(&client_error(e).to_string()));
                     break;
                 }
+            };
+            let Some(chunk) = rewrite::Answer::parse(raw.as_bytes()) else {
+                self.fail_mid_way(not_json(), &mut pending);
+                outcome = "upstream_error";
+                break;
+            };
+            produced_tokens += tokens::estimate(&chunk.produced_text());
+            let usage_only = chunk.usage_only();
+            if let Some(u) = chunk.usage().and_then(usage_from) {
+                reported = Some(u);
             }
+            if usage_only && !self.req.include_usage {
+                continue;
+            }
+            let credits = reported
+                .filter(|_| usage_only)
+                .map(|u| chat_cost(&self.bill.model, u.prompt_tokens, u.completion_tokens));
+            pending.extend_from_slice(b"data: ");
+            chunk.write_decorated(&mut pending, rewrite::Kind::Chunk, &model_id, credits, None);
+            pending.extend_from_slice(b"\n\n");
         }
         // Dropping the upstream stream here closes its connection (stops generation).
         drop(upstream);
@@ -488,6 +497,20 @@ impl Pump {
         });
         self.bill.close(Some(usage), self.channel_id, outcome).await;
     }
+}
+
+impl Pump {
+    /// The stream broke after its first byte reached the client: log it and end the answer with
+    /// an error event.
+    fn fail_mid_way(&self, e: ProviderError, pending: &mut Vec<u8>) {
+        tracing::warn!(channel = ?self.channel_id, error = %e, "upstream stream failed mid-way");
+        pending.extend_from_slice(&error_event(&client_error(e).to_string()));
+    }
+}
+
+/// A chunk that is not JSON (the upstream is not speaking the protocol).
+fn not_json() -> ProviderError {
+    ProviderError::Decode("upstream sent a chunk that is not JSON".into())
 }
 
 fn data_event(value: &Value) -> Bytes {

@@ -26,6 +26,8 @@ pub enum Mode {
     BreakMidStream,
     /// A stream whose first event is an error event (after HTTP 200).
     ErrorFirst,
+    /// A stream that sends two content chunks, then an event whose data is not JSON.
+    GarbageMidStream,
     /// A normal answer after 600 ms of silence (the client may give up first).
     SlowStart,
     /// No response headers for 5 s.
@@ -187,13 +189,14 @@ async fn chat(State(state): State<MockState>, headers: HeaderMap, body: String) 
     let sse = |v: &Value| format!("data: {v}\n\n");
     let error_event =
         "data: {\"error\":{\"message\":\"internal failure\",\"code\":\"InternalError\"}}\n\n";
-    let body = if state.mode == Mode::BreakMidStream {
+    let body = if state.mode == Mode::BreakMidStream || state.mode == Mode::GarbageMidStream {
         let events = stream_events(&model);
-        Body::from(format!(
-            "{}{}{error_event}",
-            sse(&events[3]),
-            sse(&events[4])
-        ))
+        let last = if state.mode == Mode::BreakMidStream {
+            error_event
+        } else {
+            "data: {\"choices\":[{\"delta\":{\"content\":\"cut\n\n"
+        };
+        Body::from(format!("{}{}{last}", sse(&events[3]), sse(&events[4])))
     } else if state.mode == Mode::Stall || state.mode == Mode::Reset {
         let events = stream_events(&model);
         let head = format!("{}{}", sse(&events[3]), sse(&events[4]));

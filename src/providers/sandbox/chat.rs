@@ -55,11 +55,12 @@ impl SandboxChat {
         );
         let created = crate::storage::now_ms() / 1000;
         if !stream {
-            return Ok(ChatReply::Complete(json!({
+            let completion = json!({
                 "id": id, "object": "chat.completion", "created": created, "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": finish}],
                 "usage": usage,
-            })));
+            });
+            return Ok(ChatReply::Complete(completion.to_string().into()));
         }
         let chunk = move |delta: Value, finish: Option<&str>| {
             json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -80,7 +81,7 @@ impl SandboxChat {
                 if i > 0 && !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
-                Ok(c)
+                Ok(c.to_string())
             },
         );
         Ok(ChatReply::Stream(Box::pin(stream)))
@@ -258,9 +259,10 @@ mod tests {
             chunk_delay: Duration::ZERO,
         };
         let body = json!({"model":"m","messages":[{"role":"user","content":"讲一个很长的故事"}],"max_tokens":5});
-        let ChatReply::Complete(v) = sandbox.send(&body, false).unwrap() else {
+        let ChatReply::Complete(raw) = sandbox.send(&body, false).unwrap() else {
             panic!()
         };
+        let v: Value = serde_json::from_slice(&raw).unwrap();
         assert_eq!(v["choices"][0]["finish_reason"], "length");
         assert!(v["usage"]["completion_tokens"].as_u64().unwrap() <= 5);
     }
