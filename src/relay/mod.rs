@@ -316,13 +316,13 @@ async fn finish_complete(
         "total_tokens": usage.prompt_tokens + usage.completion_tokens,
     });
     let mut out = Vec::with_capacity(size + 128);
-    answer.write_decorated(
-        &mut out,
-        rewrite::Kind::Completion,
-        &model.id,
-        Some(credits),
-        Some(usage_value),
-    );
+    let decoration = rewrite::Decoration {
+        kind: rewrite::Kind::Completion,
+        model: &model.id,
+        credits: Some(credits),
+        missing_usage: Some(usage_value),
+    };
+    answer.write_decorated(&mut out, decoration);
     Bytes::from(out)
 }
 
@@ -479,7 +479,13 @@ impl Pump {
                 .filter(|_| usage_only)
                 .map(|u| chat_cost(&self.bill.model, u.prompt_tokens, u.completion_tokens));
             pending.extend_from_slice(b"data: ");
-            chunk.write_decorated(&mut pending, rewrite::Kind::Chunk, &model_id, credits, None);
+            let decoration = rewrite::Decoration {
+                kind: rewrite::Kind::Chunk,
+                model: &model_id,
+                credits,
+                missing_usage: None,
+            };
+            chunk.write_decorated(&mut pending, decoration);
             pending.extend_from_slice(b"\n\n");
         }
         // Dropping the upstream stream here closes its connection (stops generation).

@@ -28,6 +28,18 @@ pub enum Kind {
     Chunk,
 }
 
+/// What to write into an answer besides the upstream's members.
+#[derive(Debug, Clone)]
+pub struct Decoration<'m> {
+    pub kind: Kind,
+    /// Our model id, in place of the upstream's.
+    pub model: &'m str,
+    /// Added to the `usage` object when given.
+    pub credits: Option<i64>,
+    /// Added as `usage` (with the credits) when the answer has none at all.
+    pub missing_usage: Option<Value>,
+}
+
 /// An upstream object, read.
 pub enum Answer<'a> {
     Fast(Shallow<'a>),
@@ -71,19 +83,17 @@ impl<'a> Answer<'a> {
         }
     }
 
-    /// Append the decorated object's JSON to `out`. `credits` goes into its `usage` object when
-    /// given; `missing_usage` is added as `usage` (with the credits) when there is none at all.
-    pub fn write_decorated(
-        self,
-        out: &mut Vec<u8>,
-        kind: Kind,
-        model: &str,
-        credits: Option<i64>,
-        missing_usage: Option<Value>,
-    ) {
+    /// Append the decorated object's JSON to `out`.
+    pub fn write_decorated(self, out: &mut Vec<u8>, decoration: Decoration<'_>) {
         match self {
-            Answer::Fast(a) => a.write_decorated(out, kind, model, credits, missing_usage),
+            Answer::Fast(a) => a.write_decorated(out, decoration),
             Answer::Slow(v) => {
+                let Decoration {
+                    kind,
+                    model,
+                    credits,
+                    missing_usage,
+                } = decoration;
                 let mut v = match kind {
                     Kind::Chunk => decorate::chunk(v, model),
                     Kind::Completion => decorate::completion(v, model),
@@ -194,14 +204,13 @@ impl<'a> Shallow<'a> {
         out
     }
 
-    fn write_decorated(
-        self,
-        out: &mut Vec<u8>,
-        kind: Kind,
-        model: &str,
-        credits: Option<i64>,
-        missing_usage: Option<Value>,
-    ) {
+    fn write_decorated(self, out: &mut Vec<u8>, decoration: Decoration<'_>) {
+        let Decoration {
+            kind,
+            model,
+            credits,
+            missing_usage,
+        } = decoration;
         let choices = self.choices.as_deref().unwrap_or_default();
         let message = choices.first().and_then(|c| match kind {
             Kind::Chunk => c.delta.as_ref(),
@@ -320,8 +329,14 @@ mod tests {
         assert_eq!(fast.usage_only(), slow.usage_only(), "{raw}");
         assert_eq!(fast.usage(), slow.usage(), "{raw}");
         let (mut a, mut b) = (Vec::new(), Vec::new());
-        fast.write_decorated(&mut a, kind, "我的模型", credits, missing.clone());
-        slow.write_decorated(&mut b, kind, "我的模型", credits, missing);
+        let decoration = Decoration {
+            kind,
+            model: "我的模型",
+            credits,
+            missing_usage: missing,
+        };
+        fast.write_decorated(&mut a, decoration.clone());
+        slow.write_decorated(&mut b, decoration);
         let a: Value = serde_json::from_slice(&a).unwrap();
         let b: Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(a, b, "{raw}");
@@ -377,7 +392,13 @@ mod tests {
             let answer = Answer::parse(raw.as_bytes()).unwrap();
             assert!(matches!(answer, Answer::Slow(_)), "{raw}");
             let mut out = Vec::new();
-            answer.write_decorated(&mut out, Kind::Chunk, "m", None, None);
+            let decoration = Decoration {
+                kind: Kind::Chunk,
+                model: "m",
+                credits: None,
+                missing_usage: None,
+            };
+            answer.write_decorated(&mut out, decoration);
             let reference = decorate::chunk(serde_json::from_str(raw).unwrap(), "m");
             assert_eq!(serde_json::from_slice::<Value>(&out).unwrap(), reference);
         }
