@@ -64,11 +64,21 @@ pub async fn credits_add(
         EntryKind::Adjust
     };
     match Ledger::new(core.db.clone())
-        .apply(user.id, amount, kind, &format!("admin: {reason}"), &idem)
+        .apply_labelled(
+            user.id,
+            crate::billing::units(amount),
+            kind,
+            &format!("admin (command line): {reason}"),
+            Some(&format!("管理员调整: {reason}")),
+            &idem,
+        )
         .await?
     {
         Applied::Now { balance } => {
-            println!("user {phone}: {amount:+} credits, balance now {balance}")
+            println!(
+                "user {phone}: {amount:+} credits, balance now {}",
+                crate::billing::credits_text(balance)
+            )
         }
         Applied::Before => {
             println!("user {phone}: this adjustment was already applied; nothing changed")

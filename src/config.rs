@@ -64,6 +64,9 @@ pub struct Config {
     pub default_max_output_tokens: u64,
     /// Seconds a client has to send a request's headers (slowloris protection).
     pub header_read_timeout_secs: u64,
+    /// Seconds a streamed answer waits for a client that stopped reading before it is cut (the
+    /// call is billed for what was produced).
+    pub client_write_timeout_secs: u64,
     /// Seconds to wait for in-flight requests on SIGTERM/Ctrl-C.
     pub shutdown_grace_secs: u64,
     /// Upstream timeouts in seconds.
@@ -258,6 +261,10 @@ pub struct BillingConfig {
     pub recharge_min_yuan: String,
     #[serde(deserialize_with = "yuan_text")]
     pub recharge_max_yuan: String,
+    /// Seconds a process's claim on its chat holds lasts without a heartbeat (renewed every
+    /// third of it): the holds of a process that died are released this long after its last
+    /// heartbeat, and never while it lives.
+    pub hold_lease_secs: u64,
 }
 
 impl Default for BillingConfig {
@@ -266,6 +273,7 @@ impl Default for BillingConfig {
             credits_per_yuan: 100,
             recharge_min_yuan: "1.00".into(),
             recharge_max_yuan: "50000.00".into(),
+            hold_lease_secs: 30,
         }
     }
 }
@@ -409,6 +417,7 @@ impl Default for Config {
             default_price_out: 200,
             default_max_output_tokens: 8192,
             header_read_timeout_secs: 10,
+            client_write_timeout_secs: 60,
             shutdown_grace_secs: 30,
             upstream_connect_timeout_secs: 10,
             upstream_first_byte_timeout_secs: 60,
@@ -604,6 +613,12 @@ impl Config {
         }
         if self.demo_credits < 0 || self.default_price_in < 0 || self.default_price_out < 0 {
             return invalid("demo_credits/default_price_*", "must not be negative");
+        }
+        if self.client_write_timeout_secs == 0 || self.billing.hold_lease_secs < 3 {
+            return invalid(
+                "client_write_timeout_secs/billing.hold_lease_secs",
+                "must be at least 1 and 3 seconds",
+            );
         }
         if self.upstream_first_byte_timeout_secs == 0
             || self.upstream_idle_timeout_secs == 0

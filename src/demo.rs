@@ -42,7 +42,7 @@ pub async fn prepare(config: &Config, core: &Core) -> anyhow::Result<String> {
     );
     println!(
         "演示用户 / demo user: {DEMO_PHONE}, 余额 / balance: {} credits",
-        user.balance
+        crate::billing::credits_text(user.balance)
     );
     println!(
         "演示 API Key / demo API key: {key}   (also in {})",

@@ -26,6 +26,11 @@ pub enum ApiError {
     NotFound(String),
     #[error("Insufficient balance")]
     InsufficientBalance,
+    /// A call the balance cannot pay even at its smallest output bound (amounts in credits).
+    #[error(
+        "Insufficient balance: this call needs at least {needed} credits, balance {balance} (余额不足:本次调用至少需要 {needed} 积分,当前余额 {balance})"
+    )]
+    BalanceShort { needed: String, balance: String },
     /// Too many requests; retry after the given number of seconds (sent as `Retry-After`).
     #[error("Too many requests, retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -76,9 +81,9 @@ impl ApiError {
             | ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::InsufficientBalance | ApiError::RateLimited { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::InsufficientBalance
+            | ApiError::BalanceShort { .. }
+            | ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NoChannel(_)
             | ApiError::Unavailable
             | ApiError::NotConfigured(_)
@@ -170,8 +175,8 @@ impl From<LedgerError> for ApiError {
             LedgerError::InsufficientBalance => ApiError::InsufficientBalance,
             LedgerError::UnknownUser => ApiError::NotFound("user".into()),
             LedgerError::OutOfRange => ApiError::InvalidParameter(format!(
-                "amount must be between -{0} and {0}",
-                crate::billing::ledger::MAX_CHANGE
+                "amount must be between -{0} and {0} credits",
+                crate::billing::credits_text(crate::billing::ledger::MAX_CHANGE)
             )),
             LedgerError::Store(e) => e.into(),
         }

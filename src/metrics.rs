@@ -4,7 +4,7 @@
 //!
 //! - `llmage_http_requests_total{route,method,status}`, `llmage_http_request_duration_seconds{route,method}`
 //! - `llmage_upstream_calls_total{channel,outcome}` (chat calls by channel: ok, failed, rejected, client_closed, …)
-//! - `llmage_chat_tokens_total{model,kind}` and `llmage_credits_charged_total{kind}`
+//! - `llmage_chat_tokens_total{model,kind}` and `llmage_credit_units_charged_total{kind}` (1/10,000 credit)
 //! - `llmage_ledger_operations_total{op}` (reserve, settle, release, refused)
 //! - `llmage_task_steps_total{vendor,step}` and `llmage_tasks{status}` (all processes, sampled)
 //! - `llmage_rate_limited_total{limit}`

@@ -44,6 +44,8 @@ pub struct Inner {
     pub db: Db,
     pub keys: Keys,
     pub ledger: Ledger,
+    /// This process's lease on its chat holds.
+    pub lease: crate::billing::holds::ProcessLease,
     pub channels: Arc<Channels>,
     pub relay: ChatRelay,
     pub files: crate::storage::files::FileStore,
@@ -130,6 +132,12 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         }
     };
     let ledger = Ledger::new(core.db.clone());
+    let lease = crate::billing::holds::ProcessLease::register(
+        core.db.clone(),
+        Duration::from_secs(config.billing.hold_lease_secs),
+    )
+    .await
+    .context("cannot register the process lease")?;
     let outbound = crate::net::OutboundGuard::new(&config.outbound_allow)
         .map_err(|e| anyhow::anyhow!("outbound_allow: {e}"))?;
     let sms = crate::accounts::sms::SmsSender::from_config(&config.auth, http.clone());
@@ -175,6 +183,9 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         default_max_output: config.default_max_output_tokens,
         ledger: crate::billing::group_commit::GroupCommit::start(core.db.clone())
             .context("cannot start the ledger writer")?,
+        balances: ledger.clone(),
+        owner: lease.owner().to_owned(),
+        write_timeout: Duration::from_secs(config.client_write_timeout_secs),
         tracker: TaskTracker::new(),
         abort: CancellationToken::new(),
     };
@@ -196,6 +207,7 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         orders: crate::payments::orders::Orders::new(core.db.clone()),
         alipay,
         ledger,
+        lease,
         db: core.db,
         channels: Arc::new(channels),
         relay,
@@ -297,6 +309,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "some billing tasks did not finish; their reservations are released by the next start"
         );
     }
+    // Every call of ours is settled: give the lease up so nothing waits for it to expire.
+    state.lease.end().await;
     state.db.close().await;
     tracing::info!("llmage stopped");
     Ok(())
@@ -436,30 +450,8 @@ fn spawn_background_jobs(state: &AppState, stop: CancellationToken) {
             }
         }
     });
-    // A chat call holds its reservation for at most the upstream's total timeout; an open one
-    // older than that (plus a margin) belongs to a process that died mid-call. Swept at start and
-    // then a few times per such period.
-    let ledger = state.ledger.clone();
-    let stale = state.config.upstream_total_timeout_secs.saturating_add(5);
-    let stale_ms = i64::try_from(stale.saturating_mul(1000)).unwrap_or(i64::MAX);
-    let sweep_every = Duration::from_millis((stale.saturating_mul(250)).clamp(1_000, 60_000));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(sweep_every);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = stop.cancelled() => break,
-            }
-            match ledger
-                .release_stale(crate::relay::CHAT_PURPOSE, stale_ms)
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!(released = n, "released stale chat reservations"),
-                Err(e) => tracing::warn!(error = %e, "stale reservation sweep failed"),
-            }
-        }
-    });
+    // Holds live as long as their owner process: renew ours, release those of dead processes.
+    tokio::spawn(state.lease.clone().keep(state.ledger.clone(), stop));
 }
 
 async fn wait_for_signal() {

@@ -405,13 +405,18 @@ async fn finance_views_list_the_ledger_and_usage_as_json_and_csv() {
         .await
         .unwrap();
     let entries = ledger["data"].as_array().unwrap();
-    // The grant, then a reserve and a settle per call, newest first; amounts sum to the balance.
-    assert_eq!(entries.len(), 5, "{ledger}");
-    let sum: i64 = entries.iter().map(|e| e["amount"].as_i64().unwrap()).sum();
-    let (balance, ledger_sum) = server.money(phone).await;
+    // The grant, then one line per call (its hold and settlement summed), newest first, each
+    // with what the user reads for it; amounts sum to the balance.
+    assert_eq!(entries.len(), 3, "{ledger}");
+    let units = |v: &Value| (v.as_f64().unwrap() * 10_000.0).round() as i64;
+    let sum: i64 = entries.iter().map(|e| units(&e["amount"])).sum();
+    let (balance, ledger_sum) = server.money_units(phone).await;
     assert_eq!((sum, balance), (ledger_sum, ledger_sum));
-    assert_eq!(entries[0]["balance_after"].as_i64().unwrap(), balance);
-    assert_eq!(ledger["balance"].as_i64().unwrap(), balance);
+    assert_eq!(units(&entries[0]["balance_after"]), balance);
+    assert_eq!(units(&ledger["balance"]), balance);
+    assert_eq!(entries[0]["kind"], "chat");
+    assert_eq!(entries[0]["description"], "对话 qwen3-max");
+    assert_eq!(entries[2]["description"], "管理员调整: 测试, \"充值\"");
 
     let csv = http
         .get(server.url("/api/finance/ledger?format=csv"))
@@ -427,10 +432,10 @@ async fn finance_views_list_the_ledger_and_usage_as_json_and_csv() {
     );
     let text = csv.text().await.unwrap();
     let text = text.trim_start_matches('\u{feff}');
-    assert!(text.starts_with("id,created_at,kind,amount,balance_after,reason"));
-    assert_eq!(text.lines().count(), 6);
+    assert!(text.starts_with("id,created_at,kind,amount,balance_after,status,description"));
+    assert_eq!(text.lines().count(), 4);
     assert!(
-        text.contains("\"admin: 测试, \"\"充值\"\"\""),
+        text.contains("\"管理员调整: 测试, \"\"充值\"\"\""),
         "quoted: {text}"
     );
 
@@ -444,10 +449,7 @@ async fn finance_views_list_the_ledger_and_usage_as_json_and_csv() {
         .unwrap();
     assert_eq!(usage["data"][0]["model"], "qwen3-max");
     assert_eq!(usage["data"][0]["calls"], 2);
-    assert_eq!(
-        usage["data"][0]["credits"].as_i64().unwrap(),
-        5000 - balance
-    );
+    assert_eq!(units(&usage["data"][0]["credits"]), 5000 * 10_000 - balance);
     let usage_csv = http
         .get(server.url("/api/finance/usage?format=csv"))
         .send()
@@ -927,9 +929,11 @@ async fn the_console_session_calls_the_gateway_only_with_its_csrf_token() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 429);
-    assert_eq!(
-        resp.text().await.unwrap(),
-        r#"{"error":"Insufficient balance"}"#
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .starts_with(r#"{"error":"Insufficient balance: this call needs at least "#)
     );
     let resp = http
         .get(server.url("/llmage/v1/models"))
@@ -949,7 +953,7 @@ async fn the_console_session_calls_the_gateway_only_with_its_csrf_token() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let (balance, sum) = server.money(phone).await;
+    let (balance, sum) = server.money_units(phone).await;
     assert_eq!(balance, sum);
-    assert!(balance < 500);
+    assert!(balance < 500 * 10_000);
 }

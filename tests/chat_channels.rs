@@ -213,9 +213,10 @@ async fn fails_over_to_the_next_channel_on_503() {
     );
     assert_eq!(broken.seen.calls.load(Ordering::SeqCst), 2);
     assert_eq!(good.seen.calls.load(Ordering::SeqCst), 2);
-    // Billed by the good upstream's usage: qwen3-max 600 / 2400 per million → 0.6 + 4.8 → 6.
+    // Billed by the good upstream's usage: qwen3-max 600 / 2400 per million → 0.6 + 4.8 = 5.4.
+    let left = 100_000 * 10_000 - 2 * 54_000;
     eventually(Duration::from_secs(5), "billing", || async {
-        server.money(PHONE).await == (100_000 - 12, 100_000 - 12)
+        server.money_units(PHONE).await == (left, left)
     })
     .await;
 

@@ -231,7 +231,8 @@ async fn seed_chat_curls_work_streaming_and_not() {
     let usage: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
     assert_eq!(usage["choices"], json!([]));
     assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 0);
-    assert!(usage["usage"]["credits"].as_i64().unwrap() >= 1);
+    // A fraction of a credit: the tokens at list price.
+    assert!(usage["usage"]["credits"].as_f64().unwrap() > 0.0);
 }
 
 #[tokio::test]

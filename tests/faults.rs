@@ -15,21 +15,11 @@ use common::{DEMO_KEY, Opts, Server, eventually};
 use serde_json::{Value, json};
 
 async fn scalar(server: &Server, sql: &str) -> i64 {
-    let db = server.db().await;
-    let n: i64 = sqlx::query_scalar(sql)
-        .fetch_one(db.reader())
-        .await
-        .unwrap();
-    db.close().await;
-    n
+    server.count(sql).await
 }
 
 async fn open_reservations(server: &Server) -> i64 {
-    scalar(
-        server,
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM reservations WHERE status = 'open'",
-    )
-    .await
+    server.open_holds().await
 }
 
 fn chat_opts() -> Opts {
@@ -68,14 +58,17 @@ async fn sigkill_mid_stream_then_every_reservation_is_settled_or_released() {
         for s in streams {
             let _ = s.await;
         }
-        // Calls cut by the crash are released by the sweep once older than the upstream timeout.
+        // Holds of calls cut by the crash are released once the killed process's lease runs out.
         eventually(Duration::from_secs(20), "no open reservation", || async {
             open_reservations(&server).await == 0
         })
         .await;
-        let (balance, sum) = server.money(phone).await;
+        let (balance, sum) = server.money_units(phone).await;
         assert_eq!(balance, sum, "round {round}: balance equals the ledger sum");
-        assert!((0..=100_000).contains(&balance), "round {round}: {balance}");
+        assert!(
+            (0..=100_000 * 10_000).contains(&balance),
+            "round {round}: {balance}"
+        );
     }
     // And the gateway works as before.
     let (status, body) = server
@@ -399,7 +392,7 @@ async fn a_database_outage_answers_503_and_recovers_without_a_restart() {
     let (status, _) = server.get_json("/healthz", None).await;
     assert_eq!(status, 200);
     assert_eq!(open_reservations(&server).await, 0);
-    let (balance, sum) = server.money(common::demo_phone()).await;
+    let (balance, sum) = server.money_units(common::demo_phone()).await;
     assert_eq!(balance, sum);
     assert!(!server.log().contains("panicked"));
 }
@@ -718,13 +711,13 @@ async fn one_chat_against(
         open_reservations(&server).await == 0
     })
     .await;
-    let (balance, sum) = server.money(phone).await;
+    let (balance, sum) = server.money_units(phone).await;
     assert_eq!(balance, sum);
     assert!(!server.log().contains("panicked"));
-    (status, body, 100_000 - balance, retry_after)
+    (status, body, 100_000 * 10_000 - balance, retry_after)
 }
 
-/// (what, mode, stream, status, the body contains, credits taken)
+/// (what, mode, stream, status, the body contains, units taken)
 type ChatCase = (
     &'static str,
     Option<common::mock_openai::Mode>,
@@ -737,7 +730,7 @@ type ChatCase = (
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_faults_end_chat_calls_with_a_clear_error_and_the_right_money() {
     use common::mock_openai::Mode as M;
-    // (what, mode, stream, status, body contains, credits taken)
+    // (what, mode, stream, status, body contains, units taken (1/10,000 credit))
     let cases: Vec<ChatCase> = vec![
         (
             "connection refused",
@@ -777,7 +770,7 @@ async fn upstream_faults_end_chat_calls_with_a_clear_error_and_the_right_money()
             true,
             200,
             "\"error\"",
-            1..=5,
+            1..=50_000,
         ),
         (
             "stream reset mid-way",
@@ -785,7 +778,7 @@ async fn upstream_faults_end_chat_calls_with_a_clear_error_and_the_right_money()
             true,
             200,
             "\"error\"",
-            1..=5,
+            1..=50_000,
         ),
     ];
     let runs = futures_util::future::join_all(

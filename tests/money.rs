@@ -69,7 +69,12 @@ async fn concurrent_chats_never_overdraw() {
         match status {
             200 => ok += 1,
             429 => {
-                assert_eq!(body, r#"{"error":"Insufficient balance"}"#);
+                assert!(
+                    body.starts_with(
+                        r#"{"error":"Insufficient balance: this call needs at least "#
+                    ),
+                    "{body}"
+                );
                 refused += 1;
             }
             other => panic!("unexpected {other}: {body}"),
@@ -79,21 +84,27 @@ async fn concurrent_chats_never_overdraw() {
         ok > 0 && refused > 0,
         "some calls fit and some did not: ok={ok} refused={refused}"
     );
+    // This mock reports 1000 + 2000 tokens whatever bound it is sent (an upstream that ignores
+    // `max_tokens`): a call whose bound was lowered to what the balance affords pays its hold,
+    // never more. Every call's charge is in its usage row.
+    let db = server.db().await;
     eventually(Duration::from_secs(10), "all calls settled", || async {
-        let (balance, sum) = server.money(phone).await;
-        balance == sum && balance == credits - 3 * ok
+        let (balance, sum) = server.money_units(phone).await;
+        let used: i64 =
+            sqlx::query_scalar("SELECT CAST(COALESCE(SUM(credits), 0) AS BIGINT) FROM chat_usage")
+                .fetch_one(db.reader())
+                .await
+                .unwrap();
+        balance == sum && balance == credits * 10_000 - used
     })
     .await;
-    let (balance, _) = server.money(phone).await;
+    let (balance, _) = server.money_units(phone).await;
     assert!(balance >= 0);
-    let db = server.db().await;
-    let open: i64 = sqlx::query_scalar(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM reservations WHERE status = 'open'",
-    )
-    .fetch_one(db.reader())
-    .await
-    .unwrap();
-    assert_eq!(open, 0, "every reservation was settled");
+    assert_eq!(
+        server.open_holds().await,
+        0,
+        "every reservation was settled"
+    );
     let negative: i64 =
         sqlx::query_scalar("SELECT CAST(COUNT(*) AS BIGINT) FROM ledger WHERE balance_after < 0")
             .fetch_one(db.reader())

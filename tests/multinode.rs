@@ -33,7 +33,7 @@ async fn task(server: &Server, id: &str) -> Value {
 async fn two_processes_share_the_work_and_survive_one_being_killed() {
     let mut first = Server::start(opts()).await;
     let second = first.start_sibling(opts()).await;
-    let (before, _) = first.money(demo_phone()).await;
+    let (before, _) = first.money_units(demo_phone()).await;
     let other_key = first.user("13900000077", 1_000_000);
 
     // Load on both: tasks and chat calls alternate between the processes.
@@ -63,7 +63,8 @@ async fn two_processes_share_the_work_and_survive_one_being_killed() {
             )
             .await;
         assert_eq!(status, 200, "{answer}");
-        chat_credits += answer["usage"]["credits"].as_i64().unwrap();
+        // usage.credits is a decimal of up to 4 places: in units, exactly.
+        chat_credits += (answer["usage"]["credits"].as_f64().unwrap() * 10_000.0).round() as i64;
     }
     // Both processes work on tasks: each has sent some to the vendor.
     eventually(Duration::from_secs(20), "tasks with the vendor", || async {
@@ -104,7 +105,7 @@ async fn two_processes_share_the_work_and_survive_one_being_killed() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert_eq!(done["status"], "SUCCEEDED", "{done}");
-        task_credits += done["usage"]["credits"].as_i64().unwrap();
+        task_credits += done["usage"]["credits"].as_i64().unwrap() * 10_000;
     }
 
     // Exactly once: one settled reservation per task, none open, money exact.
@@ -125,7 +126,7 @@ async fn two_processes_share_the_work_and_survive_one_being_killed() {
             .try_get("n")
             .unwrap();
     assert_eq!(open, 0);
-    let (balance, sum) = second.money(demo_phone()).await;
+    let (balance, sum) = second.money_units(demo_phone()).await;
     assert_eq!(balance, sum);
     assert_eq!(balance, before - task_credits - chat_credits);
 

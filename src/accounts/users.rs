@@ -136,7 +136,7 @@ impl Users {
             if let Applied::Now { balance } = ledger
                 .apply(
                     user.id,
-                    credits,
+                    crate::billing::units(credits),
                     EntryKind::Grant,
                     "initial credits",
                     grant_key,

@@ -60,7 +60,7 @@ pub async fn users(
     let users = state.users.list(limit, q.before).await?;
     let data: Vec<Value> = users
         .iter()
-        .map(|u| json!({"id": u.id, "phone": u.phone, "role": u.role, "balance": u.balance, "disabled": u.disabled}))
+        .map(|u| json!({"id": u.id, "phone": u.phone, "role": u.role, "balance": crate::billing::credits_json(u.balance), "disabled": u.disabled}))
         .collect();
     Ok(Json(json!({"object": "list", "data": data})))
 }
@@ -85,10 +85,12 @@ pub async fn credits(
 ) -> Result<Json<Value>, ApiError> {
     let amount = body
         .get("amount")
-        .and_then(Value::as_i64)
+        .and_then(crate::billing::units_from_credits)
         .filter(|a| *a != 0)
         .ok_or_else(|| {
-            ApiError::InvalidParameter("amount must be a non-zero integer (credits)".into())
+            ApiError::InvalidParameter(
+                "amount must be a non-zero number of credits with at most 4 decimal places".into(),
+            )
         })?;
     let reason = body
         .get("reason")
@@ -105,13 +107,20 @@ pub async fn credits(
     } else {
         EntryKind::Adjust
     };
-    let why = format!("admin {} ({}): {reason}", admin.user.id, admin.user.phone);
-    match state.ledger.apply(id, amount, kind, &why, &idem).await? {
+    // The admin's id stays in the internal reason; the user reads only the reason given.
+    let why = format!("admin #{}: {reason}", admin.user.id);
+    let label = format!("管理员调整: {reason}");
+    let shown = crate::billing::credits_json(amount);
+    match state
+        .ledger
+        .apply_labelled(id, amount, kind, &why, Some(&label), &idem)
+        .await?
+    {
         Applied::Now { balance } => Ok(Json(
-            json!({"user_id": id, "amount": amount, "balance": balance}),
+            json!({"user_id": id, "amount": shown, "balance": crate::billing::credits_json(balance)}),
         )),
         Applied::Before => Ok(Json(
-            json!({"user_id": id, "amount": amount, "already_applied": true}),
+            json!({"user_id": id, "amount": shown, "already_applied": true}),
         )),
     }
 }

@@ -83,7 +83,7 @@ impl FromRequestParts<AppState> for SessionUser {
 }
 
 fn user_json(user: &User) -> Value {
-    json!({"id": user.id, "phone": user.phone, "role": user.role, "balance": user.balance})
+    json!({"id": user.id, "phone": user.phone, "role": user.role, "balance": crate::billing::credits_json(user.balance)})
 }
 
 fn phone_of(body: &Value) -> Result<String, ApiError> {
@@ -203,7 +203,7 @@ pub async fn logout(State(state): State<AppState>, who: SessionUser) -> Result<R
 /// `GET /api/me`.
 pub async fn me(who: SessionUser) -> Json<Value> {
     Json(
-        json!({"user": user_json(&who.user), "balance": who.user.balance, "csrf_token": who.session.csrf_token}),
+        json!({"user": user_json(&who.user), "balance": crate::billing::credits_json(who.user.balance), "csrf_token": who.session.csrf_token}),
     )
 }
 
@@ -217,5 +217,7 @@ pub async fn balance(
     ApiKey(owner): ApiKey,
 ) -> Result<Json<Value>, ApiError> {
     let balance = state.ledger.balance(owner.user_id).await?;
-    Ok(Json(json!({"balance": balance, "user_id": owner.user_id})))
+    Ok(Json(
+        json!({"balance": crate::billing::credits_json(balance), "user_id": owner.user_id}),
+    ))
 }

@@ -84,43 +84,26 @@ pub(super) fn csv_response(
         (status = 400, description = "Bad format or limit", body = super::schema::ErrorBody),
     ),
     security(("session" = [])))]
-/// `GET /api/finance/ledger`.
+/// `GET /api/finance/ledger`: one row per call (its hold and settlement as one amount) and
+/// one per other balance change, newest first, each with what the user reads for it.
 pub async fn ledger(
     State(state): State<AppState>,
     who: SessionUser,
     ApiQuery(q): ApiQuery<FinanceQuery>,
 ) -> Result<Response, ApiError> {
-    let rows = sqlx::query(
-        "SELECT id, amount, balance_after, kind, reason, created_at FROM ledger WHERE user_id = $1 ORDER BY id DESC LIMIT $2",
-    )
-    .bind(who.user.id)
-    .bind(q.limit()?)
-    .fetch_all(state.db.reader())
-    .await
-    .map_err(StoreError::from)?;
-    let mut entries = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let get = |c: &str| r.try_get::<i64, _>(c).map_err(StoreError::from);
-        entries.push((
-            get("id")?,
-            get("amount")?,
-            get("balance_after")?,
-            r.try_get::<String, _>("kind").map_err(StoreError::from)?,
-            r.try_get::<String, _>("reason").map_err(StoreError::from)?,
-            get("created_at")? / 1000,
-        ));
-    }
+    let rows = consumption_rows(&state, who.user.id, q.limit()?).await?;
     if q.csv()? {
-        let rows: Vec<Vec<String>> = entries
+        let rows: Vec<Vec<String>> = rows
             .iter()
-            .map(|(id, amount, after, kind, reason, at)| {
+            .map(|r| {
                 vec![
-                    id.to_string(),
-                    at.to_string(),
-                    kind.clone(),
-                    amount.to_string(),
-                    after.to_string(),
-                    reason.clone(),
+                    r.id.to_string(),
+                    r.created_at.to_string(),
+                    r.kind.to_owned(),
+                    crate::billing::credits_text(r.amount),
+                    crate::billing::credits_text(r.balance_after),
+                    r.status.to_owned(),
+                    r.description.clone(),
                 ]
             })
             .collect();
@@ -132,18 +115,135 @@ pub async fn ledger(
                 "kind",
                 "amount",
                 "balance_after",
-                "reason",
+                "status",
+                "description",
             ],
             &rows,
         );
     }
-    let data: Vec<Value> = entries
+    let data: Vec<Value> = rows
         .iter()
-        .map(|(id, amount, after, kind, reason, at)| {
-            json!({"id": id, "created_at": at, "kind": kind, "amount": amount, "balance_after": after, "reason": reason})
+        .map(|r| {
+            json!({
+                "id": r.id, "created_at": r.created_at, "kind": r.kind,
+                "amount": crate::billing::credits_json(r.amount),
+                "balance_after": crate::billing::credits_json(r.balance_after),
+                "status": r.status, "description": r.description,
+            })
         })
         .collect();
-    Ok(Json(json!({"object": "list", "balance": who.user.balance, "data": data})).into_response())
+    let balance = crate::billing::credits_json(who.user.balance);
+    Ok(Json(json!({"object": "list", "balance": balance, "data": data})).into_response())
+}
+
+/// One line of the finance ledger.
+struct Consumption {
+    /// The id of its first ledger row.
+    id: i64,
+    created_at: i64,
+    /// `chat`, `task`, or the ledger kind of a change that is not a call.
+    kind: &'static str,
+    /// Units, the sum of its rows.
+    amount: i64,
+    /// Units, after its last row.
+    balance_after: i64,
+    /// `done`, or `pending` while a call still holds credits.
+    status: &'static str,
+    description: String,
+}
+
+/// A user's ledger grouped by call: the rows of one hold (reserve, settle or release) become
+/// one line with their sum, dated and numbered by the first and showing the balance after the
+/// last.
+async fn consumption_rows(
+    state: &AppState,
+    user_id: i64,
+    limit: i64,
+) -> Result<Vec<Consumption>, ApiError> {
+    let rows = sqlx::query(
+        "SELECT g.first_id, g.amount, g.created_at, l.balance_after, f.kind, f.reason, f.label, \
+         r.purpose, r.status AS hold_status, r.model \
+         FROM (SELECT MIN(id) AS first_id, MAX(id) AS last_id, CAST(SUM(amount) AS BIGINT) AS amount, \
+               MIN(created_at) AS created_at \
+               FROM ledger WHERE user_id = $1 \
+               GROUP BY COALESCE(reservation_id, CAST(id AS TEXT))) g \
+         JOIN ledger l ON l.id = g.last_id \
+         JOIN ledger f ON f.id = g.first_id \
+         LEFT JOIN reservations r ON r.id = f.reservation_id \
+         ORDER BY g.first_id DESC LIMIT $2",
+    )
+    .bind(user_id)
+    .bind(limit)
+    .fetch_all(state.db.reader())
+    .await
+    .map_err(StoreError::from)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let get = |c: &str| r.try_get::<i64, _>(c).map_err(StoreError::from);
+        let text = |c: &str| r.try_get::<Option<String>, _>(c).map_err(StoreError::from);
+        let entry_kind = text("kind")?.unwrap_or_default();
+        let label = text("label")?;
+        let purpose = text("purpose")?;
+        let (kind, description) = match purpose.as_deref() {
+            Some(p) if p.starts_with("chat") => (
+                "chat",
+                label.unwrap_or_else(|| {
+                    format!("对话 {}", text("model").ok().flatten().unwrap_or_default())
+                }),
+            ),
+            Some(_) => (
+                "task",
+                label.unwrap_or_else(|| {
+                    format!("任务 {}", text("model").ok().flatten().unwrap_or_default())
+                }),
+            ),
+            None => {
+                let kind = change_kind(&entry_kind);
+                let reason = text("reason")?.unwrap_or_default();
+                let description = label.unwrap_or_else(|| change_words(kind, &reason));
+                (kind, description)
+            }
+        };
+        let pending = text("hold_status")?.as_deref() == Some("open");
+        out.push(Consumption {
+            id: get("first_id")?,
+            created_at: get("created_at")? / 1000,
+            kind,
+            amount: get("amount")?,
+            balance_after: get("balance_after")?,
+            status: if pending { "pending" } else { "done" },
+            description,
+        });
+    }
+    Ok(out)
+}
+
+/// The ledger kind of a change that is not a call, as a static word.
+fn change_kind(kind: &str) -> &'static str {
+    match kind {
+        "grant" => "grant",
+        "adjust" => "adjust",
+        "redeem" => "redeem",
+        "recharge" => "recharge",
+        "release" => "release",
+        "settle" => "settle",
+        _ => "reserve",
+    }
+}
+
+/// What a user reads for a change written before rows had labels (the internal reason of an
+/// admin change names the admin and is not shown).
+fn change_words(kind: &str, reason: &str) -> String {
+    match kind {
+        "grant" if reason == "initial credits" || reason.starts_with("demo") => "赠送积分".into(),
+        "grant" | "adjust" => match reason.split_once(": ") {
+            Some((_, why)) if reason.starts_with("admin") => format!("管理员调整: {why}"),
+            _ => "管理员调整".into(),
+        },
+        "redeem" => "兑换码".into(),
+        "recharge" => "支付宝充值".into(),
+        _ => "余额变动".into(),
+    }
 }
 
 #[utoipa::path(get, path = "/api/finance/usage", tag = "finance",
@@ -170,7 +270,7 @@ pub async fn usage(
          GROUP BY CAST(created_at / 86400000 AS BIGINT), model \
          UNION ALL \
          SELECT CAST(created_at / 86400000 AS BIGINT) AS day, model, CAST(COUNT(*) AS BIGINT) AS calls, \
-         CAST(COALESCE(SUM(credits), 0) AS BIGINT) AS credits, 'task' AS kind FROM tasks WHERE user_id = $1 AND status = 'SUCCEEDED' \
+         CAST(COALESCE(SUM(credits), 0) * 10000 AS BIGINT) AS credits, 'task' AS kind FROM tasks WHERE user_id = $1 AND status = 'SUCCEEDED' \
          GROUP BY CAST(created_at / 86400000 AS BIGINT), model \
          ORDER BY day DESC, model LIMIT $2",
     )
@@ -200,7 +300,7 @@ pub async fn usage(
                     m.clone(),
                     k.clone(),
                     c.to_string(),
-                    cr.to_string(),
+                    crate::billing::credits_text(*cr),
                 ]
             })
             .collect();
@@ -212,9 +312,9 @@ pub async fn usage(
     }
     let data: Vec<Value> = items
         .iter()
-        .map(
-            |(d, m, k, c, cr)| json!({"date": d, "model": m, "kind": k, "calls": c, "credits": cr}),
-        )
+        .map(|(d, m, k, c, cr)| {
+            json!({"date": d, "model": m, "kind": k, "calls": c, "credits": crate::billing::credits_json(*cr)})
+        })
         .collect();
     Ok(Json(json!({"object": "list", "data": data})).into_response())
 }
@@ -249,7 +349,9 @@ pub async fn redeem(
         .redeem(who.user.id, code)
         .await
     {
-        Ok((credits, balance)) => Ok(Json(json!({"credits": credits, "balance": balance}))),
+        Ok((credits, balance)) => Ok(Json(
+            json!({"credits": credits, "balance": crate::billing::credits_json(balance)}),
+        )),
         Err(e @ (RedeemError::Unknown | RedeemError::Used)) => {
             Err(ApiError::BadCode(e.to_string()))
         }

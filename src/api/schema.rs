@@ -80,8 +80,8 @@ pub struct ChatUsage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
-    /// Credits this call cost.
-    pub credits: i64,
+    /// Credits this call cost (a decimal with up to 4 places: tokens × list price).
+    pub credits: f64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -203,8 +203,8 @@ pub struct TaskList {
 
 #[derive(Serialize, ToSchema)]
 pub struct Balance {
-    /// Credits.
-    pub balance: i64,
+    /// Credits (a decimal with up to 4 places).
+    pub balance: f64,
     pub user_id: i64,
 }
 
@@ -243,7 +243,8 @@ pub struct UserInfo {
     pub phone: String,
     /// `user` or `admin`.
     pub role: String,
-    pub balance: i64,
+    /// Credits (a decimal with up to 4 places).
+    pub balance: f64,
 }
 
 /// The login's answer; the session is the `llmage_session` cookie.
@@ -257,7 +258,7 @@ pub struct LoginAnswer {
 #[derive(Serialize, ToSchema)]
 pub struct Me {
     pub user: UserInfo,
-    pub balance: i64,
+    pub balance: f64,
     pub csrf_token: String,
 }
 
@@ -320,20 +321,26 @@ pub struct Revoked {
 
 #[derive(Serialize, ToSchema)]
 pub struct LedgerEntry {
+    /// The id of its first ledger row.
     pub id: i64,
     pub created_at: i64,
-    /// grant, adjust, reserve, settle, release, redeem, recharge.
+    /// `chat` or `task` for a call (its hold and settlement as one line); grant, adjust, redeem
+    /// or recharge for other changes.
     pub kind: String,
-    pub amount: i64,
-    pub balance_after: i64,
-    pub reason: String,
+    /// Credits (negative: spent), a decimal with up to 4 places.
+    pub amount: f64,
+    pub balance_after: f64,
+    /// `done`, or `pending` while the call still holds credits.
+    pub status: String,
+    /// What it was (`对话 qwen3-max`, `视频 happyhorse-1.0-t2v 5 秒 720P`, `管理员调整: …`).
+    pub description: String,
 }
 
 /// JSON, or CSV with `?format=csv`.
 #[derive(Serialize, ToSchema)]
 pub struct LedgerPage {
     pub object: String,
-    pub balance: i64,
+    pub balance: f64,
     pub data: Vec<LedgerEntry>,
 }
 
@@ -345,7 +352,7 @@ pub struct UsageRow {
     /// `chat` or `task`.
     pub kind: String,
     pub calls: i64,
-    pub credits: i64,
+    pub credits: f64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -363,7 +370,7 @@ pub struct RedeemBody {
 #[derive(Serialize, ToSchema)]
 pub struct Redeemed {
     pub credits: i64,
-    pub balance: i64,
+    pub balance: f64,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -410,7 +417,7 @@ pub struct AdminUserRow {
     pub id: i64,
     pub phone: String,
     pub role: String,
-    pub balance: i64,
+    pub balance: f64,
     pub disabled: bool,
 }
 
@@ -422,9 +429,9 @@ pub struct AdminUserList {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct CreditsBody {
-    /// Credits to add (negative: take), not 0.
+    /// Credits to add (negative: take), not 0; at most 4 decimal places.
     #[schema(minimum = -1_000_000_000_000_i64, maximum = 1_000_000_000_000_i64)]
-    pub amount: i64,
+    pub amount: f64,
     pub reason: String,
     /// Makes a retried adjustment apply once.
     #[schema(nullable = false)]
@@ -434,9 +441,9 @@ pub struct CreditsBody {
 #[derive(Serialize, ToSchema)]
 pub struct CreditsDone {
     pub user_id: i64,
-    pub amount: i64,
+    pub amount: f64,
     #[schema(nullable = false)]
-    pub balance: Option<i64>,
+    pub balance: Option<f64>,
     #[schema(nullable = false)]
     pub already_applied: Option<bool>,
 }

@@ -10,6 +10,8 @@ use crate::catalog::{Model, Price};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Quote {
     pub credits: i64,
+    /// What the user reads for the task in the finance views (`视频 happyhorse-1.0-t2v 5 秒 720P`).
+    pub label: String,
     /// The seed's usage fields (`action`, `type`, `model`, `resolution`, `off_peak`, `duration`,
     /// `credits`).
     pub usage: Value,
@@ -57,6 +59,7 @@ pub fn quote(model: &Model, category: &str, params: &Map<String, Value>) -> Quot
     match &model.price {
         Price::Image { per_image } => Quote {
             credits: *per_image,
+            label: format!("图片 {}", model.id),
             usage: json!({"action": category, "credits": per_image, "type": type_word(category), "model": model.id, "count": 1}),
         },
         Price::VideoSecond {
@@ -81,8 +84,17 @@ pub fn quote(model: &Model, category: &str, params: &Map<String, Value>) -> Quot
                 (true, Some(percent)) => (full * percent + 99) / 100,
                 _ => full,
             };
+            let mut label = format!("视频 {} {duration} 秒", model.id);
+            if let Some(r) = &resolution {
+                label.push(' ');
+                label.push_str(&r.to_ascii_uppercase());
+            }
+            if off {
+                label.push_str(" 错峰");
+            }
             Quote {
                 credits,
+                label,
                 usage: json!({
                     "action": category, "credits": credits, "type": type_word(category), "model": model.id,
                     "resolution": resolution, "off_peak": off, "duration": duration,
@@ -91,6 +103,7 @@ pub fn quote(model: &Model, category: &str, params: &Map<String, Value>) -> Quot
         }
         Price::Tokens { .. } => Quote {
             credits: 0,
+            label: format!("对话 {}", model.id),
             usage: json!({"action": category, "credits": 0, "model": model.id}),
         },
     }
@@ -160,6 +173,15 @@ mod tests {
             )
             .credits,
             240
+        );
+        assert_eq!(
+            quote(
+                hh,
+                "t2v",
+                &params(json!({"resolution":"720P","duration":5}))
+            )
+            .label,
+            "视频 happyhorse-1.0-t2v 5 秒 720P"
         );
         let img = quote(catalog.get("wan2.2-t2i-plus").unwrap(), "t2i", &Map::new());
         assert_eq!(

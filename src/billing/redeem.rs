@@ -156,11 +156,12 @@ impl Redeem {
         let credits: i64 = row.try_get("credits").map_err(StoreError::from)?;
         match self
             .ledger
-            .apply(
+            .apply_labelled(
                 user_id,
-                credits,
+                super::units(credits),
                 EntryKind::Redeem,
                 &format!("redeem code #{id}"),
+                Some(&format!("兑换码 #{id}")),
                 &format!("redeem:{id}"),
             )
             .await?

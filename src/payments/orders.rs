@@ -140,15 +140,16 @@ impl Orders {
     pub async fn mark_paid(&self, order: &Order, trade_no: &str) -> Result<Paid, LedgerError> {
         let applied = self
             .ledger
-            .apply(
+            .apply_labelled(
                 order.user_id,
-                order.credits,
+                crate::billing::units(order.credits),
                 EntryKind::Recharge,
                 &format!(
                     "支付宝充值 {} 元 / Alipay recharge, order {}, trade {trade_no}",
                     order.amount_yuan(),
                     order.id
                 ),
+                Some(&format!("支付宝充值 ¥{}", order.amount_yuan())),
                 &format!("recharge:{}", order.id),
             )
             .await?;

@@ -102,6 +102,28 @@ pub fn produced_text(chunk: &Value) -> String {
     out
 }
 
+/// What each choice of a chunk produced (the reference for the fast path's).
+pub fn produced_by_choice(chunk: &Value) -> Vec<super::rewrite::ChoiceText> {
+    let Some(choices) = chunk.get("choices").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    choices
+        .iter()
+        .enumerate()
+        .map(|(position, choice)| {
+            let one = serde_json::json!({"choices": [choice]});
+            super::rewrite::ChoiceText {
+                index: choice
+                    .get("index")
+                    .and_then(Value::as_u64)
+                    .map_or(position, |i| usize::try_from(i).unwrap_or(0)),
+                text: produced_text(&one),
+                finished: choice.get("finish_reason").is_some_and(|r| !r.is_null()),
+            }
+        })
+        .collect()
+}
+
 /// Append the function names and arguments of a message's `tool_calls`.
 pub fn push_tool_call_text(out: &mut String, calls: &Value) {
     for call in calls.as_array().into_iter().flatten() {

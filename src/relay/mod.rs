@@ -1,15 +1,18 @@
-//! The chat relay: reserve the worst-case price, try the model's routes in order (channels by
-//! priority and weight; the sandbox in demo mode), fail over on errors that happen before the
-//! first byte reaches the client, decorate the answer with the seed's fields, meter usage and
-//! settle the reservation — also when the client disconnects mid-stream.
+//! The chat relay: hold what the call can cost (lowering the output bound to what the balance
+//! affords, see [`budget`]), try the model's routes in order (channels by priority and weight;
+//! the sandbox in demo mode), fail over on errors that happen before the first byte reaches the
+//! client, decorate the answer with the seed's fields, meter streams per choice and cut them at
+//! their bound, and settle the hold at the price of the usage — also when the client
+//! disconnects or stops reading mid-stream.
 
+pub mod budget;
 pub mod decorate;
 pub mod request;
 pub mod rewrite;
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
@@ -18,15 +21,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accounts::keys::KeyOwner;
-use crate::billing::group_commit::{GroupCommit, UsageRow};
-use crate::billing::ledger::Reservation;
-use crate::billing::{chat_cost, tokens};
+use crate::billing::engine::{Close, Hold, LedgerError, Reservation, UsageRow};
+use crate::billing::group_commit::GroupCommit;
+use crate::billing::{chat_price, credits_json, credits_text, tokens};
 use crate::catalog::Model;
 use crate::channels::{ChannelTable, Route};
 use crate::error::ApiError;
 use crate::providers::openai::OpenAiChat;
 use crate::providers::sandbox::SandboxChat;
 use crate::providers::{ChatReply, ChunkStream, ProviderError};
+use budget::Budget;
 pub use request::ChatRequest;
 
 /// Reservation purpose prefix of chat calls.
@@ -67,6 +71,12 @@ pub struct ChatRelay {
     pub default_max_output: u64,
     /// Reservations and settlements, committed in batches with other calls'.
     pub ledger: GroupCommit,
+    /// Balance reads (for the amount a refused call needed).
+    pub balances: crate::billing::ledger::Ledger,
+    /// This process's id on its holds (see [`crate::billing::holds`]).
+    pub owner: String,
+    /// How long a stream waits for a client that stopped reading before it is cut.
+    pub write_timeout: Duration,
     /// Consecutive failures per channel; repeated ones cool a channel off.
     pub health: Arc<crate::channels::ChannelHealth>,
     /// Stream pumps run here, so shutdown waits for their billing.
@@ -125,21 +135,10 @@ impl ChatRelay {
             return Err(ApiError::NoChannel(model.id.clone()));
         };
 
-        let max_out = req
-            .max_tokens
-            .or(model.max_output_tokens)
-            .unwrap_or(self.default_max_output);
-        // Our estimate of the prompt can be short of the upstream's tokenizer: leave headroom.
-        let worst = chat_cost(&model, req.prompt_tokens * 3 / 2 + 16, max_out);
-        let reservation = if worst > 0 {
-            Some(
-                self.ledger
-                    .reserve(owner.user_id, worst, CHAT_PURPOSE, &model.id)
-                    .await?,
-            )
-        } else {
-            None
-        };
+        let mut budget = Budget::of(&req, &model, self.default_max_output);
+        let reservation = self.hold(&owner, &model, &mut budget).await?;
+        let mut upstream_body = req.upstream_body.clone();
+        budget.apply_to(&mut upstream_body);
         let bill = Bill {
             ledger: self.ledger.clone(),
             owner,
@@ -150,7 +149,7 @@ impl ChatRelay {
 
         let mut last_error = None;
         for target in targets {
-            let mut body = req.upstream_body.clone();
+            let mut body = upstream_body.clone();
             let upstream_model = match &target {
                 Target::Channel(r) => r.upstream_model.clone(),
                 Target::Sandbox => model.id.clone(),
@@ -201,8 +200,10 @@ impl ChatRelay {
                             _permit: permit,
                             req: req.clone(),
                             bill,
+                            budget,
                             channel_id: target.channel_id(),
                             abort: self.abort.clone(),
+                            write_timeout: self.write_timeout,
                         };
                         self.tracker.spawn(pump.run(first, stream, tx));
                         return Ok(RelayReply::Stream(
@@ -230,6 +231,52 @@ impl ChatRelay {
         Err(last_error
             .map(client_error)
             .unwrap_or_else(|| ApiError::NoChannel(model.id.clone())))
+    }
+}
+
+impl ChatRelay {
+    /// Hold what the call can cost; when the balance cannot cover its own bound, lower the bound
+    /// to what the balance affords (at least [`budget::MIN_CHOICE_TOKENS`] per choice), else
+    /// refuse with the amount the call needs.
+    async fn hold(
+        &self,
+        owner: &KeyOwner,
+        model: &Model,
+        budget: &mut Budget,
+    ) -> Result<Option<Reservation>, ApiError> {
+        // A bound beyond any balance (max_tokens = 10^12) is simply lowered to what fits.
+        let max = budget
+            .max_hold(model)
+            .min(crate::billing::ledger::MAX_CHANGE);
+        if max <= 0 {
+            return Ok(None);
+        }
+        let min = budget.min_hold(model).min(max);
+        let hold = Hold {
+            user_id: owner.user_id,
+            min,
+            max,
+            purpose: CHAT_PURPOSE,
+            model: model.id.clone(),
+            label: format!("对话 {}", model.id),
+            owner: Some(self.owner.clone()),
+        };
+        match self.ledger.hold(hold).await {
+            Ok(reservation) => {
+                if reservation.amount < max {
+                    budget.fit(model, reservation.amount);
+                }
+                Ok(Some(reservation))
+            }
+            Err(LedgerError::InsufficientBalance) => {
+                let balance = self.balances.balance(owner.user_id).await?;
+                Err(ApiError::BalanceShort {
+                    needed: credits_text(min),
+                    balance: credits_text(balance),
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -319,7 +366,7 @@ async fn finish_complete(
     let decoration = rewrite::Decoration {
         kind: rewrite::Kind::Completion,
         model: &model.id,
-        credits: Some(credits),
+        credits: Some(credits_json(credits)),
         missing_usage: Some(usage_value),
     };
     answer.write_decorated(&mut out, decoration);
@@ -327,7 +374,12 @@ async fn finish_complete(
 }
 
 impl Bill {
-    /// Settle (or release, without usage) and record the call; returns the credits charged.
+    /// The price of a usage (units).
+    fn price_of(&self, u: Usage) -> i64 {
+        chat_price(&self.model, u.prompt_tokens, u.completion_tokens)
+    }
+
+    /// Settle (or release, without usage) and record the call; returns the units charged.
     async fn close(
         self,
         usage: Option<Usage>,
@@ -335,7 +387,7 @@ impl Bill {
         outcome: &'static str,
     ) -> i64 {
         let price = usage
-            .map(|u| chat_cost(&self.model, u.prompt_tokens, u.completion_tokens))
+            .map(|u| chat_price(&self.model, u.prompt_tokens, u.completion_tokens))
             .unwrap_or(0);
         let u = usage.unwrap_or(Usage {
             prompt_tokens: 0,
@@ -353,21 +405,40 @@ impl Bill {
             outcome,
             latency_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
         };
-        let reservation_id = self.reservation.as_ref().map(|r| r.id.clone());
-        let charged = match self.ledger.close(self.reservation, price, row).await {
-            Ok(s) => {
-                if s.shortfall > 0 {
-                    tracing::warn!(
-                        user_id = self.owner.user_id,
-                        shortfall = s.shortfall,
-                        "usage exceeded balance"
-                    );
+        let close = Close {
+            reservation_id: self.reservation.as_ref().map(|r| r.id.clone()),
+            price,
+            usage: Some(row),
+            orphaned: false,
+        };
+        // The hold stays ours while this process lives: a database hiccup is waited out rather
+        // than leaving the call unbilled.
+        let mut delay = Duration::from_millis(100);
+        let mut tries = 0;
+        let charged = loop {
+            match self.ledger.close(close.clone()).await {
+                Ok(s) => {
+                    if s.uncovered > 0 {
+                        tracing::warn!(
+                            user_id = self.owner.user_id,
+                            uncovered = s.uncovered,
+                            "the upstream billed more than the hold covered"
+                        );
+                        metrics::counter!("llmage_chat_uncovered_units_total")
+                            .increment(u64::try_from(s.uncovered).unwrap_or(0));
+                    }
+                    break s.charged;
                 }
-                s.charged
-            }
-            Err(e) => {
-                tracing::error!(error = %e, reservation = ?reservation_id, "settling a chat call failed; the stale sweep will release its reservation");
-                0
+                Err(e) if tries < 8 => {
+                    tracing::warn!(error = %e, reservation = ?close.reservation_id, "settling a chat call failed; retrying");
+                    tries += 1;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, reservation = ?close.reservation_id, "settling a chat call failed; its hold is released when this process is gone");
+                    break 0;
+                }
             }
         };
         record_call(&self.model.id, channel_id, outcome, u, charged);
@@ -390,18 +461,86 @@ fn record_call(
         .increment(u.prompt_tokens);
     metrics::counter!("llmage_chat_tokens_total", "model" => model.to_owned(), "kind" => "completion")
         .increment(u.completion_tokens);
-    metrics::counter!("llmage_credits_charged_total", "kind" => "chat")
+    metrics::counter!("llmage_credit_units_charged_total", "kind" => "chat")
         .increment(u64::try_from(charged).unwrap_or(0));
 }
 
-/// Moves a stream from the upstream to the client, metering as it goes.
+/// Moves a stream from the upstream to the client, metering each choice as it goes.
 struct Pump {
     /// The channel's concurrency permit, held until the stream ends.
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
     req: ChatRequest,
     bill: Bill,
+    budget: Budget,
     channel_id: Option<i64>,
     abort: CancellationToken,
+    write_timeout: Duration,
+}
+
+/// Why a stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The upstream finished.
+    Done,
+    /// A choice outgrew its bound: cut with `finish_reason: "length"`.
+    Capped,
+    ClientClosed,
+    /// The client stopped reading for longer than the write timeout.
+    ClientStalled,
+    Shutdown,
+    UpstreamError,
+}
+
+impl End {
+    fn outcome(self) -> &'static str {
+        match self {
+            End::Done => "ok",
+            End::Capped => "capped",
+            End::ClientClosed => "client_closed",
+            End::ClientStalled => "client_stalled",
+            End::Shutdown => "shutdown",
+            End::UpstreamError => "upstream_error",
+        }
+    }
+}
+
+/// Tokens relayed per choice (by estimate), and which choices finished.
+struct Meter {
+    relayed: Vec<u64>,
+    finished: Vec<bool>,
+    /// Tokens a choice may relay before it is cut.
+    limit: u64,
+}
+
+impl Meter {
+    fn new(budget: &Budget) -> Meter {
+        let n = usize::try_from(budget.n).unwrap_or(1).max(1);
+        Meter {
+            relayed: vec![0; n],
+            finished: vec![false; n],
+            limit: budget::metered(budget.cap),
+        }
+    }
+
+    /// Count a chunk; whether a choice has now outgrown its bound.
+    fn count(&mut self, chunk: &rewrite::Answer<'_>) -> bool {
+        let mut over = false;
+        for choice in chunk.produced_by_choice() {
+            // An index beyond `n` (an upstream that ignores `n`) is metered on its own slot.
+            if choice.index >= self.relayed.len() {
+                self.relayed.resize(choice.index + 1, 0);
+                self.finished.resize(choice.index + 1, false);
+            }
+            self.relayed[choice.index] += tokens::estimate(&choice.text);
+            self.finished[choice.index] |= choice.finished;
+            over |= self.relayed[choice.index] > self.limit;
+        }
+        over
+    }
+
+    fn total(&self) -> u64 {
+        self.relayed.iter().sum()
+    }
 }
 
 impl Pump {
@@ -413,8 +552,9 @@ impl Pump {
     ) {
         let model_id = self.bill.model.id.clone();
         let mut reported: Option<Usage> = None;
-        let mut produced_tokens = 0u64;
-        let mut outcome = "ok";
+        let mut meter = Meter::new(&self.budget);
+        let mut answer_id: Option<String> = None;
+        let mut end = End::Done;
         let mut next = Some(Ok(first));
         // Events that arrived together leave together: one write to the client instead of one
         // per event. An upstream that trickles still gets each event out as soon as it comes.
@@ -428,14 +568,12 @@ impl Pump {
                 Some(Some(item)) => item,
                 Some(None) => break,
                 None => {
-                    if !pending.is_empty()
-                        && tx
-                            .send(Ok(Bytes::from(std::mem::take(&mut pending))))
-                            .await
-                            .is_err()
-                    {
-                        outcome = "client_closed";
-                        break;
+                    if !pending.is_empty() {
+                        let chunk = Bytes::from(std::mem::take(&mut pending));
+                        if let Err(stop) = self.send(&tx, chunk).await {
+                            end = stop;
+                            break;
+                        }
                     }
                     tokio::select! {
                         item = upstream.next() => match item {
@@ -443,12 +581,12 @@ impl Pump {
                             None => break,
                         },
                         () = self.abort.cancelled() => {
-                            outcome = "shutdown";
-                            let _ = tx.send(Ok(error_event("server is shutting down; the answer was cut short"))).await;
+                            end = End::Shutdown;
+                            pending.extend_from_slice(&error_event("server is shutting down; the answer was cut short"));
                             break;
                         }
                         () = tx.closed() => {
-                            outcome = "client_closed";
+                            end = End::ClientClosed;
                             break;
                         }
                     }
@@ -458,60 +596,126 @@ impl Pump {
                 Ok(raw) => raw,
                 Err(e) => {
                     self.fail_mid_way(e, &mut pending);
-                    outcome = "upstream_error";
+                    end = End::UpstreamError;
                     break;
                 }
             };
             let Some(chunk) = rewrite::Answer::parse(raw.as_bytes()) else {
                 self.fail_mid_way(not_json(), &mut pending);
-                outcome = "upstream_error";
+                end = End::UpstreamError;
                 break;
             };
-            produced_tokens += tokens::estimate(&chunk.produced_text());
+            if answer_id.is_none() {
+                answer_id = chunk.id();
+            }
+            let over = meter.count(&chunk);
             let usage_only = chunk.usage_only();
             if let Some(u) = chunk.usage().and_then(usage_from) {
                 reported = Some(u);
             }
-            if usage_only && !self.req.include_usage {
-                continue;
+            if !(usage_only && !self.req.include_usage) {
+                let credits = reported
+                    .filter(|_| usage_only)
+                    .map(|u| credits_json(self.bill.price_of(u)));
+                pending.extend_from_slice(b"data: ");
+                let decoration = rewrite::Decoration {
+                    kind: rewrite::Kind::Chunk,
+                    model: &model_id,
+                    credits,
+                    missing_usage: None,
+                };
+                chunk.write_decorated(&mut pending, decoration);
+                pending.extend_from_slice(b"\n\n");
             }
-            let credits = reported
-                .filter(|_| usage_only)
-                .map(|u| chat_cost(&self.bill.model, u.prompt_tokens, u.completion_tokens));
-            pending.extend_from_slice(b"data: ");
-            let decoration = rewrite::Decoration {
-                kind: rewrite::Kind::Chunk,
-                model: &model_id,
-                credits,
-                missing_usage: None,
-            };
-            chunk.write_decorated(&mut pending, decoration);
-            pending.extend_from_slice(b"\n\n");
+            if over {
+                end = End::Capped;
+                break;
+            }
         }
         // Dropping the upstream stream here closes its connection (stops generation).
         drop(upstream);
-        if outcome == "ok" {
-            pending.extend_from_slice(b"data: [DONE]\n\n");
-        }
-        if !pending.is_empty() && outcome != "client_closed" {
-            let _ = tx.send(Ok(Bytes::from(pending))).await;
-        }
         let usage = reported.unwrap_or(Usage {
             prompt_tokens: self.req.prompt_tokens,
-            completion_tokens: produced_tokens,
+            completion_tokens: meter.total(),
             reported: false,
         });
-        self.bill.close(Some(usage), self.channel_id, outcome).await;
+        if end == End::Capped {
+            // The answer ends as any capped answer does: finish_reason "length", the usage the
+            // client asked for, [DONE].
+            let id = answer_id.unwrap_or_else(|| "chatcmpl-capped".into());
+            write_data_event(&mut pending, &capped_chunk(&id, &model_id, &meter));
+            if self.req.include_usage {
+                let usage_chunk = serde_json::json!({
+                    "id": id, "object": "chat.completion.chunk", "model": model_id, "choices": [],
+                    "usage": {
+                        "prompt_tokens": usage.prompt_tokens,
+                        "completion_tokens": usage.completion_tokens,
+                        "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+                        "credits": credits_json(self.bill.price_of(usage)),
+                    },
+                });
+                write_data_event(&mut pending, &usage_chunk);
+            }
+        }
+        if matches!(end, End::Done | End::Capped) {
+            pending.extend_from_slice(b"data: [DONE]\n\n");
+        }
+        if !pending.is_empty() && !matches!(end, End::ClientClosed | End::ClientStalled) {
+            let _ = self.send(&tx, Bytes::from(pending)).await;
+        }
+        self.bill
+            .close(Some(usage), self.channel_id, end.outcome())
+            .await;
     }
-}
 
-impl Pump {
+    /// Hand bytes to the client's connection, waiting at most the write timeout for a client
+    /// that stopped reading.
+    async fn send(
+        &self,
+        tx: &tokio::sync::mpsc::Sender<Result<Bytes, Infallible>>,
+        bytes: Bytes,
+    ) -> Result<(), End> {
+        match tokio::time::timeout(self.write_timeout, tx.send(Ok(bytes))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::ClientClosed),
+            Err(_) => {
+                tracing::warn!(
+                    user_id = self.bill.owner.user_id,
+                    "client stopped reading; stream cut"
+                );
+                Err(End::ClientStalled)
+            }
+        }
+    }
+
     /// The stream broke after its first byte reached the client: log it and end the answer with
     /// an error event.
     fn fail_mid_way(&self, e: ProviderError, pending: &mut Vec<u8>) {
         tracing::warn!(channel = ?self.channel_id, error = %e, "upstream stream failed mid-way");
         pending.extend_from_slice(&error_event(&client_error(e).to_string()));
     }
+}
+
+/// The last chunk of a stream cut at its bound: every unfinished choice ends with
+/// `finish_reason: "length"`.
+fn capped_chunk(id: &str, model: &str, meter: &Meter) -> Value {
+    let choices: Vec<Value> = meter
+        .finished
+        .iter()
+        .enumerate()
+        .filter(|(_, done)| !**done)
+        .map(|(index, _)| serde_json::json!({"index": index, "delta": {}, "finish_reason": "length"}))
+        .collect();
+    serde_json::json!({
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": crate::storage::now_ms() / 1000,
+        "model": model,
+        "choices": choices,
+        "reasoning_content": null,
+        "content": "",
+        "finish": "1",
+    })
 }
 
 /// A chunk that is not JSON (the upstream is not speaking the protocol).

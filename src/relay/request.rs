@@ -17,6 +17,8 @@ pub struct ChatRequest {
     pub include_usage: bool,
     /// `max_completion_tokens` or `max_tokens`, if given.
     pub max_tokens: Option<u64>,
+    /// Choices asked for (`n`, default 1).
+    pub n: u64,
     /// Estimated prompt tokens (for the reservation and when the upstream reports none).
     pub prompt_tokens: u64,
     /// The body to send upstream; `model` is set per channel.
@@ -88,6 +90,18 @@ pub fn parse(body: Value) -> Result<ChatRequest, ApiError> {
             },
         }
     }
+    let n = match obj.get("n") {
+        None | Some(Value::Null) => 1,
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=super::budget::MAX_CHOICES).contains(&n) => n,
+            _ => {
+                return Err(ApiError::InvalidParameter(format!(
+                    "n must be an integer between 1 and {}",
+                    super::budget::MAX_CHOICES
+                )));
+            }
+        },
+    };
     let messages = match obj.get("messages") {
         None | Some(Value::Null) => messages_from_prompt(&obj)?,
         Some(Value::Array(list)) if list.is_empty() => {
@@ -135,6 +149,7 @@ pub fn parse(body: Value) -> Result<ChatRequest, ApiError> {
         stream,
         include_usage,
         max_tokens,
+        n,
         prompt_tokens,
         upstream_body: obj,
     })
@@ -213,6 +228,8 @@ mod tests {
             err(json!({"model":"m","messages":[{"content":"x"}]})).contains("messages[0].role")
         );
         assert!(err(json!({"model":"m","prompt":"x","max_tokens":-1})).contains("max_tokens"));
+        assert!(err(json!({"model":"m","prompt":"x","n":0})).contains("n must be"));
+        assert!(err(json!({"model":"m","prompt":"x","n":1000})).contains("n must be"));
         assert!(err(json!([1, 2])).contains("JSON object"));
     }
 }

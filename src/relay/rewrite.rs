@@ -34,8 +34,9 @@ pub struct Decoration<'m> {
     pub kind: Kind,
     /// Our model id, in place of the upstream's.
     pub model: &'m str,
-    /// Added to the `usage` object when given.
-    pub credits: Option<i64>,
+    /// Added to the `usage` object when given (a number of credits, see
+    /// [`crate::billing::credits_json`]).
+    pub credits: Option<Value>,
     /// Added as `usage` (with the credits) when the answer has none at all.
     pub missing_usage: Option<Value>,
 }
@@ -65,6 +66,39 @@ impl<'a> Answer<'a> {
     }
 
     /// Whether `choices` is an empty list (a stream's `include_usage` chunk).
+    /// What each choice of a chunk produced (by its `index`), and whether it finished.
+    pub fn produced_by_choice(&self) -> Vec<ChoiceText> {
+        match self {
+            Answer::Fast(a) => a
+                .choices
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(position, choice)| ChoiceText {
+                    index: choice
+                        .index
+                        .map_or(position, |i| usize::try_from(i).unwrap_or(0)),
+                    text: choice_text(choice),
+                    finished: choice.finish_reason.is_some_and(|r| r.get() != "null"),
+                })
+                .collect(),
+            Answer::Slow(v) => decorate::produced_by_choice(v),
+        }
+    }
+
+    /// The answer's `id`, if it has one.
+    pub fn id(&self) -> Option<String> {
+        match self {
+            Answer::Fast(a) => a
+                .members
+                .iter()
+                .find(|(k, _)| k == "id")
+                .and_then(|(_, v)| string_of(Some(v)))
+                .map(Cow::into_owned),
+            Answer::Slow(v) => v.get("id").and_then(Value::as_str).map(str::to_owned),
+        }
+    }
+
     pub fn usage_only(&self) -> bool {
         match self {
             Answer::Fast(a) => a.choices.as_ref().is_some_and(Vec::is_empty),
@@ -125,8 +159,18 @@ pub struct Shallow<'a> {
     usage: Option<Value>,
 }
 
+/// The text one choice of a chunk produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChoiceText {
+    pub index: usize,
+    pub text: String,
+    pub finished: bool,
+}
+
 #[derive(Deserialize)]
 struct Choice<'a> {
+    #[serde(default)]
+    index: Option<u64>,
     #[serde(borrow, default)]
     delta: Option<Message<'a>>,
     #[serde(borrow, default)]
@@ -143,6 +187,27 @@ struct Message<'a> {
     reasoning_content: Option<&'a RawValue>,
     #[serde(default)]
     tool_calls: Option<Value>,
+}
+
+/// The text a choice produced: content, reasoning and tool calls.
+fn choice_text(choice: &Choice<'_>) -> String {
+    let mut out = String::new();
+    let Some(message) = choice.delta.as_ref().or(choice.message.as_ref()) else {
+        return out;
+    };
+    for text in [
+        string_of(message.content),
+        string_of(message.reasoning_content),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        out.push_str(&text);
+    }
+    if let Some(calls) = &message.tool_calls {
+        decorate::push_tool_call_text(&mut out, calls);
+    }
+    out
 }
 
 /// A raw member that is a JSON string, unescaped.
@@ -183,25 +248,7 @@ impl<'a> Shallow<'a> {
     }
 
     fn produced_text(&self) -> String {
-        let mut out = String::new();
-        for choice in self.choices.iter().flatten() {
-            let Some(message) = choice.delta.as_ref().or(choice.message.as_ref()) else {
-                continue;
-            };
-            for text in [
-                string_of(message.content),
-                string_of(message.reasoning_content),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                out.push_str(&text);
-            }
-            if let Some(calls) = &message.tool_calls {
-                decorate::push_tool_call_text(&mut out, calls);
-            }
-        }
-        out
+        self.choices.iter().flatten().map(choice_text).collect()
     }
 
     fn write_decorated(self, out: &mut Vec<u8>, decoration: Decoration<'_>) {
@@ -320,12 +367,17 @@ mod tests {
 
     /// The fast path and the reference path give the same answer: equal values, members in the
     /// same order, the same produced text, usage and `usage_only`.
-    fn same_as_reference(raw: &str, kind: Kind, credits: Option<i64>, missing: Option<Value>) {
+    fn same_as_reference(raw: &str, kind: Kind, credits: Option<Value>, missing: Option<Value>) {
         let fast =
             Shallow::parse(raw.as_bytes()).unwrap_or_else(|| panic!("fast path refused {raw}"));
         let slow: Value = serde_json::from_str(raw).unwrap();
         let (fast, slow) = (Answer::Fast(fast), Answer::Slow(slow));
         assert_eq!(fast.produced_text(), slow.produced_text(), "{raw}");
+        assert_eq!(
+            fast.produced_by_choice(),
+            slow.produced_by_choice(),
+            "{raw}"
+        );
         assert_eq!(fast.usage_only(), slow.usage_only(), "{raw}");
         assert_eq!(fast.usage(), slow.usage(), "{raw}");
         let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -373,8 +425,8 @@ mod tests {
         for raw in CASES {
             for kind in [Kind::Chunk, Kind::Completion] {
                 same_as_reference(raw, kind, None, None);
-                same_as_reference(raw, kind, Some(7), None);
-                same_as_reference(raw, kind, Some(7), Some(missing.clone()));
+                same_as_reference(raw, kind, Some(json!(0.2802)), None);
+                same_as_reference(raw, kind, Some(json!(7)), Some(missing.clone()));
             }
         }
     }

@@ -416,11 +416,11 @@ impl Engine {
         if let Some(reservation) = &task.reservation_id {
             let settled = self
                 .ledger
-                .settle(reservation, task.credits)
+                .settle(reservation, crate::billing::units(task.credits))
                 .await
                 .map_err(|e| e.to_string())?;
             if settled.applied {
-                charged = settled.charged;
+                charged = settled.charged / crate::billing::UNITS_PER_CREDIT;
             }
         }
         let mut usage = task.usage.clone().unwrap_or_default();
@@ -438,8 +438,8 @@ impl Engine {
             )
             .await
             .map_err(|e| e.to_string())?;
-        metrics::counter!("llmage_credits_charged_total", "kind" => "task")
-            .increment(u64::try_from(charged).unwrap_or(0));
+        metrics::counter!("llmage_credit_units_charged_total", "kind" => "task")
+            .increment(u64::try_from(crate::billing::units(charged)).unwrap_or(0));
         tracing::info!(task = %task.id, model = %task.model, credits = charged, "task succeeded");
         Ok(())
     }

@@ -69,7 +69,9 @@ impl TaskService {
         let quote = quote(&v.model, &v.category, &v.params);
         // A balance that cannot cover the price is refused before the inputs are uploaded (the
         // guarded hold below decides; this only spares the upload).
-        if quote.credits > 0 && self.ledger.balance(owner.user_id).await? < quote.credits {
+        if quote.credits > 0
+            && self.ledger.balance(owner.user_id).await? < crate::billing::units(quote.credits)
+        {
             return Err(LedgerError::InsufficientBalance.into());
         }
         let id = random_id();
@@ -94,6 +96,7 @@ impl TaskService {
             allowed_ms: i64::try_from(deadline.as_millis()).unwrap_or(i64::MAX / 2),
             reservation_id: None,
             credits: quote.credits,
+            label: quote.label,
             usage: quote.usage,
             idem_key: idem_key.clone(),
             callback_url: v.callback_url,
@@ -178,7 +181,14 @@ impl TaskService {
         if new.credits > 0 {
             let reservation = self
                 .ledger
-                .reserve_in(&mut tx, new.user_id, new.credits, TASK_PURPOSE, &new.model)
+                .reserve_in(
+                    &mut tx,
+                    new.user_id,
+                    crate::billing::units(new.credits),
+                    TASK_PURPOSE,
+                    &new.model,
+                    &new.label,
+                )
                 .await?;
             new.reservation_id = Some(reservation.id);
         }

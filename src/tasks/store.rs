@@ -34,6 +34,8 @@ pub struct NewTask {
     pub allowed_ms: i64,
     pub reservation_id: Option<String>,
     pub credits: i64,
+    /// What the user reads for the task's hold in the finance views.
+    pub label: String,
     pub usage: Value,
     pub idem_key: Option<String>,
     pub callback_url: Option<String>,

@@ -9,6 +9,7 @@ pub mod console;
 pub mod mock_alipay;
 pub mod mock_ark;
 pub mod mock_dashscope;
+pub mod mock_metered;
 pub mod mock_openai;
 pub mod mock_vidu;
 pub mod mock_zhipu;
@@ -110,6 +111,8 @@ impl Server {
             .arg(&database_url)
             .env("LLMAGE_SANDBOX__CHAT_CHUNK_DELAY_MS", "1")
             .env("LLMAGE_TASK_LEASE_SECS", "2")
+            // A killed process's chat holds come back within seconds.
+            .env("LLMAGE_BILLING__HOLD_LEASE_SECS", "3")
             .env("LLMAGE_SANDBOX__IMAGE_MS", "300")
             .env("LLMAGE_SANDBOX__VIDEO_MS", "800")
             .env("RUST_LOG", "info")
@@ -202,8 +205,37 @@ impl Server {
             .unwrap()
     }
 
-    /// (balance, ledger sum) of a user by phone.
+    /// (balance, ledger sum) of a user by phone, in whole credits; panics when either has a
+    /// fraction of a credit (then use [`Server::money_units`]).
     pub async fn money(&self, phone: &str) -> (i64, i64) {
+        let (balance, sum) = self.money_units(phone).await;
+        let per = llmage::billing::UNITS_PER_CREDIT;
+        assert!(
+            balance % per == 0 && sum % per == 0,
+            "{phone}: balance {balance} / ledger sum {sum} units are not whole credits"
+        );
+        (balance / per, sum / per)
+    }
+
+    /// A count from the server's database (`SELECT CAST(COUNT(*) AS BIGINT) …`).
+    pub async fn count(&self, sql: &str) -> i64 {
+        let db = self.db().await;
+        let n: i64 = sqlx::query_scalar(sql)
+            .fetch_one(db.reader())
+            .await
+            .unwrap();
+        db.close().await;
+        n
+    }
+
+    /// Holds (reservations) still open.
+    pub async fn open_holds(&self) -> i64 {
+        self.count("SELECT CAST(COUNT(*) AS BIGINT) FROM reservations WHERE status = 'open'")
+            .await
+    }
+
+    /// (balance, ledger sum) of a user by phone, in ledger units (1/10,000 credit).
+    pub async fn money_units(&self, phone: &str) -> (i64, i64) {
         let db = self.db().await;
         let user = llmage::accounts::users::Users::new(db.clone())
             .by_phone(phone)

@@ -97,7 +97,8 @@ function fmtNum(n) {
   if (n === null || n === undefined || n === '') return '–';
   const x = Number(n);
   if (!Number.isFinite(x)) return String(n);
-  return x.toLocaleString(S.lang === 'en' ? 'en-US' : 'zh-CN');
+  // Chat calls cost fractions of a credit: up to 4 decimal places, as the server counts.
+  return x.toLocaleString(S.lang === 'en' ? 'en-US' : 'zh-CN', { maximumFractionDigits: 4 });
 }
 
 function fmtTime(secs) {

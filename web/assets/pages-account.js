@@ -461,7 +461,7 @@ page(
 
 // ------------------------------------------------------------------ finance
 
-const KINDS = ['grant', 'adjust', 'reserve', 'settle', 'release', 'redeem', 'recharge'];
+const KINDS = ['grant', 'adjust', 'reserve', 'settle', 'release', 'redeem', 'recharge', 'chat', 'task'];
 function kindLabel(k) {
   return KINDS.includes(k) ? t('kind.' + k) : k;
 }
@@ -638,7 +638,7 @@ page(
               { label: t('finance.kind'), get: (l) => badge(kindLabel(l.kind), l.amount > 0 ? 'ok' : l.amount < 0 ? 'neutral' : 'neutral') },
               { label: t('finance.amount'), get: (l) => h('span', { class: l.amount > 0 ? 'pos' : l.amount < 0 ? 'neg' : '' }, (l.amount > 0 ? '+' : '') + fmtNum(l.amount)), cls: 'num' },
               { label: t('finance.balance_after'), get: (l) => fmtNum(l.balance_after), cls: 'num' },
-              { label: t('finance.reason'), get: (l) => h('span.reason', l.reason || '–') },
+              { label: t('finance.reason'), get: (l) => h('span.reason', (l.description || '–') + (l.status === 'pending' ? ' · ' + t('finance.pending') : '')) },
             ],
             r.data || [],
             { id: 'ledger-table' },

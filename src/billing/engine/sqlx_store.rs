@@ -1,37 +1,57 @@
-//! The group-commit writer on PostgreSQL: a task that commits each batch through the sqlx pool
-//! with multi-row statements (`UPDATE … FROM (VALUES …)`, `INSERT … VALUES (…), (…)`), so a batch
-//! of any size costs five round trips (its INSERTs go as one statement). Balances are changed by guarded atomic updates only, so
-//! several gateway processes sharing the database stay exact.
+//! The engine's statements through sqlx, on either backend: the PostgreSQL group-commit writer
+//! (multi-row statements: `UPDATE … FROM (VALUES …)`, one `INSERT` per table, sent as one
+//! statement with data-modifying CTEs, so a batch of any size costs a handful of round trips)
+//! and the ledger API on both backends (in its own transaction, or in the caller's, as a task's
+//! hold commits with its task row). Balances change by guarded atomic updates only, so several
+//! gateway processes sharing one database stay exact.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::{Any, Row, Transaction};
 
-use super::{BatchStore, MAX_BATCH, Queue, Rows, commit_batch};
-use crate::billing::ledger::{LedgerError, Reservation, change_balance, locked_balance};
-use crate::storage::{Backend, Db};
+use super::{LedgerError, MoneyStore, Rows};
+use crate::storage::{Backend, Db, StoreError};
 
-/// Commit batches from `rx` until every sender is gone.
-pub(super) async fn run(db: Db, mut rx: Queue) {
-    let mut store = SqlxStore::new(db);
-    let mut queued = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut queued, MAX_BATCH).await > 0 {
-        commit_batch(&mut store, &mut queued).await;
+/// The transaction the statements run in.
+enum Slot<'t> {
+    /// Opened by `begin`, committed by `commit` (the group-commit writer, the ledger API).
+    Own(Db, Option<Transaction<'static, Any>>),
+    /// The caller's: `begin` and `commit` leave it to the caller.
+    Borrowed(&'t mut Transaction<'static, Any>),
+}
+
+/// The engine's store over sqlx.
+pub(crate) struct SqlxStore<'t> {
+    backend: Backend,
+    slot: Slot<'t>,
+}
+
+impl SqlxStore<'static> {
+    /// A store that opens its own write transactions on `db`.
+    pub(crate) fn new(db: Db) -> SqlxStore<'static> {
+        SqlxStore {
+            backend: db.backend(),
+            slot: Slot::Own(db, None),
+        }
     }
 }
 
-pub(super) struct SqlxStore {
-    db: Db,
-    tx: Option<Transaction<'static, Any>>,
-}
-
-impl SqlxStore {
-    pub(super) fn new(db: Db) -> SqlxStore {
-        SqlxStore { db, tx: None }
+impl<'t> SqlxStore<'t> {
+    /// A store inside the caller's open write transaction.
+    pub(crate) fn within(backend: Backend, tx: &'t mut Transaction<'static, Any>) -> SqlxStore<'t> {
+        SqlxStore {
+            backend,
+            slot: Slot::Borrowed(tx),
+        }
     }
 
     fn tx(&mut self) -> Result<&mut Transaction<'static, Any>, LedgerError> {
-        self.tx.as_mut().ok_or_else(super::writer_gone)
+        match &mut self.slot {
+            Slot::Own(_, tx) => tx
+                .as_mut()
+                .ok_or(LedgerError::Store(StoreError::Sql(sqlx::Error::PoolClosed))),
+            Slot::Borrowed(tx) => Ok(tx),
+        }
     }
 }
 
@@ -60,48 +80,75 @@ fn keep_prepared(rows: usize) -> bool {
     rows <= 16
 }
 
-impl BatchStore for SqlxStore {
+impl MoneyStore for SqlxStore<'_> {
     async fn begin(&mut self) -> Result<(), LedgerError> {
-        self.tx = Some(self.db.begin_write().await?);
+        if let Slot::Own(db, tx) = &mut self.slot {
+            *tx = Some(db.begin_write().await?);
+        }
         Ok(())
     }
 
     async fn commit(&mut self) -> Result<(), LedgerError> {
-        if let Some(tx) = self.tx.take() {
+        if let Slot::Own(_, tx) = &mut self.slot
+            && let Some(tx) = tx.take()
+        {
             tx.commit().await?;
         }
         Ok(())
     }
 
     async fn rollback(&mut self) {
-        if let Some(tx) = self.tx.take() {
+        if let Slot::Own(_, tx) = &mut self.slot
+            && let Some(tx) = tx.take()
+        {
             let _ = tx.rollback().await;
         }
     }
 
-    async fn close_open(
+    async fn close(
         &mut self,
-        closing: &[(&Reservation, i64)],
+        closing: &[(&str, i64, &'static str)],
+        from: &'static str,
         now: i64,
-    ) -> Result<HashSet<String>, LedgerError> {
+    ) -> Result<HashMap<String, (i64, i64)>, LedgerError> {
         let sql = format!(
-            "UPDATE reservations SET status = v.column2, charged = v.column3, closed_at = $1 \
-             FROM (VALUES {}) AS v WHERE reservations.id = v.column1 AND reservations.status = 'open' \
-             RETURNING id",
-            placeholders(closing.len(), 3, 2)
+            "UPDATE reservations SET status = v.column2, closed_at = $1, \
+             charged = CASE WHEN reservations.amount < v.column3 THEN reservations.amount ELSE v.column3 END \
+             FROM (VALUES {}) AS v WHERE reservations.id = v.column1 AND reservations.status = $2 \
+             RETURNING reservations.id AS id, reservations.user_id AS user_id, reservations.amount AS amount",
+            placeholders(closing.len(), 3, 3)
         );
         let mut query = sqlx::query(&sql)
             .persistent(keep_prepared(closing.len()))
-            .bind(now);
-        for (r, actual) in closing {
-            query = query
-                .bind(r.id.as_str())
-                .bind(if *actual == 0 { "released" } else { "settled" })
-                .bind(*actual);
+            .bind(now)
+            .bind(from);
+        for (id, price, status) in closing {
+            query = query.bind(*id).bind(*status).bind(*price);
+        }
+        let rows = query.fetch_all(&mut **self.tx()?).await?;
+        let mut closed = HashMap::with_capacity(rows.len());
+        for row in rows {
+            closed.insert(
+                row.try_get::<String, _>("id")?,
+                (row.try_get("user_id")?, row.try_get("amount")?),
+            );
+        }
+        Ok(closed)
+    }
+
+    async fn seen_keys(&mut self, keys: &[&str]) -> Result<HashSet<String>, LedgerError> {
+        let list = (1..=keys.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT idem_key FROM ledger WHERE idem_key IN ({list})");
+        let mut query = sqlx::query(&sql).persistent(keep_prepared(keys.len()));
+        for key in keys {
+            query = query.bind(*key);
         }
         let rows = query.fetch_all(&mut **self.tx()?).await?;
         rows.iter()
-            .map(|row| Ok(row.try_get::<String, _>("id")?))
+            .map(|row| Ok(row.try_get::<String, _>("idem_key")?))
             .collect()
     }
 
@@ -126,12 +173,41 @@ impl BatchStore for SqlxStore {
     }
 
     async fn change_balance(&mut self, user_id: i64, delta: i64) -> Result<i64, LedgerError> {
-        change_balance(self.tx()?, user_id, delta).await
+        let tx = self.tx()?;
+        let row = sqlx::query(
+            "UPDATE users SET balance = balance + $1 WHERE id = $2 AND balance + $1 >= 0 RETURNING balance",
+        )
+        .bind(delta)
+        .bind(user_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if let Some(row) = row {
+            return Ok(row.try_get("balance")?);
+        }
+        let exists = sqlx::query("SELECT 1 FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        Err(if exists.is_some() {
+            LedgerError::InsufficientBalance
+        } else {
+            LedgerError::UnknownUser
+        })
     }
 
     async fn locked_balance(&mut self, user_id: i64) -> Result<i64, LedgerError> {
-        let backend: Backend = self.db.backend();
-        locked_balance(backend, self.tx()?, user_id).await
+        let sql = match self.backend {
+            Backend::Postgres => "SELECT balance FROM users WHERE id = $1 FOR UPDATE",
+            // On SQLite every write transaction holds the database's write lock from its start
+            // (BEGIN IMMEDIATE), so nobody else changes the balance until it ends.
+            Backend::Sqlite => "SELECT balance FROM users WHERE id = $1",
+        };
+        let row = sqlx::query(sql)
+            .bind(user_id)
+            .fetch_optional(&mut **self.tx()?)
+            .await?
+            .ok_or(LedgerError::UnknownUser)?;
+        Ok(row.try_get("balance")?)
     }
 
     async fn insert_rows(&mut self, rows: &Rows<'_>, now: i64) -> Result<(), LedgerError> {
@@ -139,7 +215,7 @@ impl BatchStore for SqlxStore {
         if parts.is_empty() {
             return Ok(());
         }
-        if self.db.backend() == Backend::Postgres {
+        if self.backend == Backend::Postgres {
             // One round trip: every INSERT but the last as a data-modifying CTE.
             let mut sql = String::new();
             let mut next = 1;
@@ -161,7 +237,7 @@ impl BatchStore for SqlxStore {
             }
             query.execute(&mut **self.tx()?).await?;
         } else {
-            // SQLite has no INSERT inside WITH (only the unit tests run this store on SQLite).
+            // SQLite has no INSERT inside WITH.
             for part in &parts {
                 let sql = part.sql(1);
                 let query = sqlx::query(&sql).persistent(false);
@@ -205,8 +281,8 @@ impl Insert {
 
     fn width(self) -> usize {
         match self {
-            Insert::Reservations(_) => 7,
-            Insert::Entries(_) => 8,
+            Insert::Reservations(_) => 9,
+            Insert::Entries(_) => 9,
             Insert::Usage(_) => 11,
         }
     }
@@ -219,10 +295,10 @@ impl Insert {
     fn sql(self, first: usize) -> String {
         let head = match self {
             Insert::Reservations(_) => {
-                "INSERT INTO reservations (id, user_id, amount, status, purpose, model, created_at)"
+                "INSERT INTO reservations (id, user_id, amount, status, purpose, model, created_at, label, owner)"
             }
             Insert::Entries(_) => {
-                "INSERT INTO ledger (user_id, amount, balance_after, kind, reason, idem_key, reservation_id, created_at)"
+                "INSERT INTO ledger (user_id, amount, balance_after, kind, reason, label, idem_key, reservation_id, created_at)"
             }
             Insert::Usage(_) => {
                 "INSERT INTO chat_usage (user_id, key_id, model, channel_id, prompt_tokens, completion_tokens, credits, usage_source, outcome, latency_ms, created_at)"
@@ -245,7 +321,9 @@ impl Insert {
                         .bind("open")
                         .bind(r.purpose)
                         .bind(r.model)
-                        .bind(now);
+                        .bind(now)
+                        .bind(r.label)
+                        .bind(r.owner);
                 }
             }
             Insert::Entries(_) => {
@@ -256,8 +334,9 @@ impl Insert {
                         .bind(e.balance_after)
                         .bind(e.kind.as_str())
                         .bind(e.reason.as_str())
+                        .bind(e.label.as_deref())
                         .bind(e.idem_key.as_str())
-                        .bind(e.reservation_id.as_str())
+                        .bind(e.reservation_id.as_deref())
                         .bind(now);
                 }
             }
