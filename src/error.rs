@@ -286,3 +286,46 @@ impl From<LedgerError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openai_bodies_carry_the_reason() {
+        let body: serde_json::Value =
+            serde_json::from_str(&ApiError::InvalidApiKey.openai_body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"message": "Invalid API Key", "type": "authentication_error", "param": null, "code": "invalid_api_key"}})
+        );
+        let limited = ApiError::RateLimited {
+            retry_after_secs: 2,
+        };
+        assert_eq!(
+            (limited.status(), limited.code(), limited.openai_type()),
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_exceeded",
+                "rate_limit_error"
+            )
+        );
+        let poor = ApiError::InsufficientBalance;
+        assert_eq!(
+            (poor.status(), poor.code()),
+            (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota")
+        );
+        let missing = ApiError::MissingParameter("prompt".into());
+        let body: serde_json::Value = serde_json::from_str(&missing.openai_body()).unwrap();
+        assert_eq!(body["error"]["param"], "prompt");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        let reused = ApiError::IdempotencyKeyReused("k1".into());
+        assert_eq!(reused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(reused.to_string().contains("k1"));
+        // The seed's body is unchanged.
+        assert_eq!(
+            ApiError::InvalidApiKey.body(),
+            r#"{"error":"Invalid API Key"}"#
+        );
+    }
+}
