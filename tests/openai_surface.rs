@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::mock_openai::{self, MOCK_KEY, Mode};
 use common::{DEMO_KEY, Opts, Server, demo_phone};
+use openh264::formats::YUVSource;
 use serde_json::{Value, json};
 
 const EMBED_MODEL: &str = "text-embedding-3-small";
@@ -83,7 +84,8 @@ fn run(cmd: &mut Command, what: &str) -> String {
     stdout
 }
 
-#[tokio::test]
+// Multi-threaded: the mock upstream must answer while this thread waits for the script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_python_sdk_works_on_both_bases() {
     let check = Command::new("python3")
         .args(["-c", "import openai"])
@@ -94,7 +96,7 @@ async fn the_official_python_sdk_works_on_both_bases() {
         "the OpenAI SDK is missing: run `pip install openai` (the test script does)"
     );
     let mock = mock_openai::start(Mode::Normal).await;
-    let server = Server::start(Opts::demo()).await;
+    let server = Server::start(quick_demo()).await;
     add_embedding_channel(&server, &mock.base_url, 2);
     server.wait_routable(DEMO_KEY, EMBED_MODEL).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/openai_v1.py");
@@ -120,6 +122,16 @@ async fn the_official_python_sdk_works_on_both_bases() {
     assert!(!server.log().contains(DEMO_KEY) && !server.log().contains(MOCK_KEY));
 }
 
+/// The demo server with quick sandbox media (the SDK scripts wait for several tasks).
+fn quick_demo() -> Opts {
+    let mut opts = Opts::demo();
+    opts.env = vec![
+        ("LLMAGE_SANDBOX__IMAGE_MS".into(), "100".into()),
+        ("LLMAGE_SANDBOX__VIDEO_MS".into(), "300".into()),
+    ];
+    opts
+}
+
 /// Install the official Node SDK from the npm registry once per target dir.
 fn node_sdk() -> std::path::PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("openai-node");
@@ -139,7 +151,7 @@ fn node_sdk() -> std::path::PathBuf {
 #[tokio::test]
 async fn the_official_node_sdk_works_on_both_bases() {
     let sdk = node_sdk();
-    let server = Server::start(Opts::demo()).await;
+    let server = Server::start(quick_demo()).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node/openai_sdk.mjs");
     for prefix in ["/v1", "/llmage/v1"] {
         let stdout = run(
@@ -671,23 +683,34 @@ async fn embeddings_are_billed_on_the_upstreams_input_tokens_and_released_on_fai
     assert_eq!(status, 400, "{body}");
 
     // A failing upstream: nothing charged.
-    server.admin_ok(&["channel", "disable", "1"]);
-    add_embedding_channel(&server, &broken.base_url, 10);
-    common::eventually(
-        Duration::from_secs(5),
-        "the broken channel routes",
-        || async {
-            send(
-                &server,
-                "POST",
-                "/v1/embeddings",
-                &key,
-                Some(&json!({"model": EMBED_MODEL, "input": "a"})),
-            )
-            .await
-            .0 == 502
-        },
+    server.admin_ok(&[
+        "channel",
+        "add",
+        "--vendor",
+        "openai",
+        "--base-url",
+        &broken.base_url,
+        "--api-key",
+        MOCK_KEY,
+        "--models",
+        "embedding:broken-embed",
+        "--price-in",
+        "10",
+    ]);
+    server.wait_routable(&key, "broken-embed").await;
+    let (status, body) = send(
+        &server,
+        "POST",
+        "/v1/embeddings",
+        &key,
+        Some(&json!({"model": "broken-embed", "input": "a"})),
     )
     .await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "upstream_failed");
+    assert_eq!(
+        broken.seen.calls.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
     assert_eq!(server.money("13900000088").await, (1_000 - 8, 1_000 - 8));
 }

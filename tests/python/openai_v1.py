@@ -5,13 +5,14 @@ and OpenAI error objects. Run by tests/openai_surface.rs once per base (`/v1`, `
 LLMAGE_BASE_URL, LLMAGE_PREFIX, LLMAGE_API_KEY, LLMAGE_EMBED_MODEL and LLMAGE_OUT_DIR (the MP4 is
 written there for the test to probe)."""
 import base64
+import json
 import os
 import struct
 import sys
 import time
+import urllib.request
 import warnings
 
-import httpx
 import openai
 
 warnings.simplefilter("ignore", DeprecationWarning)  # the SDK marks the Videos API deprecated
@@ -21,6 +22,17 @@ prefix = os.environ["LLMAGE_PREFIX"]
 key = os.environ["LLMAGE_API_KEY"]
 out_dir = os.environ["LLMAGE_OUT_DIR"]
 client = openai.OpenAI(base_url=base + prefix, api_key=key, max_retries=0)
+
+
+def http(method, url, body=None):
+    """A plain HTTP call (the SDK's own HTTP client is its business)."""
+    headers = {"Authorization": f"Bearer {key}"}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers, method=method)) as r:
+        return r.read()
 
 
 def png_size(data):
@@ -54,7 +66,7 @@ img = client.images.generate(model="wan2.2-t2i-flash", prompt="一只橘猫", re
 assert len(img.data) == 1 and img.created > 0, img
 url = img.data[0].url
 assert "/idfile?path=" in url, url
-png = httpx.get(url).content
+png = http("GET", url)
 assert png_size(png)[0] > 0
 img = client.images.generate(model="wan2.2-t2i-flash", prompt="一只橘猫", response_format="b64_json", n=2)
 assert len(img.data) == 2, img
@@ -84,16 +96,16 @@ content.write_to_file(path)
 thumb = client.videos.download_content(v.id, variant="thumbnail").content
 assert thumb[:3] == b"\xff\xd8\xff", thumb[:8]
 # The same task on the seed's surface.
-seed = httpx.get(f"{base}/llmage/v1/tasks", params={"taskid": v.id}, headers={"Authorization": f"Bearer {key}"}).json()
+seed = json.loads(http("GET", f"{base}/llmage/v1/tasks?taskid={v.id}"))
 assert seed["status"] == "SUCCEEDED" and seed["video"].endswith(
     "/idfile?path=" + seed["video"].split("path=")[1]
 ), seed
 # A task made on the seed's surface is a video here.
-made = httpx.post(
+made = json.loads(http(
+    "POST",
     f"{base}/llmage/v1/video/generations",
-    json={"model": "viduq3-pro", "catelogid": "t2v", "prompt": "雪山", "duration": 1, "resolution": "540p"},
-    headers={"Authorization": f"Bearer {key}"},
-).json()
+    {"model": "viduq3-pro", "catelogid": "t2v", "prompt": "雪山", "duration": 1, "resolution": "540p"},
+))
 other = until_final(client.videos.retrieve(made["taskid"]))
 assert other.status == "completed" and other.seconds == "1" and other.size == "960x540", other
 
