@@ -148,7 +148,7 @@ fn size_of(short: u32, ratio: &str) -> Option<String> {
     if a == 0 || b == 0 {
         return None;
     }
-    let long = |x: u32, y: u32| (short * x / y + 1) / 2 * 2;
+    let long = |x: u32, y: u32| (short * x / y).div_ceil(2) * 2;
     Some(if a >= b {
         format!("{}x{short}", long(a, b))
     } else {
