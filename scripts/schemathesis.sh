@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Property-based API testing with schemathesis against `serve --demo`, driven by the server's own
-# /llmage/v1/openapi.json: no request may produce a 5xx, an undocumented status or content type,
-# or an answer that violates the documented schema. Two passes, bounded in time:
+# /llmage/v1/openapi.json, which describes both bases (the seed's `/llmage/v1` and the OpenAI-shaped
+# routes again under `/v1`, with OpenAI error objects), so both are fuzzed: no request may produce
+# a 5xx, an undocumented status or content type, or an answer that violates the documented schema.
+# Two passes, bounded in time:
 #   1. the gateway API with the demo user's API key (console and admin routes left out);
 #   2. the console API with a logged-in admin's session cookie and CSRF token.
 # Usage: scripts/schemathesis.sh [seconds per pass, default 60]   (needs a built target/debug/llmage)

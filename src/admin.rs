@@ -140,11 +140,17 @@ pub fn checked_channel(core: &Core, args: ChannelArgs) -> anyhow::Result<NewChan
         .filter(|s| !s.trim().is_empty())
         .map(ModelRoute::parse)
         .collect::<Option<_>>()
-        .context("--models: use `model` or `model=upstream-name`, comma-separated")?;
+        .context("--models: use `model` or `model=upstream-name` (`embedding:` before an embedding model), comma-separated")?;
     if models.is_empty() {
         bail!("--models must name at least one model");
     }
     for route in &models {
+        if route.embedding && vendor != Vendor::OpenAi {
+            bail!(
+                "model {}: embedding models are served by openai channels only",
+                route.model
+            );
+        }
         match core.catalog.get(&route.model) {
             Some(model) if model.is_chat() && !vendor.serves_chat() => bail!(
                 "model {} is a chat model; {} channels do not serve chat (use openai or dashscope)",

@@ -38,6 +38,9 @@ pub struct Config {
     pub task_image_deadline_secs: u64,
     /// A video task not finished after this many seconds fails and is refunded.
     pub task_video_deadline_secs: u64,
+    /// How long `POST /v1/images/generations` waits for its tasks before answering 504 (the
+    /// tasks go on and stay visible).
+    pub images_wait_secs: u64,
     /// An off-peak task (`off_peak = "Y"`, e.g. Vidu 错峰: done within 48 h) not finished after
     /// this many seconds fails and is refunded.
     pub task_off_peak_deadline_secs: u64,
@@ -405,6 +408,7 @@ impl Default for Config {
             max_multipart_bytes: 200 * 1024 * 1024,
             task_image_deadline_secs: 1_800,
             task_video_deadline_secs: 7_200,
+            images_wait_secs: 120,
             task_off_peak_deadline_secs: 50 * 3_600,
             task_lease_secs: 60,
             callback_retry_secs: vec![10, 60, 300, 1_800, 7_200],
@@ -586,11 +590,15 @@ impl Config {
                 "need max_multipart_bytes >= max_upload_bytes >= 1024",
             );
         }
-        if self.task_image_deadline_secs == 0
+        if self.images_wait_secs == 0
+            || self.task_image_deadline_secs == 0
             || self.task_video_deadline_secs == 0
             || self.task_off_peak_deadline_secs == 0
         {
-            return invalid("task_*_deadline_secs", "must be at least 1");
+            return invalid(
+                "task_*_deadline_secs/images_wait_secs",
+                "must be at least 1",
+            );
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return invalid("log_format", "must be \"text\" or \"json\"");

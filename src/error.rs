@@ -1,5 +1,8 @@
-//! [`ApiError`]: every error a client can see, mapped to its HTTP status and the seed's
-//! `{"error": "<message>"}` body in exactly one place.
+//! [`ApiError`]: every error a client can see, mapped to its HTTP status, a stable snake_case
+//! code, and its two bodies in exactly one place: the seed's `{"error": "<message>"}` and
+//! OpenAI's error object `{"error": {"message", "type", "param", "code"}}`. Which body a response
+//! carries is decided per route by [`ErrorStyle`] (the OpenAI routes and every `/v1` route use
+//! OpenAI's; the seed's routes keep the seed's).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -69,6 +72,12 @@ pub enum ApiError {
         message: String,
         retry_after_secs: Option<u64>,
     },
+    /// An `Idempotency-Key` already used for a different request body.
+    #[error("Idempotency-Key {0} was already used with a different request body")]
+    IdempotencyKeyReused(String),
+    /// We stopped waiting (the work goes on); the message says what to look at.
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl ApiError {
@@ -101,13 +110,110 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::BadCode(_) => StatusCode::BAD_REQUEST,
             ApiError::CodeRefused { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::IdempotencyKeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
-    /// The JSON body: `{"error": "<message>"}`.
+    /// A stable snake_case code per variant (for clients and the console; never changes once
+    /// published). The OpenAI-style codes (`invalid_api_key`, `model_not_found`,
+    /// `insufficient_quota`, `rate_limit_exceeded`) are spelled as OpenAI spells them.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidApiKey => "invalid_api_key",
+            ApiError::MissingParameter(_) => "missing_parameter",
+            ApiError::InvalidParameter(_) => "invalid_parameter",
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::ModelNotFound(_) => "model_not_found",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::InsufficientBalance => "insufficient_quota",
+            ApiError::RateLimited { .. } => "rate_limit_exceeded",
+            ApiError::NoChannel(_) => "no_channel",
+            ApiError::UpstreamRejected { .. } => "upstream_rejected",
+            ApiError::UpstreamFailed(_) => "upstream_failed",
+            ApiError::UpstreamTimeout => "upstream_timeout",
+            ApiError::UpstreamBusy { .. } => "upstream_busy",
+            ApiError::Unavailable => "unavailable",
+            ApiError::NotConfigured(_) => "not_configured",
+            ApiError::Internal => "internal_error",
+            ApiError::LoginRequired => "login_required",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::BadCode(_) => "bad_code",
+            ApiError::CodeRefused { .. } => "code_refused",
+            ApiError::IdempotencyKeyReused(_) => "idempotency_key_reused",
+            ApiError::Timeout(_) => "timeout",
+        }
+    }
+
+    /// The OpenAI error `type` of each error (the families OpenAI's SDKs and docs use).
+    pub fn openai_type(&self) -> &'static str {
+        match self {
+            ApiError::InvalidApiKey | ApiError::LoginRequired => "authentication_error",
+            ApiError::InsufficientBalance => "insufficient_quota",
+            ApiError::RateLimited { .. } | ApiError::CodeRefused { .. } => "rate_limit_error",
+            ApiError::Forbidden(_) => "permission_error",
+            ApiError::MissingParameter(_)
+            | ApiError::InvalidParameter(_)
+            | ApiError::InvalidJson(_)
+            | ApiError::PayloadTooLarge { .. }
+            | ApiError::ModelNotFound(_)
+            | ApiError::NotFound(_)
+            | ApiError::UpstreamRejected { .. }
+            | ApiError::BadCode(_)
+            | ApiError::IdempotencyKeyReused(_) => "invalid_request_error",
+            ApiError::NoChannel(_)
+            | ApiError::UpstreamFailed(_)
+            | ApiError::UpstreamTimeout
+            | ApiError::UpstreamBusy { .. }
+            | ApiError::Unavailable
+            | ApiError::NotConfigured(_)
+            | ApiError::Internal
+            | ApiError::Timeout(_) => "server_error",
+        }
+    }
+
+    /// The request parameter an error is about, when it names one.
+    fn param(&self) -> Option<&str> {
+        match self {
+            ApiError::MissingParameter(name) => Some(name),
+            ApiError::ModelNotFound(_) => Some("model"),
+            _ => None,
+        }
+    }
+
+    /// The seed's JSON body: `{"error": "<message>"}`.
     pub fn body(&self) -> String {
         serde_json::json!({ "error": self.to_string() }).to_string()
     }
+
+    /// OpenAI's error object: `{"error": {"message", "type", "param", "code"}}`.
+    pub fn openai_body(&self) -> String {
+        serde_json::json!({ "error": {
+            "message": self.to_string(),
+            "type": self.openai_type(),
+            "param": self.param(),
+            "code": self.code(),
+        }})
+        .to_string()
+    }
+}
+
+/// Which error body a route answers with, put on the request by the router (absent: the seed's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorStyle {
+    /// `{"error": "<message>"}`: the seed's routes under `/llmage/v1` and the console's `/api`.
+    Seed,
+    /// OpenAI's error object: every route under `/v1` and the OpenAI-only routes under
+    /// `/llmage/v1`.
+    OpenAi,
+}
+
+/// The error carried by a response, so that the router can render it in its route's style
+/// after the handler has answered (see `crate::api::error_style`).
+#[derive(Debug, Clone)]
+pub struct ErrorBodies {
+    pub openai: String,
 }
 
 impl IntoResponse for ApiError {
@@ -117,6 +223,9 @@ impl IntoResponse for ApiError {
             tracing::warn!(status = status.as_u16(), error = %self, "request failed");
         }
         let mut response = (status, self.body()).into_response();
+        response.extensions_mut().insert(ErrorBodies {
+            openai: self.openai_body(),
+        });
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -180,5 +289,48 @@ impl From<LedgerError> for ApiError {
             )),
             LedgerError::Store(e) => e.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openai_bodies_carry_the_reason() {
+        let body: serde_json::Value =
+            serde_json::from_str(&ApiError::InvalidApiKey.openai_body()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"message": "Invalid API Key", "type": "authentication_error", "param": null, "code": "invalid_api_key"}})
+        );
+        let limited = ApiError::RateLimited {
+            retry_after_secs: 2,
+        };
+        assert_eq!(
+            (limited.status(), limited.code(), limited.openai_type()),
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_exceeded",
+                "rate_limit_error"
+            )
+        );
+        let poor = ApiError::InsufficientBalance;
+        assert_eq!(
+            (poor.status(), poor.code()),
+            (StatusCode::TOO_MANY_REQUESTS, "insufficient_quota")
+        );
+        let missing = ApiError::MissingParameter("prompt".into());
+        let body: serde_json::Value = serde_json::from_str(&missing.openai_body()).unwrap();
+        assert_eq!(body["error"]["param"], "prompt");
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        let reused = ApiError::IdempotencyKeyReused("k1".into());
+        assert_eq!(reused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(reused.to_string().contains("k1"));
+        // The seed's body is unchanged.
+        assert_eq!(
+            ApiError::InvalidApiKey.body(),
+            r#"{"error":"Invalid API Key"}"#
+        );
     }
 }

@@ -30,6 +30,17 @@ pub struct IdfileQuery {
     sig: Option<String>,
 }
 
+impl IdfileQuery {
+    /// The query for an archived result (no signature: results are served by id).
+    pub fn result(id: String) -> IdfileQuery {
+        IdfileQuery {
+            path: Some(id),
+            exp: None,
+            sig: None,
+        }
+    }
+}
+
 #[utoipa::path(get, path = "/idfile", tag = "tasks",
     summary = "Result and input files (links from task answers)",
     params(

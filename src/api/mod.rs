@@ -6,17 +6,21 @@ mod auth;
 mod chat;
 mod console;
 mod console_keys;
+mod embeddings;
 mod extract;
 mod finance;
 mod health;
 mod idfile;
+mod images;
 pub mod limits;
 mod metrics_endpoint;
 mod models;
+pub mod openai;
 pub mod openapi;
 mod recharge;
 pub mod schema;
 mod tasks;
+mod videos;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -53,7 +57,7 @@ pub fn router(state: AppState) -> Router {
     let (router, doc) = documented_router(&state);
     let doc = openapi::finish(doc, &state.channels.table().catalog);
     let rendered = openapi::Rendered(Arc::new(doc.to_string()));
-    router
+    let app = router
         .layer(axum::Extension(rendered))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -66,7 +70,11 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::Internal.into_response()
         }))
-        .with_state(state)
+        .layer(middleware::from_fn(openai::error_bodies))
+        .with_state(state);
+    // `/v1/…` of an OpenAI-shaped route is that route under `/llmage/v1`, rewritten before
+    // routing (so both bases are one set of handlers and documents).
+    Router::new().fallback_service(tower::ServiceExt::map_request(app, openai::v1_rewrite))
 }
 
 /// The routes and the OpenAPI document generated from them.
@@ -84,6 +92,12 @@ pub fn documented_router(state: &AppState) -> (Router<AppState>, utoipa::openapi
         .routes(routes!(tasks::image).layer(DefaultBodyLimit::max(uploads)))
         .routes(routes!(tasks::video).layer(DefaultBodyLimit::max(uploads)))
         .routes(routes!(tasks::tasks))
+        .routes(routes!(models::retrieve))
+        .routes(routes!(images::generate))
+        .routes(routes!(videos::create, videos::list).layer(DefaultBodyLimit::max(uploads)))
+        .routes(routes!(videos::retrieve, videos::delete))
+        .routes(routes!(videos::content))
+        .routes(routes!(embeddings::create))
         .routes(routes!(auth::balance))
         .routes(routes!(auth::sms_code))
         .routes(routes!(auth::login))
@@ -119,12 +133,22 @@ async fn not_found() -> Response {
 
 async fn method_not_allowed() -> Response {
     let body = serde_json::json!({"error": "Method not allowed"}).to_string();
-    (
+    let mut response = (
         StatusCode::METHOD_NOT_ALLOWED,
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         body,
     )
-        .into_response()
+        .into_response();
+    response.extensions_mut().insert(crate::error::ErrorBodies {
+        openai: serde_json::json!({"error": {
+            "message": "Method not allowed",
+            "type": "invalid_request_error",
+            "param": null,
+            "code": "method_not_allowed",
+        }})
+        .to_string(),
+    });
+    response
 }
 
 /// One line per request: method, path (never the query), status, latency, user id.

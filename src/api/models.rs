@@ -1,5 +1,6 @@
 //! `GET /llmage/v1/models[?catelogid=…]`: the OpenAI list shape, each model extended with its
-//! categories, vendor, description, price, parameter tables and whether it can be called now.
+//! categories, vendor, description, price, parameter tables and whether it can be called now;
+//! `GET /llmage/v1/models/{id}` (OpenAI's models.retrieve): one model in the same shape.
 
 use super::extract::ApiQuery;
 use axum::Json;
@@ -7,7 +8,7 @@ use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::ApiKey;
+use super::extract::{ApiKey, ApiPath};
 use crate::catalog::{CATEGORIES, Model};
 use crate::error::ApiError;
 use crate::server::AppState;
@@ -48,6 +49,30 @@ pub async fn list(
         .map(|m| model_entry(m, table.has_channel(&m.id) || state.config.demo))
         .collect();
     Ok(Json(json!({"object": "list", "data": data})))
+}
+
+#[utoipa::path(get, path = "/llmage/v1/models/{id}", tag = "openai",
+    summary = "查询模型 / one model (OpenAI models.retrieve)",
+    params(("id" = String, Path, description = "The model id")),
+    responses(
+        (status = 200, description = "The model", body = super::schema::ModelEntry),
+        (status = 404, description = "Model not found", body = super::schema::OpenAiError),
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = [])))]
+pub async fn retrieve(
+    State(state): State<AppState>,
+    _key: ApiKey,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let table = state.channels.table();
+    let model = table
+        .catalog
+        .get(&id)
+        .ok_or_else(|| ApiError::ModelNotFound(id.clone()))?;
+    Ok(Json(model_entry(
+        model,
+        table.has_channel(&model.id) || state.config.demo,
+    )))
 }
 
 /// One model in the list.

@@ -19,7 +19,7 @@ use crate::catalog::{Catalog, FileKind, Param, ParamType};
 #[openapi(
     info(
         title = "元境平台 API (llmage)",
-        description = "OpenAI 兼容的 AI 模型网关:文本、图片、视频生成,API Key、积分与账本。\n\nAn OpenAI-compatible AI model gateway: chat, image and video generation with your own API keys and prepaid credits. Gateway endpoints (`/llmage/v1`) take `Authorization: Bearer <API key>`; console endpoints (`/api`) take the login session cookie and, when they change something, `X-CSRF-Token`. Every error is `{\"error\": \"<message>\"}`.",
+        description = "OpenAI 兼容的 AI 模型网关:文本、图片、视频生成,API Key、积分与账本。\n\nAn OpenAI-compatible AI model gateway: chat, image and video generation with your own API keys and prepaid credits. Gateway endpoints (`/llmage/v1`) take `Authorization: Bearer <API key>`; console endpoints (`/api`) take the login session cookie and, when they change something, `X-CSRF-Token`. The same OpenAI-shaped operations are served under `/v1` too (the base URL OpenAI-compatible tools default to). Errors of the seed's operations under `/llmage/v1` and of `/api` are `{\"error\": \"<message>\"}`; errors under `/v1` and of the OpenAI-only operations (tag `openai`) are OpenAI error objects `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`.",
         version = env!("CARGO_PKG_VERSION"),
     ),
     modifiers(&SecuritySchemes),
@@ -27,6 +27,7 @@ use crate::catalog::{Catalog, FileKind, Param, ParamType};
     tags(
         (name = "gateway", description = "元境平台 API: models, chat, balance"),
         (name = "tasks", description = "图片与视频任务 / image and video tasks, result files"),
+        (name = "openai", description = "OpenAI 标准接口 / the OpenAI-standard surface: one model, Images, Videos, Embeddings (also under /v1)"),
         (name = "account", description = "手机号登录 / phone login and the session"),
         (name = "keys", description = "API Key 管理 / API keys"),
         (name = "finance", description = "财务 / ledger, usage, orders, redemption"),
@@ -161,8 +162,50 @@ pub fn finish(doc: utoipa::openapi::OpenApi, catalog: &Catalog) -> Value {
             }
         }
     }
+    mirror_v1(&mut doc);
     add_shared_errors(&mut doc);
+    openai_error_bodies(&mut doc);
     doc
+}
+
+/// The OpenAI-shaped operations again under `/v1` (the router serves them there too).
+fn mirror_v1(doc: &mut Value) {
+    let Some(Value::Object(paths)) = doc.get_mut("paths") else {
+        return;
+    };
+    for rest in super::openai::V1_MIRRORS {
+        if let Some(item) = paths.get(&format!("/llmage/v1{rest}")).cloned() {
+            paths.insert(format!("/v1{rest}"), item);
+        }
+    }
+}
+
+/// Errors on OpenAI-style routes are OpenAI error objects (see `crate::api::openai`).
+fn openai_error_bodies(doc: &mut Value) {
+    fn swap(v: &mut Value) {
+        match v {
+            Value::String(s) if s == "#/components/schemas/ErrorBody" => {
+                *s = "#/components/schemas/OpenAiError".into();
+            }
+            Value::Array(items) => items.iter_mut().for_each(swap),
+            Value::Object(map) => map.values_mut().for_each(swap),
+            _ => {}
+        }
+    }
+    let Some(Value::Object(paths)) = doc.get_mut("paths") else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        if super::openai::error_style(path) == crate::error::ErrorStyle::OpenAi
+            && let Value::Object(ops) = item
+        {
+            for op in ops.values_mut() {
+                if let Some(responses) = op.get_mut("responses") {
+                    swap(responses);
+                }
+            }
+        }
+    }
 }
 
 fn error_response(description: &str) -> Value {

@@ -542,3 +542,143 @@ pub struct RechargeConfig {
     #[schema(example = "50000.00")]
     pub max: String,
 }
+
+/// OpenAI's error object: every error under `/v1` and on the OpenAI-only routes under
+/// `/llmage/v1` (images, videos, embeddings, one model).
+#[derive(Serialize, ToSchema)]
+pub struct OpenAiError {
+    pub error: OpenAiErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OpenAiErrorDetail {
+    #[schema(example = "Invalid API Key")]
+    pub message: String,
+    /// `invalid_request_error`, `authentication_error`, `permission_error`,
+    /// `insufficient_quota`, `rate_limit_error`, `server_error`.
+    #[schema(example = "authentication_error")]
+    pub r#type: String,
+    /// The parameter the error is about.
+    pub param: Option<String>,
+    /// A stable snake_case code (`invalid_api_key`, `model_not_found`, `insufficient_quota`,
+    /// `rate_limit_exceeded`, `invalid_parameter`, `idempotency_key_reused`, …).
+    #[schema(example = "invalid_api_key")]
+    pub code: String,
+}
+
+/// `POST /v1/images/generations`. Fields beyond these are the model's own parameters
+/// (`negative_prompt`, …).
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"model": "wan2.2-t2i-flash", "prompt": "一只猫", "n": 1, "response_format": "url"}))]
+pub struct ImagesRequest {
+    pub model: String,
+    #[schema(min_length = 1, pattern = "\\S")]
+    pub prompt: String,
+    /// Images (one task each), up to the model's `max_images_per_request`.
+    #[schema(nullable = false, minimum = 1)]
+    pub n: Option<u32>,
+    /// `WxH` from the model's table, or `auto`.
+    #[schema(nullable = false)]
+    pub size: Option<String>,
+    /// `url` (default) or `b64_json`.
+    #[schema(nullable = false, pattern = "^(url|b64_json)$")]
+    pub response_format: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImageData {
+    /// An archived `/idfile` link (`response_format` `url`).
+    #[schema(nullable = false)]
+    pub url: Option<String>,
+    /// The image itself, base64 (`response_format` `b64_json`).
+    #[schema(nullable = false)]
+    pub b64_json: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImagesResponse {
+    pub created: i64,
+    pub data: Vec<ImageData>,
+}
+
+/// `POST /v1/videos`. Fields beyond these are the model's own parameters.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"model": "viduq3-pro", "prompt": "海边日落", "seconds": "4", "size": "1280x720"}))]
+pub struct VideoCreate {
+    pub model: String,
+    #[schema(min_length = 1, pattern = "\\S")]
+    pub prompt: String,
+    /// Duration in seconds (→ the model's `duration`).
+    #[schema(nullable = false)]
+    pub seconds: Option<String>,
+    /// `WxH` (→ the model's `size`, or `resolution` + `ratio`).
+    #[schema(nullable = false)]
+    pub size: Option<String>,
+    /// The first frame: an image file (multipart), or `{"image_url": "https://…"}`.
+    #[schema(nullable = false)]
+    pub input_reference: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VideoError {
+    pub code: String,
+    pub message: String,
+}
+
+/// A video: one of our video tasks, OpenAI-shaped.
+#[derive(Serialize, ToSchema)]
+pub struct Video {
+    /// The task id (also `GET /llmage/v1/tasks?taskid=`).
+    pub id: String,
+    #[schema(example = "video")]
+    pub object: String,
+    pub model: String,
+    /// `queued`, `in_progress`, `completed`, `failed`.
+    pub status: String,
+    /// 0 queued, 50 in progress, 100 completed.
+    pub progress: i64,
+    pub created_at: i64,
+    pub completed_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub seconds: Option<String>,
+    pub size: Option<String>,
+    pub prompt: Option<String>,
+    pub remixed_from_video_id: Option<String>,
+    pub error: Option<VideoError>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VideoList {
+    pub object: String,
+    pub data: Vec<Video>,
+    pub first_id: Option<String>,
+    pub last_id: Option<String>,
+    pub has_more: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VideoDeleted {
+    pub id: String,
+    #[schema(example = "video.deleted")]
+    pub object: String,
+    pub deleted: bool,
+}
+
+/// `POST /v1/embeddings` (other OpenAI fields such as `dimensions` are passed on).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct EmbeddingsRequest {
+    pub model: String,
+    /// A string, an array of strings, or an array of token arrays.
+    pub input: Value,
+    /// `float` (default) or `base64`.
+    #[schema(nullable = false)]
+    pub encoding_format: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EmbeddingsResponse {
+    pub object: String,
+    pub data: Vec<Value>,
+    pub model: String,
+    pub usage: Value,
+}

@@ -113,7 +113,7 @@ async fn submit(
     ))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -129,7 +129,10 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
-async fn read_multipart(mut multipart: Multipart, limits: Limits) -> Result<Submission, ApiError> {
+pub(super) async fn read_multipart(
+    mut multipart: Multipart,
+    limits: Limits,
+) -> Result<Submission, ApiError> {
     let bad = |e: axum::extract::multipart::MultipartError| {
         ApiError::InvalidParameter(format!(
             "malformed multipart/form-data body: {}",

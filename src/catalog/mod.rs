@@ -58,6 +58,13 @@ pub struct Model {
     /// Largest completion a chat model produces; bounds the worst-case reservation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output_tokens: Option<u64>,
+    /// Most images one OpenAI `POST /v1/images/generations` may ask for (`n`, one task each);
+    /// absent: 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_images_per_request: Option<u32>,
+    /// An embedding model (`POST /v1/embeddings`, priced per input token); it serves no category.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub embedding: bool,
     pub price: Price,
     pub categories: Vec<Category>,
 }
@@ -172,6 +179,8 @@ impl Model {
             vendor_label: "自定义 (OpenAI 兼容)".to_owned(),
             description: "管理员通过 OpenAI 兼容渠道接入的模型".to_owned(),
             max_output_tokens: None,
+            max_images_per_request: None,
+            embedding: false,
             price: Price::Tokens {
                 input_per_million,
                 output_per_million,
@@ -184,7 +193,33 @@ impl Model {
         }
     }
 
+    /// An embedding model as an admin adds it through an `openai` channel (`embedding:` prefix on
+    /// the channel's model), priced per million input tokens.
+    pub fn custom_embedding(id: &str, input_per_million: i64) -> Model {
+        Model {
+            id: id.to_owned(),
+            vendor: "openai".to_owned(),
+            vendor_label: "自定义 (OpenAI 兼容)".to_owned(),
+            description: "管理员通过 OpenAI 兼容渠道接入的向量模型 / embedding model".to_owned(),
+            max_output_tokens: None,
+            max_images_per_request: None,
+            embedding: true,
+            price: Price::Tokens {
+                input_per_million,
+                output_per_million: 0,
+            },
+            categories: Vec::new(),
+        }
+    }
+
     fn validate(&self) -> Result<(), String> {
+        if self.embedding {
+            return if self.categories.is_empty() && matches!(self.price, Price::Tokens { .. }) {
+                Ok(())
+            } else {
+                Err("an embedding model serves no category and is priced in tokens".into())
+            };
+        }
         if self.categories.is_empty() {
             return Err("serves no category".into());
         }

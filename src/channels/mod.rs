@@ -75,11 +75,22 @@ impl Vendor {
 pub struct ModelRoute {
     pub model: String,
     pub upstream: String,
+    /// An embedding model (`POST /v1/embeddings`) rather than a chat model.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub embedding: bool,
 }
 
+/// The prefix that marks a channel model as an embedding model: `embedding:ours[=upstream]`.
+pub const EMBEDDING_PREFIX: &str = "embedding:";
+
 impl ModelRoute {
-    /// Parse `ours` or `ours=upstream`.
+    /// Parse `ours`, `ours=upstream`, or either behind `embedding:`.
     pub fn parse(spec: &str) -> Option<ModelRoute> {
+        let spec = spec.trim();
+        let (embedding, spec) = match spec.strip_prefix(EMBEDDING_PREFIX) {
+            Some(rest) => (true, rest),
+            None => (false, spec),
+        };
         let (model, upstream) = match spec.split_once('=') {
             Some((a, b)) => (a.trim(), b.trim()),
             None => (spec.trim(), spec.trim()),
@@ -87,6 +98,7 @@ impl ModelRoute {
         (!model.is_empty() && !upstream.is_empty()).then(|| ModelRoute {
             model: model.to_owned(),
             upstream: upstream.to_owned(),
+            embedding,
         })
     }
 }
@@ -154,11 +166,18 @@ impl ChannelTable {
         for channel in all.into_iter().filter(|c| c.enabled) {
             for route in &channel.models {
                 if base.get(&route.model).is_none() && channel.vendor == Vendor::OpenAi {
-                    extra.push(Model::custom_chat(
-                        &route.model,
-                        channel.price_in.unwrap_or(default_price.0),
-                        channel.price_out.unwrap_or(default_price.1),
-                    ));
+                    extra.push(if route.embedding {
+                        Model::custom_embedding(
+                            &route.model,
+                            channel.price_in.unwrap_or(default_price.0),
+                        )
+                    } else {
+                        Model::custom_chat(
+                            &route.model,
+                            channel.price_in.unwrap_or(default_price.0),
+                            channel.price_out.unwrap_or(default_price.1),
+                        )
+                    });
                 }
                 by_model
                     .entry(route.model.clone())

@@ -96,6 +96,10 @@ pub struct Task {
     pub created_at: i64,
     pub updated_at: i64,
     pub finished_at: Option<i64>,
+    /// Digest of the checked submission (`None` on tasks made before it was recorded).
+    pub request_hash: Option<String>,
+    /// Deleted by its owner (`DELETE /v1/videos/{id}`): no longer shown to them.
+    pub hidden: bool,
 }
 
 /// The link to a stored file.

@@ -53,10 +53,11 @@ impl TaskService {
         v: Validated,
         idem_key: Option<String>,
     ) -> Result<Task, ApiError> {
+        let request_hash = request_hash(&v);
         if let Some(key) = &idem_key
             && let Some(task) = self.store.by_idem_key(owner.user_id, key).await?
         {
-            return Ok(task);
+            return same_request(task, key, &request_hash);
         }
         // The first channel by priority/weight; the engine fails over along the rest. Demo mode
         // serves models without a channel from the sandbox.
@@ -100,6 +101,7 @@ impl TaskService {
             usage: quote.usage,
             idem_key: idem_key.clone(),
             callback_url: v.callback_url,
+            request_hash: Some(request_hash.clone()),
         };
         // The hold and the task row commit together: a crash can leave neither, or both (and
         // the engine then settles the task), never credits held for a task that does not exist.
@@ -112,7 +114,7 @@ impl TaskService {
                 && let Some(key) = &idem_key
                 && let Some(task) = self.store.by_idem_key(owner.user_id, key).await?
             {
-                return Ok(task);
+                return same_request(task, key, &request_hash);
             }
             return Err(e.into());
         }
@@ -210,11 +212,47 @@ impl TaskService {
         }
     }
 
-    /// One of the owner's tasks (another user's id is "not found").
+    /// One of the owner's tasks (another user's id, or one the owner deleted, is "not found").
     pub async fn get(&self, owner: &KeyOwner, id: &str) -> Result<Task, ApiError> {
         match self.store.get(id).await? {
-            Some(task) if task.user_id == owner.user_id => Ok(task),
+            Some(task) if task.user_id == owner.user_id && !task.hidden => Ok(task),
             _ => Err(ApiError::NotFound(format!("task {id}"))),
         }
     }
+}
+
+/// The task an idempotency key made, if it was made from the same request; a different request
+/// under the same key is refused (as Stripe does) rather than answered with the first task.
+fn same_request(task: Task, key: &str, request_hash: &str) -> Result<Task, ApiError> {
+    match &task.request_hash {
+        Some(first) if first != request_hash => Err(ApiError::IdempotencyKeyReused(key.to_owned())),
+        _ => Ok(task),
+    }
+}
+
+/// A digest of a checked submission: model, category, parameters (defaults filled in, in the
+/// table's order and spelling), input files (by content or URL) and callback URL. Two requests
+/// that differ only in how they were sent (JSON or multipart, the `/v1` or the seed route, the
+/// multipart boundary) have the same digest.
+pub fn request_hash(v: &Validated) -> String {
+    use sha2::{Digest, Sha256};
+    let inputs: Vec<serde_json::Value> = v
+        .inputs
+        .iter()
+        .map(|input| match &input.source {
+            InputSource::Bytes { bytes, .. } => serde_json::json!({
+                "field": input.field,
+                "sha256": hex::encode(Sha256::digest(bytes)),
+            }),
+            InputSource::Url(url) => serde_json::json!({"field": input.field, "url": url}),
+        })
+        .collect();
+    let canonical = serde_json::json!({
+        "model": v.model.id,
+        "category": v.category,
+        "params": v.params,
+        "inputs": inputs,
+        "callback_url": v.callback_url,
+    });
+    hex::encode(Sha256::digest(canonical.to_string().as_bytes()))
 }

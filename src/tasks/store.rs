@@ -9,7 +9,7 @@ use super::{Task, TaskInput, TaskResult, TaskStatus};
 use crate::storage::{Db, StoreError, now_ms};
 
 const COLUMNS: &str = "id, user_id, key_id, model, category, params, inputs, vendor, channel_id, vendor_task_id, status, error, \
-    attempts, submit_started_at, polls, deadline_at, reservation_id, credits, usage, result, callback_url, created_at, updated_at, finished_at";
+    attempts, submit_started_at, polls, deadline_at, reservation_id, credits, usage, result, callback_url, created_at, updated_at, finished_at, request_hash, hidden_at";
 
 /// The earliest `next_poll_at` of an unleased unfinished task: one index seek per state.
 const NEXT_DUE: &str = "SELECT CAST(MIN(t) AS BIGINT) AS t FROM (\
@@ -39,6 +39,8 @@ pub struct NewTask {
     pub usage: Value,
     pub idem_key: Option<String>,
     pub callback_url: Option<String>,
+    /// Digest of the checked submission (see [`super::service::request_hash`]).
+    pub request_hash: Option<String>,
 }
 
 /// Task persistence.
@@ -66,8 +68,8 @@ impl TaskStore {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO tasks (id, user_id, key_id, model, category, params, inputs, vendor, channel_id, status, next_poll_at, \
-             deadline_at, reservation_id, credits, usage, idem_key, callback_url, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'CREATED', $10, $11, $12, $13, $14, $15, $16, $10, $10)",
+             deadline_at, reservation_id, credits, usage, idem_key, callback_url, created_at, updated_at, request_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'CREATED', $10, $11, $12, $13, $14, $15, $16, $10, $10, $17)",
         )
         .bind(&t.id)
         .bind(t.user_id)
@@ -85,6 +87,7 @@ impl TaskStore {
         .bind(t.usage.to_string())
         .bind(&t.idem_key)
         .bind(&t.callback_url)
+        .bind(&t.request_hash)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -118,8 +121,8 @@ impl TaskStore {
     ) -> Result<Vec<Task>, StoreError> {
         let (t, id) = after.unwrap_or((i64::MAX, String::new()));
         let sql = format!(
-            "SELECT {COLUMNS} FROM tasks WHERE user_id = $1 AND (created_at < $2 OR (created_at = $2 AND id < $3)) \
-             ORDER BY created_at DESC, id DESC LIMIT $4"
+            "SELECT {COLUMNS} FROM tasks WHERE user_id = $1 AND hidden_at IS NULL \
+             AND (created_at < $2 OR (created_at = $2 AND id < $3)) ORDER BY created_at DESC, id DESC LIMIT $4"
         );
         let rows = sqlx::query(&sql)
             .bind(user_id)
@@ -129,6 +132,50 @@ impl TaskStore {
             .fetch_all(self.db.reader())
             .await?;
         rows.iter().map(decode).collect()
+    }
+
+    /// A user's video tasks (not hidden) after the task `(created_at, id)`, newest first or, with
+    /// `ascending`, oldest first (`GET /v1/videos`).
+    pub async fn list_videos(
+        &self,
+        user_id: i64,
+        limit: i64,
+        after: Option<(i64, String)>,
+        ascending: bool,
+    ) -> Result<Vec<Task>, StoreError> {
+        let (cmp, order, (t, id)) = if ascending {
+            (">", "ASC", after.unwrap_or((i64::MIN, String::new())))
+        } else {
+            ("<", "DESC", after.unwrap_or((i64::MAX, String::new())))
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM tasks WHERE user_id = $1 AND hidden_at IS NULL \
+             AND category IN ('t2v', 'i2v', 'ref2v') \
+             AND (created_at {cmp} $2 OR (created_at = $2 AND id {cmp} $3)) \
+             ORDER BY created_at {order}, id {order} LIMIT $4"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user_id)
+            .bind(t)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(self.db.reader())
+            .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Hide a finished task from its owner; returns whether a visible finished task was hidden.
+    pub async fn hide(&self, id: &str, user_id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE tasks SET hidden_at = $1 WHERE id = $2 AND user_id = $3 AND hidden_at IS NULL \
+             AND status IN ('SUCCEEDED', 'FAILED')",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .bind(user_id)
+        .execute(self.db.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Lease up to `limit` unfinished tasks that are due, for `lease_ms`.
@@ -419,5 +466,7 @@ fn decode(r: &AnyRow) -> Result<Task, StoreError> {
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
         finished_at: r.try_get("finished_at")?,
+        request_hash: r.try_get("request_hash")?,
+        hidden: r.try_get::<Option<i64>, _>("hidden_at")?.is_some(),
     })
 }

@@ -1,17 +1,19 @@
 //! A local OpenAI-compatible upstream for tests: checks the bearer key, records every request
 //! body, answers JSON or SSE (role, reasoning, content, tool-call deltas, finish reason, usage
-//! chunk, `[DONE]`), and can be told to fail with 503 or to trickle a long stream slowly.
+//! chunk, `[DONE]`), and can be told to fail with 503 or to trickle a long stream slowly. It also
+//! serves `POST /v1/embeddings`: one vector of [`EMBEDDING_DIM`] floats per input (float or
+//! base64), `usage.prompt_tokens` = [`EMBEDDING_TOKENS_PER_INPUT`] per input.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use axum::{Json, Router};
 use serde_json::{Value, json};
 
 pub const MOCK_KEY: &str = "mock-upstream-key-42";
@@ -65,6 +67,10 @@ pub struct MockOpenAi {
 pub const ANSWER: [&str; 3] = ["Hello", ", ", "world!"];
 pub const REASONING: [&str; 2] = ["Let me ", "think."];
 pub const USAGE: (u64, u64) = (1000, 2000);
+/// Length of the mock's embedding vectors.
+pub const EMBEDDING_DIM: usize = 8;
+/// Input tokens the mock reports per input.
+pub const EMBEDDING_TOKENS_PER_INPUT: u64 = 250_000;
 
 pub async fn start(mode: Mode) -> MockOpenAi {
     let seen = Arc::new(Seen::default());
@@ -72,6 +78,7 @@ pub async fn start(mode: Mode) -> MockOpenAi {
         .route("/v1/chat/completions", post(chat))
         // DashScope's compatible mode, for `--vendor dashscope` channels given the host root.
         .route("/compatible-mode/v1/chat/completions", post(chat))
+        .route("/v1/embeddings", post(embeddings))
         .with_state(MockState {
             mode,
             seen: seen.clone(),
@@ -85,6 +92,52 @@ pub async fn start(mode: Mode) -> MockOpenAi {
         base_url: format!("http://{addr}/v1"),
         seen,
     }
+}
+
+async fn embeddings(State(state): State<MockState>, headers: HeaderMap, body: String) -> Response {
+    use base64::Engine;
+    state.seen.calls.fetch_add(1, Ordering::SeqCst);
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth != format!("Bearer {MOCK_KEY}") {
+        return (StatusCode::UNAUTHORIZED, r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#).into_response();
+    }
+    let body: Value = serde_json::from_str(&body).unwrap();
+    state.seen.bodies.lock().unwrap().push(body.clone());
+    if state.mode == Mode::Fail503 {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"error":{"message":"overloaded","type":"server_error"}}"#,
+        )
+            .into_response();
+    }
+    let inputs = match &body["input"] {
+        Value::Array(items) => items.len(),
+        _ => 1,
+    };
+    let base64 = body["encoding_format"] == "base64";
+    let data: Vec<Value> = (0..inputs)
+        .map(|i| {
+            let vector: Vec<f32> = (0..EMBEDDING_DIM)
+                .map(|d| (i * 10 + d) as f32 / 100.0)
+                .collect();
+            let embedding = if base64 {
+                let bytes: Vec<u8> = vector.iter().flat_map(|f| f.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(vector)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    let tokens = EMBEDDING_TOKENS_PER_INPUT * inputs as u64;
+    Json(
+        json!({"object": "list", "data": data, "model": body["model"],
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}),
+    )
+    .into_response()
 }
 
 fn chunk(model: &str, delta: Value, finish: Option<&str>) -> Value {

@@ -1,0 +1,234 @@
+//! `POST /v1/embeddings` (and under `/llmage/v1`): relayed to the OpenAI-compatible channels that
+//! declare the model as an embedding model (`embedding:<id>` in the channel's models, or
+//! `embedding = true` in the catalog), failing over along them like chat does, and billed on input
+//! tokens: the estimate is held before the call, the upstream's `usage.prompt_tokens` settles it,
+//! and a call that fails everywhere releases it.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::Value;
+
+use super::extract::{ApiKey, JsonBody};
+use crate::accounts::keys::KeyOwner;
+use crate::billing::ledger::Ledger;
+use crate::catalog::Model;
+use crate::channels::{Route, Vendor};
+use crate::error::ApiError;
+use crate::server::AppState;
+
+/// Reservation purpose of an embeddings call.
+pub const EMBEDDING_PURPOSE: &str = "embedding";
+
+/// Longest wait for one upstream's answer.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[utoipa::path(post, path = "/llmage/v1/embeddings", tag = "openai",
+    summary = "OpenAI Embeddings API",
+    description = "Relayed to an OpenAI-compatible channel serving the model as an embedding model; billed on input tokens (the model's input price per million).",
+    request_body = super::schema::EmbeddingsRequest,
+    responses(
+        (status = 200, description = "The embeddings (the upstream's answer, `model` as you named it)", body = super::schema::EmbeddingsResponse),
+        (status = 400, description = "Missing or invalid parameter, or not an embedding model", body = super::schema::OpenAiError),
+        (status = 403, description = "The key may not call this model", body = super::schema::OpenAiError),
+        (status = 404, description = "Model not found", body = super::schema::OpenAiError),
+        (status = 429, description = "Balance too low for the input", body = super::schema::OpenAiError),
+        (status = 502, description = "Every upstream failed", body = super::schema::OpenAiError),
+        (status = 503, description = "No channel serves the model", body = super::schema::OpenAiError),
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    ApiKey(owner): ApiKey,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let Value::Object(mut body) = body else {
+        return Err(ApiError::InvalidJson("expected a JSON object".into()));
+    };
+    let model_id = match body.get("model") {
+        Some(Value::String(m)) if !m.is_empty() => m.clone(),
+        Some(_) => return Err(ApiError::InvalidParameter("model must be a string".into())),
+        None => return Err(ApiError::MissingParameter("model".into())),
+    };
+    let input = body
+        .get("input")
+        .ok_or_else(|| ApiError::MissingParameter("input".into()))?;
+    let estimate = input_tokens(input)?;
+    let table = state.channels.table();
+    let model = table
+        .catalog
+        .get(&model_id)
+        .cloned()
+        .ok_or_else(|| ApiError::ModelNotFound(model_id.clone()))?;
+    if !model.embedding {
+        return Err(ApiError::InvalidParameter(format!(
+            "model {model_id} is not an embedding model"
+        )));
+    }
+    super::extract::model_allowed(&owner, &model_id)?;
+    let routes: Vec<Route> = table
+        .routes(&model_id)
+        .into_iter()
+        .filter(|r| r.channel.vendor == Vendor::OpenAi)
+        .collect();
+    if routes.is_empty() {
+        return Err(ApiError::NoChannel(model_id));
+    }
+
+    let bill = Bill::hold(&state.ledger, &owner, &model, estimate).await?;
+    let mut last = ApiError::UpstreamFailed("no upstream answered".into());
+    for route in routes {
+        body.insert("model".into(), Value::String(route.upstream_model.clone()));
+        match call(&state.http, &route, &body).await {
+            Ok(mut answer) => {
+                let used = answer
+                    .pointer("/usage/prompt_tokens")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(estimate);
+                bill.settle(&state.ledger, &model, used).await?;
+                answer["model"] = Value::String(model_id);
+                return Ok(Json(answer));
+            }
+            // The request itself was refused: no other channel will like it better.
+            Err(e @ ApiError::UpstreamRejected { .. }) => {
+                bill.release(&state.ledger).await;
+                return Err(e);
+            }
+            Err(e) => {
+                tracing::warn!(channel = route.channel.id, error = %e, "embeddings upstream failed");
+                last = e;
+            }
+        }
+    }
+    bill.release(&state.ledger).await;
+    Err(last)
+}
+
+/// Tokens of the input, estimated before the call: text by the chat estimator, token arrays by
+/// their length.
+fn input_tokens(input: &Value) -> Result<u64, ApiError> {
+    let bad = || {
+        ApiError::InvalidParameter(
+            "input must be a string, an array of strings, or an array of token arrays".into(),
+        )
+    };
+    match input {
+        Value::String(s) if !s.is_empty() => Ok(crate::billing::tokens::estimate(s)),
+        Value::Array(items) if !items.is_empty() => {
+            let mut total = 0u64;
+            for item in items {
+                total += match item {
+                    Value::String(s) => crate::billing::tokens::estimate(s),
+                    Value::Number(_) => 1,
+                    Value::Array(tokens) if tokens.iter().all(Value::is_number) => {
+                        tokens.len() as u64
+                    }
+                    _ => return Err(bad()),
+                };
+            }
+            Ok(total)
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// The money of one embeddings call, in one place: a hold of the estimated input's price, settled
+/// at the tokens the upstream counted, or released.
+struct Bill {
+    reservation: Option<String>,
+}
+
+impl Bill {
+    async fn hold(
+        ledger: &Ledger,
+        owner: &KeyOwner,
+        model: &Model,
+        tokens: u64,
+    ) -> Result<Bill, ApiError> {
+        let amount = crate::billing::chat_cost(model, tokens, 0);
+        if amount == 0 {
+            return Ok(Bill { reservation: None });
+        }
+        let reservation = ledger
+            .reserve(owner.user_id, amount, EMBEDDING_PURPOSE, &model.id)
+            .await?;
+        Ok(Bill {
+            reservation: Some(reservation.id),
+        })
+    }
+
+    async fn settle(&self, ledger: &Ledger, model: &Model, tokens: u64) -> Result<(), ApiError> {
+        if let Some(id) = &self.reservation {
+            ledger
+                .settle(id, crate::billing::chat_cost(model, tokens, 0))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn release(&self, ledger: &Ledger) {
+        if let Some(id) = &self.reservation
+            && let Err(e) = ledger.release(id).await
+        {
+            tracing::error!(error = %e, reservation = %id, "cannot release an embeddings hold");
+        }
+    }
+}
+
+/// One upstream call.
+async fn call(
+    http: &reqwest::Client,
+    route: &Route,
+    body: &serde_json::Map<String, Value>,
+) -> Result<Value, ApiError> {
+    let url = format!(
+        "{}/embeddings",
+        route.channel.base_url.trim_end_matches('/')
+    );
+    let request = http
+        .post(url)
+        .bearer_auth(route.channel.api_key.expose())
+        .json(body)
+        .send();
+    let response = tokio::time::timeout(UPSTREAM_TIMEOUT, request)
+        .await
+        .map_err(|_| ApiError::UpstreamTimeout)?
+        .map_err(|e| {
+            ApiError::UpstreamFailed(format!("cannot reach the upstream: {}", e.without_url()))
+        })?;
+    let status = response.status();
+    let bytes = tokio::time::timeout(UPSTREAM_TIMEOUT, response.bytes())
+        .await
+        .map_err(|_| ApiError::UpstreamTimeout)?
+        .map_err(|e| {
+            ApiError::UpstreamFailed(format!("upstream answer cut off: {}", e.without_url()))
+        })?;
+    if status.is_success() {
+        return serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .filter(|v| v.get("data").is_some_and(Value::is_array))
+            .ok_or_else(|| {
+                ApiError::UpstreamFailed("the upstream's answer is not an embeddings list".into())
+            });
+    }
+    let message = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            v.pointer("/error/message")
+                .or_else(|| v.get("error"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+    match status.as_u16() {
+        400 | 404 | 413 | 422 => Err(ApiError::UpstreamRejected {
+            status: status.as_u16(),
+            message,
+        }),
+        _ => Err(ApiError::UpstreamFailed(format!(
+            "HTTP {}: {message}",
+            status.as_u16()
+        ))),
+    }
+}

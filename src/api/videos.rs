@@ -1,0 +1,455 @@
+//! OpenAI's Videos API on the task engine (under `/v1` and `/llmage/v1`): `POST /videos` (JSON or
+//! multipart, `input_reference` → the model's first-frame field, `seconds`/`size` → the model's
+//! `duration`/`resolution`/`ratio`/`size`, other fields as the model's own parameters),
+//! `GET /videos/{id}`, `GET /videos` (`after`, `limit`, `order`), `GET /videos/{id}/content`
+//! (`variant=video|thumbnail`, byte ranges) and `DELETE /videos/{id}` (hides a finished video
+//! from its owner; nothing is refunded for what was delivered). A video is a task: its id is the
+//! task id, and it is the same task `GET /llmage/v1/tasks?taskid=` shows.
+
+use axum::Json;
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::extract::{ApiKey, ApiPath, ApiQuery, JsonBody};
+use crate::catalog::validate::{Endpoint, FieldValue, Limits, Submission, Upload, validate};
+use crate::catalog::{FileKind, ParamType};
+use crate::error::ApiError;
+use crate::server::AppState;
+use crate::tasks::{Task, TaskStatus};
+
+/// The video categories.
+const VIDEO_CATEGORIES: [&str; 3] = ["t2v", "i2v", "ref2v"];
+
+/// A task as OpenAI's video object.
+pub fn video_object(task: &Task) -> Value {
+    let (status, progress) = match task.status {
+        TaskStatus::Created | TaskStatus::Pending => ("queued", 0),
+        // Vendors do not report a percentage: halfway while the vendor renders.
+        TaskStatus::Running => ("in_progress", 50),
+        TaskStatus::Succeeded => ("completed", 100),
+        TaskStatus::Failed => ("failed", 0),
+    };
+    let seconds = task.params.get("duration").map(|d| match d {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    });
+    let error = (task.status == TaskStatus::Failed).then(|| {
+        json!({
+            "code": "video_generation_failed",
+            "message": task.error.as_deref().unwrap_or("task failed"),
+        })
+    });
+    json!({
+        "id": task.id,
+        "object": "video",
+        "model": task.model,
+        "status": status,
+        "progress": progress,
+        "created_at": task.created_at / 1000,
+        "completed_at": task.finished_at.filter(|_| task.status == TaskStatus::Succeeded).map(|t| t / 1000),
+        "expires_at": Value::Null,
+        "seconds": seconds,
+        "size": super::openai::task_size(&task.params),
+        "prompt": task.params.get("prompt"),
+        "remixed_from_video_id": Value::Null,
+        "error": error,
+    })
+}
+
+#[utoipa::path(post, path = "/llmage/v1/videos", tag = "openai",
+    summary = "OpenAI Videos API: create a video",
+    description = "JSON or multipart/form-data. `model` (a video model of `GET /llmage/v1/models`), `prompt`, `seconds` (→ `duration`), `size` (`WxH` → the model's `size`, or `resolution` + `ratio`), `input_reference` (an image file, or `{\"image_url\"}` in JSON → the model's first-frame field; makes an image-to-video task); other fields are the model's own parameters. The same task as `POST /llmage/v1/video/generations`, at the same price.",
+    request_body(content(
+        (super::schema::VideoCreate = "application/json"),
+        (super::schema::VideoCreate = "multipart/form-data"))),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retried request with the same key and body creates no second task; a different body is refused with 422", min_length = 1, max_length = 255)),
+    responses(
+        (status = 200, description = "The video (queued)", body = super::schema::Video),
+        (status = 400, description = "Missing or invalid parameter", body = super::schema::OpenAiError),
+        (status = 403, description = "The key may not call this model", body = super::schema::OpenAiError),
+        (status = 404, description = "Model not found", body = super::schema::OpenAiError),
+        (status = 422, description = "Idempotency-Key reused with a different body", body = super::schema::OpenAiError),
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    ApiKey(owner): ApiKey,
+    request: Request,
+) -> Result<Json<Value>, ApiError> {
+    let idem_key = super::tasks::idempotency_key(request.headers())?;
+    let limits = Limits {
+        max_file_bytes: state.config.max_upload_bytes,
+    };
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let sent = if is_multipart {
+        let multipart = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| {
+                ApiError::InvalidParameter(format!(
+                    "malformed multipart/form-data body: {}",
+                    e.body_text()
+                ))
+            })?;
+        super::tasks::read_multipart(multipart, limits).await?
+    } else {
+        let JsonBody(body) = JsonBody::from_request(request, &state).await?;
+        let Value::Object(fields) = body else {
+            return Err(ApiError::InvalidJson("expected a JSON object".into()));
+        };
+        Submission {
+            fields: fields
+                .into_iter()
+                .map(|(k, v)| (k, FieldValue::Json(v)))
+                .collect(),
+            files: Vec::new(),
+        }
+    };
+
+    let mut model_id = None;
+    let mut seconds = None;
+    let mut size = None;
+    let mut reference: Option<FieldValue> = None;
+    let mut rest = Vec::new();
+    for (name, value) in sent.fields {
+        match name.as_str() {
+            "model" => model_id = Some(text(value, "model")?),
+            "seconds" => seconds = Some(value),
+            "size" => size = Some(text(value, "size")?),
+            "input_reference" => reference = Some(value),
+            _ => rest.push((name, value)),
+        }
+    }
+    let mut files = Vec::new();
+    let mut reference_file: Option<Upload> = None;
+    for (name, upload) in sent.files {
+        if name == "input_reference" {
+            reference_file = Some(upload);
+        } else {
+            files.push((name, upload));
+        }
+    }
+    let model_id = model_id
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ApiError::MissingParameter("model".into()))?;
+    let table = state.channels.table();
+    let model = table
+        .catalog
+        .get(&model_id)
+        .cloned()
+        .ok_or_else(|| ApiError::ModelNotFound(model_id.clone()))?;
+    let has_reference = reference.is_some() || reference_file.is_some();
+    let category = if has_reference {
+        ["i2v", "ref2v"].into_iter().find(|c| model.serves(c))
+    } else {
+        Some("t2v").filter(|c| model.serves(c))
+    }
+    .ok_or_else(|| {
+        ApiError::InvalidParameter(if has_reference {
+            format!(
+                "model {model_id} does not take input_reference (it serves: {})",
+                model.category_list()
+            )
+        } else if VIDEO_CATEGORIES.iter().any(|c| model.serves(c)) {
+            format!(
+                "model {model_id} needs input_reference (it serves: {})",
+                model.category_list()
+            )
+        } else {
+            format!(
+                "model {model_id} does not make videos (it serves: {})",
+                model.category_list()
+            )
+        })
+    })?;
+    let table_of = model.category(category).ok_or(ApiError::Internal)?;
+
+    let mut submission = Submission::default();
+    submission.fields.push((
+        "model".into(),
+        FieldValue::Json(Value::String(model_id.clone())),
+    ));
+    submission.fields.push((
+        "catelogid".into(),
+        FieldValue::Json(Value::String(category.into())),
+    ));
+    if let Some(seconds) = seconds {
+        let seconds = match seconds {
+            FieldValue::Json(v) => v,
+            FieldValue::Text(t) => Value::String(t),
+        };
+        let (name, value) = super::openai::map_seconds(&model_id, table_of, &seconds)?;
+        submission.fields.push((name, FieldValue::Json(value)));
+    }
+    if let Some(size) = &size {
+        for (name, value) in super::openai::map_size(&model_id, table_of, size)? {
+            submission.fields.push((name, FieldValue::Json(value)));
+        }
+    }
+    if has_reference {
+        let first_frame = table_of
+            .params
+            .iter()
+            .find(|p| {
+                matches!(p.kind, ParamType::File | ParamType::Files)
+                    && p.accept == Some(FileKind::Image)
+            })
+            .map(|p| p.name.clone())
+            .ok_or_else(|| {
+                ApiError::InvalidParameter(format!(
+                    "model {model_id} takes no image for input_reference"
+                ))
+            })?;
+        if let Some(upload) = reference_file {
+            files.push((first_frame, upload));
+        } else if let Some(value) = reference {
+            submission
+                .fields
+                .push((first_frame, FieldValue::Json(reference_url(value)?)));
+        }
+    }
+    submission.fields.extend(rest);
+    submission.files = files;
+
+    let checked = validate(&table.catalog, Endpoint::Video, submission, limits)?;
+    super::extract::model_allowed(&owner, &checked.model.id)?;
+    let task = state
+        .tasks
+        .submit(&table, &owner, checked, idem_key)
+        .await?;
+    Ok(Json(video_object(&task)))
+}
+
+/// A text field's value.
+fn text(value: FieldValue, name: &str) -> Result<String, ApiError> {
+    match value {
+        FieldValue::Text(t) | FieldValue::Json(Value::String(t)) => Ok(t),
+        FieldValue::Json(_) => Err(ApiError::InvalidParameter(format!(
+            "{name} must be a string"
+        ))),
+    }
+}
+
+/// `input_reference` given as a value: `{"image_url": "…"}` (OpenAI's reference object), or the
+/// URL / `data:` URI itself.
+fn reference_url(value: FieldValue) -> Result<Value, ApiError> {
+    let url = match value {
+        FieldValue::Text(t) => serde_json::from_str::<Value>(&t)
+            .ok()
+            .and_then(|v| {
+                v.get("image_url")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .unwrap_or(t),
+        FieldValue::Json(Value::String(s)) => s,
+        FieldValue::Json(v) => v
+            .get("image_url")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                ApiError::InvalidParameter(
+                    "input_reference must be an image file, an image URL or {\"image_url\": \"…\"}"
+                        .into(),
+                )
+            })?,
+    };
+    Ok(Value::String(url))
+}
+
+/// One of the owner's video tasks.
+async fn video_task(
+    state: &AppState,
+    owner: &crate::accounts::keys::KeyOwner,
+    id: &str,
+) -> Result<Task, ApiError> {
+    let task = state
+        .tasks
+        .get(owner, id)
+        .await
+        .map_err(|_| ApiError::NotFound(format!("video {id}")))?;
+    if VIDEO_CATEGORIES.contains(&task.category.as_str()) {
+        Ok(task)
+    } else {
+        Err(ApiError::NotFound(format!("video {id}")))
+    }
+}
+
+#[utoipa::path(get, path = "/llmage/v1/videos/{id}", tag = "openai",
+    summary = "OpenAI Videos API: a video",
+    params(("id" = String, Path, description = "The video (task) id")),
+    responses(
+        (status = 200, description = "The video", body = super::schema::Video),
+        (status = 404, description = "No such video of this user", body = super::schema::OpenAiError),
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = [])))]
+pub async fn retrieve(
+    State(state): State<AppState>,
+    ApiKey(owner): ApiKey,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(video_object(&video_task(&state, &owner, &id).await?)))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    after: Option<String>,
+    limit: Option<i64>,
+    order: Option<String>,
+}
+
+#[utoipa::path(get, path = "/llmage/v1/videos", tag = "openai",
+    summary = "OpenAI Videos API: the caller's videos",
+    params(
+        ("after" = Option<String>, Query, description = "The last id of the previous page"),
+        ("limit" = Option<i64>, Query, description = "Page size 1–100 (default 20)", minimum = 1, maximum = 100),
+        ("order" = Option<String>, Query, description = "`desc` (newest first, default) or `asc`", pattern = "^(asc|desc)$"),
+    ),
+    responses(
+        (status = 200, description = "A page of videos", body = super::schema::VideoList),
+        (status = 400, description = "Invalid limit, order or cursor", body = super::schema::OpenAiError),
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    ApiKey(owner): ApiKey,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::InvalidParameter(
+            "limit must be between 1 and 100".into(),
+        ));
+    }
+    let ascending = match q.order.as_deref() {
+        None | Some("") | Some("desc") => false,
+        Some("asc") => true,
+        Some(_) => {
+            return Err(ApiError::InvalidParameter(
+                "order must be asc or desc".into(),
+            ));
+        }
+    };
+    let after = match q.after.as_deref().filter(|a| !a.is_empty()) {
+        None => None,
+        Some(id) => {
+            let task = video_task(&state, &owner, id).await.map_err(|_| {
+                ApiError::InvalidParameter(format!("after: no video {id} of yours"))
+            })?;
+            Some((task.created_at, task.id))
+        }
+    };
+    let mut tasks = state
+        .tasks
+        .store
+        .list_videos(owner.user_id, limit + 1, after, ascending)
+        .await?;
+    let has_more = tasks.len() as i64 > limit;
+    tasks.truncate(limit as usize);
+    Ok(Json(json!({
+        "object": "list",
+        "data": tasks.iter().map(video_object).collect::<Vec<_>>(),
+        "first_id": tasks.first().map(|t| t.id.clone()),
+        "last_id": tasks.last().map(|t| t.id.clone()),
+        "has_more": has_more,
+    })))
+}
+
+#[derive(Deserialize)]
+pub struct ContentQuery {
+    variant: Option<String>,
+}
+
+#[utoipa::path(get, path = "/llmage/v1/videos/{id}/content", tag = "openai",
+    summary = "OpenAI Videos API: download a video (or its thumbnail)",
+    description = "The archived file, as `GET /idfile` serves it: `ETag`, single byte ranges (206).",
+    params(
+        ("id" = String, Path, description = "The video (task) id"),
+        ("variant" = Option<String>, Query, description = "`video` (MP4, default) or `thumbnail` (JPEG)", pattern = "^(video|thumbnail)$"),
+    ),
+    responses(
+        (status = 200, description = "The file", content((String = "application/octet-stream"))),
+        (status = 206, description = "A byte range of it", content((String = "application/octet-stream"))),
+        (status = 400, description = "Not completed, or unknown variant", body = super::schema::OpenAiError),
+        (status = 404, description = "No such video of this user, or no thumbnail", body = super::schema::OpenAiError),
+        (status = 416, description = "Range not satisfiable", body = super::schema::OpenAiError),
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = [])))]
+pub async fn content(
+    State(state): State<AppState>,
+    ApiKey(owner): ApiKey,
+    method: Method,
+    headers: HeaderMap,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ContentQuery>,
+) -> Result<Response, ApiError> {
+    let task = video_task(&state, &owner, &id).await?;
+    let thumbnail = match q.variant.as_deref() {
+        None | Some("") | Some("video") => false,
+        Some("thumbnail") => true,
+        Some(_) => {
+            return Err(ApiError::InvalidParameter(
+                "variant must be video or thumbnail".into(),
+            ));
+        }
+    };
+    if task.status != TaskStatus::Succeeded {
+        return Err(ApiError::InvalidParameter(format!(
+            "video {id} is not completed (status {})",
+            video_object(&task)["status"].as_str().unwrap_or("")
+        )));
+    }
+    let file = if thumbnail {
+        task.result.image.clone()
+    } else {
+        task.result.video.clone()
+    }
+    .ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "the {} of video {id}",
+            if thumbnail { "thumbnail" } else { "file" }
+        ))
+    })?;
+    super::idfile::serve(
+        State(state),
+        method,
+        headers,
+        Ok(Query(super::idfile::IdfileQuery::result(file))),
+    )
+    .await
+}
+
+#[utoipa::path(delete, path = "/llmage/v1/videos/{id}", tag = "openai",
+    summary = "OpenAI Videos API: delete a finished video",
+    description = "Hides the video from its owner (lists, lookups, downloads); what was delivered is not refunded. A video still in progress cannot be deleted.",
+    params(("id" = String, Path, description = "The video (task) id")),
+    responses(
+        (status = 200, description = "Deleted", body = super::schema::VideoDeleted),
+        (status = 400, description = "Still in progress", body = super::schema::OpenAiError),
+        (status = 404, description = "No such video of this user", body = super::schema::OpenAiError),
+    ),
+    security(("bearer" = []), ("session" = [], "csrf" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    ApiKey(owner): ApiKey,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let task = video_task(&state, &owner, &id).await?;
+    if !task.status.is_final() {
+        return Err(ApiError::InvalidParameter(format!(
+            "video {id} is still in progress; it can be deleted once it has finished"
+        )));
+    }
+    if !state.tasks.store.hide(&id, owner.user_id).await? {
+        return Err(ApiError::NotFound(format!("video {id}")));
+    }
+    Ok(Json(
+        json!({"id": id, "object": "video.deleted", "deleted": true}),
+    ))
+}
