@@ -127,7 +127,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::ModelNotFound(_) => "model_not_found",
             ApiError::NotFound(_) => "not_found",
-            ApiError::InsufficientBalance => "insufficient_quota",
+            ApiError::InsufficientBalance | ApiError::BalanceShort { .. } => "insufficient_quota",
             ApiError::RateLimited { .. } => "rate_limit_exceeded",
             ApiError::NoChannel(_) => "no_channel",
             ApiError::UpstreamRejected { .. } => "upstream_rejected",
@@ -150,7 +150,7 @@ impl ApiError {
     pub fn openai_type(&self) -> &'static str {
         match self {
             ApiError::InvalidApiKey | ApiError::LoginRequired => "authentication_error",
-            ApiError::InsufficientBalance => "insufficient_quota",
+            ApiError::InsufficientBalance | ApiError::BalanceShort { .. } => "insufficient_quota",
             ApiError::RateLimited { .. } | ApiError::CodeRefused { .. } => "rate_limit_error",
             ApiError::Forbidden(_) => "permission_error",
             ApiError::MissingParameter(_)

@@ -1,8 +1,9 @@
 //! `POST /v1/embeddings` (and under `/llmage/v1`): relayed to the OpenAI-compatible channels that
 //! declare the model as an embedding model (`embedding:<id>` in the channel's models, or
 //! `embedding = true` in the catalog), failing over along them like chat does, and billed on input
-//! tokens: the estimate is held before the call, the upstream's `usage.prompt_tokens` settles it,
-//! and a call that fails everywhere releases it.
+//! tokens: the input's token bound is held before the call (through the money engine's group
+//! commit, owned by this process like a chat hold), the upstream's `usage.prompt_tokens` settles
+//! it (our estimate when it reports none), and a call that fails everywhere releases it.
 
 use std::time::Duration;
 
@@ -12,7 +13,8 @@ use serde_json::Value;
 
 use super::extract::{ApiKey, JsonBody};
 use crate::accounts::keys::KeyOwner;
-use crate::billing::ledger::Ledger;
+use crate::billing::engine::{Close, Hold};
+use crate::billing::tokens;
 use crate::catalog::Model;
 use crate::channels::{Route, Vendor};
 use crate::error::ApiError;
@@ -54,7 +56,8 @@ pub async fn create(
     let input = body
         .get("input")
         .ok_or_else(|| ApiError::MissingParameter("input".into()))?;
-    let estimate = input_tokens(input)?;
+    let estimate = input_tokens(input, tokens::estimate)?;
+    let bound = input_tokens(input, tokens::bound)?;
     let table = state.channels.table();
     let model = table
         .catalog
@@ -76,7 +79,7 @@ pub async fn create(
         return Err(ApiError::NoChannel(model_id));
     }
 
-    let bill = Bill::hold(&state.ledger, &owner, &model, estimate).await?;
+    let bill = Bill::hold(&state, &owner, &model, bound).await?;
     let mut last = ApiError::UpstreamFailed("no upstream answered".into());
     for route in routes {
         body.insert("model".into(), Value::String(route.upstream_model.clone()));
@@ -86,13 +89,13 @@ pub async fn create(
                     .pointer("/usage/prompt_tokens")
                     .and_then(Value::as_u64)
                     .unwrap_or(estimate);
-                bill.settle(&state.ledger, &model, used).await?;
+                bill.settle(&state, &model, used).await?;
                 answer["model"] = Value::String(model_id);
                 return Ok(Json(answer));
             }
             // The request itself was refused: no other channel will like it better.
             Err(e @ ApiError::UpstreamRejected { .. }) => {
-                bill.release(&state.ledger).await;
+                bill.release(&state).await;
                 return Err(e);
             }
             Err(e) => {
@@ -101,25 +104,25 @@ pub async fn create(
             }
         }
     }
-    bill.release(&state.ledger).await;
+    bill.release(&state).await;
     Err(last)
 }
 
-/// Tokens of the input, estimated before the call: text by the chat estimator, token arrays by
-/// their length.
-fn input_tokens(input: &Value) -> Result<u64, ApiError> {
+/// Tokens of the input, text counted by `count` (the estimate or the bound of
+/// [`crate::billing::tokens`]), token arrays by their length.
+fn input_tokens(input: &Value, count: fn(&str) -> u64) -> Result<u64, ApiError> {
     let bad = || {
         ApiError::InvalidParameter(
             "input must be a string, an array of strings, or an array of token arrays".into(),
         )
     };
     match input {
-        Value::String(s) if !s.is_empty() => Ok(crate::billing::tokens::estimate(s)),
+        Value::String(s) if !s.is_empty() => Ok(count(s)),
         Value::Array(items) if !items.is_empty() => {
             let mut total = 0u64;
             for item in items {
                 total += match item {
-                    Value::String(s) => crate::billing::tokens::estimate(s),
+                    Value::String(s) => count(s),
                     Value::Number(_) => 1,
                     Value::Array(tokens) if tokens.iter().all(Value::is_number) => {
                         tokens.len() as u64
@@ -133,45 +136,59 @@ fn input_tokens(input: &Value) -> Result<u64, ApiError> {
     }
 }
 
-/// The money of one embeddings call, in one place: a hold of the estimated input's price, settled
-/// at the tokens the upstream counted, or released.
+/// The money of one embeddings call, in one place: a hold of the input's bound, settled at the
+/// tokens the upstream counted (never more than the hold), or released.
 struct Bill {
     reservation: Option<String>,
 }
 
 impl Bill {
     async fn hold(
-        ledger: &Ledger,
+        state: &AppState,
         owner: &KeyOwner,
         model: &Model,
         tokens: u64,
     ) -> Result<Bill, ApiError> {
-        let amount = crate::billing::chat_cost(model, tokens, 0);
+        let amount = crate::billing::chat_price(model, tokens, 0);
         if amount == 0 {
             return Ok(Bill { reservation: None });
         }
-        let reservation = ledger
-            .reserve(owner.user_id, amount, EMBEDDING_PURPOSE, &model.id)
-            .await?;
+        let hold = Hold {
+            user_id: owner.user_id,
+            min: amount,
+            max: amount,
+            purpose: EMBEDDING_PURPOSE,
+            model: model.id.clone(),
+            label: format!("向量 {}", model.id),
+            owner: Some(state.relay.owner.clone()),
+        };
+        let reservation = state.relay.ledger.hold(hold).await?;
         Ok(Bill {
             reservation: Some(reservation.id),
         })
     }
 
-    async fn settle(&self, ledger: &Ledger, model: &Model, tokens: u64) -> Result<(), ApiError> {
+    async fn close(&self, state: &AppState, price: i64) -> Result<(), ApiError> {
         if let Some(id) = &self.reservation {
-            ledger
-                .settle(id, crate::billing::chat_cost(model, tokens, 0))
-                .await?;
+            let close = Close {
+                reservation_id: Some(id.clone()),
+                price,
+                usage: None,
+                orphaned: false,
+            };
+            state.relay.ledger.close(close).await?;
         }
         Ok(())
     }
 
-    async fn release(&self, ledger: &Ledger) {
-        if let Some(id) = &self.reservation
-            && let Err(e) = ledger.release(id).await
-        {
-            tracing::error!(error = %e, reservation = %id, "cannot release an embeddings hold");
+    async fn settle(&self, state: &AppState, model: &Model, tokens: u64) -> Result<(), ApiError> {
+        self.close(state, crate::billing::chat_price(model, tokens, 0))
+            .await
+    }
+
+    async fn release(&self, state: &AppState) {
+        if let Err(e) = self.close(state, 0).await {
+            tracing::error!(error = %e, reservation = ?self.reservation, "cannot release an embeddings hold");
         }
     }
 }

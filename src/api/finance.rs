@@ -191,6 +191,12 @@ async fn consumption_rows(
                     format!("对话 {}", text("model").ok().flatten().unwrap_or_default())
                 }),
             ),
+            Some(p) if p == crate::api::embeddings::EMBEDDING_PURPOSE => (
+                "embedding",
+                label.unwrap_or_else(|| {
+                    format!("向量 {}", text("model").ok().flatten().unwrap_or_default())
+                }),
+            ),
             Some(_) => (
                 "task",
                 label.unwrap_or_else(|| {

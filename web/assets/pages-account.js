@@ -461,7 +461,7 @@ page(
 
 // ------------------------------------------------------------------ finance
 
-const KINDS = ['grant', 'adjust', 'reserve', 'settle', 'release', 'redeem', 'recharge', 'chat', 'task'];
+const KINDS = ['grant', 'adjust', 'reserve', 'settle', 'release', 'redeem', 'recharge', 'chat', 'task', 'embedding'];
 function kindLabel(k) {
   return KINDS.includes(k) ? t('kind.' + k) : k;
 }
