@@ -197,12 +197,15 @@ impl ChatRelay {
                             self.health.success(id);
                         }
                         let (tx, rx) = tokio::sync::mpsc::channel(32);
+                        // Shutdown, or the user disabled (accounts::streams).
+                        let abort =
+                            crate::accounts::streams::token_for(bill.owner.user_id, &self.abort);
                         let pump = Pump {
                             _permit: permit,
                             req: req.clone(),
                             bill,
                             channel_id: target.channel_id(),
-                            abort: self.abort.clone(),
+                            abort,
                         };
                         self.tracker.spawn(pump.run(first, stream, tx));
                         return Ok(RelayReply::Stream(
