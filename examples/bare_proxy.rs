@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("bare_proxy on {listen}");
     let limits = ConnectionLimits {
         header_read_timeout: Duration::from_secs(30),
-        keep_alive_idle: Duration::from_secs(75),
+        connection_idle: Duration::from_secs(120),
         min_body_bytes_per_sec: 0,
         body_rate_grace: Duration::from_secs(10),
     };

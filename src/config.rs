@@ -62,8 +62,8 @@ pub struct Config {
     pub default_price_out: i64,
     /// Largest completion assumed for a reservation when neither request nor catalog bound it.
     pub default_max_output_tokens: u64,
-    /// Seconds from accepting a connection until its first request's head is complete (and for
-    /// each later request's head once its first byte arrived): slowloris and silent connections.
+    /// Seconds a request's head may take once its first byte arrived (slowloris); silent and
+    /// idle connections are closed after `security.connection_idle_secs`.
     pub header_read_timeout_secs: u64,
     /// Seconds to wait for in-flight requests on SIGTERM/Ctrl-C.
     pub shutdown_grace_secs: u64,
@@ -384,8 +384,10 @@ pub struct SecurityConfig {
     /// Reverse proxies (CIDR networks or addresses) whose `X-Forwarded-For` / `Forwarded` header
     /// is believed; from anyone else the TCP peer is the client.
     pub trusted_proxies: Vec<String>,
-    /// Seconds an idle keep-alive connection stays open before it is closed.
-    pub keep_alive_idle_secs: u64,
+    /// Seconds a connection without a request in flight stays open: silent since accept, or
+    /// idle after its last response (keep-alive). Longer than HTTP clients' pool idle time
+    /// (90 s for reqwest and Go) so none reuses a connection that is being closed.
+    pub connection_idle_secs: u64,
     /// A request body must arrive at least this fast on average (bytes per second), measured
     /// after `body_rate_grace_secs`; 0 turns the check off.
     pub min_body_bytes_per_sec: u64,
@@ -396,7 +398,7 @@ impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig {
             trusted_proxies: Vec::new(),
-            keep_alive_idle_secs: 75,
+            connection_idle_secs: 120,
             min_body_bytes_per_sec: 1024,
             body_rate_grace_secs: 10,
         }
@@ -612,8 +614,8 @@ impl Config {
         if self.header_read_timeout_secs == 0 {
             return invalid("header_read_timeout_secs", "must be at least 1");
         }
-        if self.security.keep_alive_idle_secs == 0 {
-            return invalid("security.keep_alive_idle_secs", "must be at least 1");
+        if self.security.connection_idle_secs == 0 {
+            return invalid("security.connection_idle_secs", "must be at least 1");
         }
         if let Err(e) = crate::net::TrustedProxies::new(&self.security.trusted_proxies) {
             return invalid("security.trusted_proxies", &e);

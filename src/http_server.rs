@@ -1,9 +1,11 @@
 //! The HTTP connection loop: accepts TCP connections and serves the router over HTTP/1.1 and
 //! HTTP/2 with hyper, with the protections `axum::serve` does not configure:
-//! - a deadline from accepting a connection until its first request head is complete (a
-//!   connection that never sends a byte is closed too), and hyper's head deadline for each later
-//!   request once its first byte arrived (slowloris);
-//! - idle keep-alive connections closed after `security.keep_alive_idle_secs`;
+//! - a connection without a request in flight — one that never sends a byte after accept, or a
+//!   keep-alive connection after its last response — is closed after
+//!   `security.connection_idle_secs`; once a request's first byte arrives its head must be
+//!   complete within `header_read_timeout_secs` (slowloris). The idle limit is longer than the
+//!   pool idle time of common HTTP clients (90 s for reqwest and Go), so a client never reuses a
+//!   pooled connection the server is just closing;
 //! - a minimum request body rate (`security.min_body_bytes_per_sec` after a grace period): a
 //!   body trickling in slower fails the request;
 //! - a size limit on request heads, TCP_NODELAY (SSE chunks leave at once), the peer address for
@@ -13,7 +15,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -36,11 +38,11 @@ const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Connection settings.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectionLimits {
-    /// From accept until the first request's head is complete (and, for later requests on the
-    /// connection, from their first byte), else the connection is closed.
+    /// Once a request's first byte arrived, its head must be complete within this.
     pub header_read_timeout: Duration,
-    /// An idle keep-alive connection (no request in flight) is closed after this.
-    pub keep_alive_idle: Duration,
+    /// A connection without a request in flight (silent since accept, or idle after its last
+    /// response) is closed after this.
+    pub connection_idle: Duration,
     /// Least average body rate in bytes per second once `body_rate_grace` has passed; 0 = off.
     pub min_body_bytes_per_sec: u64,
     pub body_rate_grace: Duration,
@@ -51,7 +53,7 @@ impl ConnectionLimits {
     pub fn from_config(config: &crate::config::Config) -> ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
-            keep_alive_idle: Duration::from_secs(config.security.keep_alive_idle_secs),
+            connection_idle: Duration::from_secs(config.security.connection_idle_secs),
             min_body_bytes_per_sec: config.security.min_body_bytes_per_sec,
             body_rate_grace: Duration::from_secs(config.security.body_rate_grace_secs),
         }
@@ -62,8 +64,7 @@ impl ConnectionLimits {
 struct Activity {
     started: Instant,
     in_flight: AtomicUsize,
-    served_any: AtomicBool,
-    /// Milliseconds after `started` when the last request ended.
+    /// Milliseconds after `started` when the last request ended (0: since accept).
     idle_since_ms: AtomicU64,
 }
 
@@ -72,14 +73,12 @@ impl Activity {
         Arc::new(Activity {
             started: Instant::now(),
             in_flight: AtomicUsize::new(0),
-            served_any: AtomicBool::new(false),
             idle_since_ms: AtomicU64::new(0),
         })
     }
 
     fn begin(self: &Arc<Activity>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        self.served_any.store(true, Ordering::SeqCst);
         InFlight(self.clone())
     }
 
@@ -88,12 +87,8 @@ impl Activity {
         if self.in_flight.load(Ordering::SeqCst) > 0 {
             return None;
         }
-        if self.served_any.load(Ordering::SeqCst) {
-            let idle = Duration::from_millis(self.idle_since_ms.load(Ordering::SeqCst));
-            Some(self.started + idle + limits.keep_alive_idle)
-        } else {
-            Some(self.started + limits.header_read_timeout)
-        }
+        let idle = Duration::from_millis(self.idle_since_ms.load(Ordering::SeqCst));
+        Some(self.started + idle + limits.connection_idle)
     }
 }
 
@@ -255,7 +250,7 @@ pub async fn serve(
             loop {
                 let check = activity
                     .deadline(&limits)
-                    .unwrap_or_else(|| Instant::now() + limits.keep_alive_idle);
+                    .unwrap_or_else(|| Instant::now() + limits.connection_idle);
                 tokio::select! {
                     ended = &mut connection => {
                         if let Err(e) = ended {

@@ -225,8 +225,7 @@ async fn read_until_closed(
 async fn silent_idle_and_trickling_connections_are_closed() {
     use tokio::io::AsyncWriteExt;
     let server = Server::start(opts(&[
-        ("LLMAGE_HEADER_READ_TIMEOUT_SECS", "1"),
-        ("LLMAGE_SECURITY__KEEP_ALIVE_IDLE_SECS", "1"),
+        ("LLMAGE_SECURITY__CONNECTION_IDLE_SECS", "1"),
         ("LLMAGE_SECURITY__MIN_BODY_BYTES_PER_SEC", "1000"),
         ("LLMAGE_SECURITY__BODY_RATE_GRACE_SECS", "1"),
     ]))

@@ -204,12 +204,11 @@ impl Codes {
         };
         let attempts: i64 = row.try_get("attempts").map_err(StoreError::from)?;
         let expires_at: i64 = row.try_get("expires_at").map_err(StoreError::from)?;
-        if attempts >= max {
-            Err(CodeError::Locked)
-        } else if now_ms() > expires_at {
+        // Locked, or changed between the two statements (used or locked by a parallel try),
+        // unless it simply expired.
+        if attempts < max && now_ms() > expires_at {
             Err(CodeError::Expired)
         } else {
-            // It changed between the two statements (used or locked by a parallel try).
             Err(CodeError::Locked)
         }
     }
