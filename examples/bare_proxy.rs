@@ -55,6 +55,9 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("bare_proxy on {listen}");
     let limits = ConnectionLimits {
         header_read_timeout: Duration::from_secs(30),
+        connection_idle: Duration::from_secs(120),
+        min_body_bytes_per_sec: 0,
+        body_rate_grace: Duration::from_secs(10),
     };
     serve(listener, app, limits, CancellationToken::new()).await;
     Ok(())

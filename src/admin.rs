@@ -54,8 +54,9 @@ pub async fn credits_add(
         .by_phone(&phone)
         .await?
         .with_context(|| format!("no user with phone {phone}"))?;
+    // Scoped to the target user: the same key used for another user is another adjustment.
     let idem = match idem {
-        Some(k) => format!("admin:adjust:{k}"),
+        Some(k) => format!("admin:adjust:{}:{k}", user.id),
         None => format!("admin:adjust:{}", crate::billing::ledger::random_id()),
     };
     let kind = if amount >= 0 {

@@ -65,7 +65,8 @@ pub struct Config {
     pub default_price_out: i64,
     /// Largest completion assumed for a reservation when neither request nor catalog bound it.
     pub default_max_output_tokens: u64,
-    /// Seconds a client has to send a request's headers (slowloris protection).
+    /// Seconds a request's head may take once its first byte arrived (slowloris); silent and
+    /// idle connections are closed after `security.connection_idle_secs`.
     pub header_read_timeout_secs: u64,
     /// Seconds a streamed answer waits for a client that stopped reading before it is cut (the
     /// call is billed for what was produced).
@@ -88,6 +89,8 @@ pub struct Config {
     pub sms: SmsConfig,
     pub alipay: AlipayConfig,
     pub billing: BillingConfig,
+    /// `[security]`: connection deadlines, trusted proxies, per-user caps (docs/security.md).
+    pub security: SecurityConfig,
     /// Channels declared in the config file (`[[channels]]`), synced into the database at start.
     pub channels: Vec<ChannelConfig>,
 }
@@ -144,6 +147,11 @@ pub struct AuthConfig {
     pub daily_cap: u32,
     /// Codes per client address per hour.
     pub ip_hourly_cap: u32,
+    /// Codes for one phone from one client address per day (below `daily_cap`, so one stranger
+    /// cannot use up a phone's codes).
+    pub requester_daily_cap: u32,
+    /// Codes per device (the `llmage_device` cookie) per hour.
+    pub device_hourly_cap: u32,
     /// Wrong tries that lock a code.
     pub max_attempts: u32,
     pub session_ttl_secs: u64,
@@ -162,6 +170,8 @@ impl Default for AuthConfig {
             resend_secs: 60,
             daily_cap: 10,
             ip_hourly_cap: 20,
+            requester_daily_cap: 3,
+            device_hourly_cap: 10,
             max_attempts: 5,
             session_ttl_secs: 7 * 24 * 3600,
         }
@@ -357,6 +367,10 @@ pub struct LimitsConfig {
     pub per_key_burst: u32,
     /// Failed authentications per minute from one IP before it must wait.
     pub auth_failures_per_ip_per_minute: u32,
+    /// Multipart task submissions one user may be uploading at once (429 beyond; 0 = no cap).
+    pub concurrent_uploads_per_user: u32,
+    /// Unfinished (CREATED/PENDING/RUNNING) tasks one user may have (429 beyond; 0 = no cap).
+    pub unfinished_tasks_per_user: u32,
 }
 
 impl Default for LimitsConfig {
@@ -367,6 +381,37 @@ impl Default for LimitsConfig {
             per_key_per_sec: 100,
             per_key_burst: 200,
             auth_failures_per_ip_per_minute: 30,
+            concurrent_uploads_per_user: 8,
+            unfinished_tasks_per_user: 1_000,
+        }
+    }
+}
+
+/// `[security]`: protections against slow or abusive clients (each is described in
+/// `docs/security.md`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Reverse proxies (CIDR networks or addresses) whose `X-Forwarded-For` / `Forwarded` header
+    /// is believed; from anyone else the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
+    /// Seconds a connection without a request in flight stays open: silent since accept, or
+    /// idle after its last response (keep-alive). Longer than HTTP clients' pool idle time
+    /// (90 s for reqwest and Go) so none reuses a connection that is being closed.
+    pub connection_idle_secs: u64,
+    /// A request body must arrive at least this fast on average (bytes per second), measured
+    /// after `body_rate_grace_secs`; 0 turns the check off.
+    pub min_body_bytes_per_sec: u64,
+    pub body_rate_grace_secs: u64,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            trusted_proxies: Vec::new(),
+            connection_idle_secs: 120,
+            min_body_bytes_per_sec: 1024,
+            body_rate_grace_secs: 10,
         }
     }
 }
@@ -436,6 +481,7 @@ impl Default for Config {
             sms: SmsConfig::default(),
             alipay: AlipayConfig::default(),
             billing: BillingConfig::default(),
+            security: SecurityConfig::default(),
             channels: Vec::new(),
         }
     }
@@ -580,6 +626,12 @@ impl Config {
         }
         if self.header_read_timeout_secs == 0 {
             return invalid("header_read_timeout_secs", "must be at least 1");
+        }
+        if self.security.connection_idle_secs == 0 {
+            return invalid("security.connection_idle_secs", "must be at least 1");
+        }
+        if let Err(e) = crate::net::TrustedProxies::new(&self.security.trusted_proxies) {
+            return invalid("security.trusted_proxies", &e);
         }
         if self.max_body_bytes < 1024 {
             return invalid("max_body_bytes", "must be at least 1024");

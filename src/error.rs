@@ -255,10 +255,12 @@ impl From<crate::accounts::codes::CodeError> for ApiError {
                 message: e.to_string(),
                 retry_after_secs: Some(secs),
             },
-            CodeError::DailyCap | CodeError::IpCap => ApiError::CodeRefused {
-                message: e.to_string(),
-                retry_after_secs: None,
-            },
+            CodeError::DailyCap | CodeError::IpCap | CodeError::DeviceCap => {
+                ApiError::CodeRefused {
+                    message: e.to_string(),
+                    retry_after_secs: None,
+                }
+            }
             CodeError::Wrong | CodeError::Expired | CodeError::Locked => {
                 ApiError::BadCode(e.to_string())
             }

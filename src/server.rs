@@ -84,11 +84,12 @@ pub struct Core {
 impl Core {
     /// Open the data dir, database (with migrations), secret box and catalog.
     pub async fn open(config: &Config) -> anyhow::Result<Core> {
-        std::fs::create_dir_all(&config.data_dir)
+        crate::storage::private_files(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
         let db = Db::connect(&config.effective_database_url())
             .await
             .context("cannot open the database")?;
+        crate::storage::tighten_database_files(&db);
         let secrets = SecretBox::load(config.secret_key.as_deref(), &config.data_dir)?;
         let catalog = match &config.catalog_file {
             Some(path) => Catalog::from_file(path)?,
@@ -270,9 +271,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let server = crate::http_server::serve(
         listener,
         app,
-        crate::http_server::ConnectionLimits {
-            header_read_timeout: Duration::from_secs(state.config.header_read_timeout_secs),
-        },
+        crate::http_server::ConnectionLimits::from_config(&state.config),
         stop.clone(),
     );
     let signal_stop = stop.clone();
@@ -407,11 +406,16 @@ fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToke
 }
 
 fn spawn_background_jobs(state: &AppState, stop: CancellationToken) {
+    tokio::spawn(crate::accounts::streams::watch(
+        state.db.clone(),
+        stop.clone(),
+    ));
     if let Some(alipay) = &state.alipay {
         tokio::spawn(crate::payments::reconcile::run(
             alipay.clone(),
             state.orders.clone(),
             Duration::from_secs(state.config.alipay.reconcile_secs),
+            Duration::from_secs(state.config.alipay.order_timeout_mins * 60 + 24 * 3600),
             stop.clone(),
         ));
     }

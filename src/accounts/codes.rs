@@ -1,7 +1,11 @@
 //! SMS login codes: 6 digits, stored as a SHA-256 of phone and code, single use, expiring after
-//! `code_ttl_secs`; at most one code per phone per `resend_secs`, `daily_cap` per phone and
-//! `ip_hourly_cap` per client address a day/hour; `max_attempts` wrong tries lock the code (the
-//! right code no longer works either; the user must ask for a new one).
+//! `code_ttl_secs`; at most one code per phone per `resend_secs`; `max_attempts` wrong tries lock
+//! the code (the right code no longer works either; the user must ask for a new one).
+//!
+//! Limits on who asks, in front of the per-phone cap (so a stranger cannot use up someone's
+//! codes): `ip_hourly_cap` per client address, `requester_daily_cap` per phone from one address,
+//! `device_hourly_cap` per device (the `llmage_device` cookie). `daily_cap` per phone bounds the
+//! cost, but a device that has logged in to the phone before is not held to it.
 
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -19,6 +23,8 @@ pub enum CodeError {
     DailyCap,
     #[error("该地址请求验证码过多,请稍后再试 / too many codes requested from this address")]
     IpCap,
+    #[error("该设备请求验证码过多,请稍后再试 / too many codes requested from this device")]
+    DeviceCap,
     #[error("验证码错误 / wrong code")]
     Wrong,
     #[error(
@@ -56,8 +62,14 @@ impl Codes {
         Ok(row.try_get("n")?)
     }
 
-    /// A new code for `phone` (the caller sends it), within the limits.
-    pub async fn issue(&self, phone: &str, ip: Option<&str>) -> Result<String, CodeError> {
+    /// A new code for `phone` (the caller sends it), within the limits; `ip` and `device` (the
+    /// hash of the device cookie) are who asks.
+    pub async fn issue(
+        &self,
+        phone: &str,
+        ip: Option<&str>,
+        device: Option<&str>,
+    ) -> Result<String, CodeError> {
         let now = now_ms();
         let last: Option<i64> =
             sqlx::query("SELECT MAX(created_at) AS t FROM sms_codes WHERE phone = $1")
@@ -75,28 +87,65 @@ impl Codes {
             return Err(CodeError::TooSoon(u64::try_from(wait).unwrap_or(1).max(1)));
         }
         let day = now - 86_400_000;
-        let per_phone = self
-            .count("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM sms_codes WHERE phone = $1 AND created_at > $2", phone, day)
-            .await?;
-        if per_phone >= i64::from(self.rules.daily_cap) {
-            return Err(CodeError::DailyCap);
-        }
+        let hour = now - 3_600_000;
+        // Who asks first: their address, their address for this phone, their device.
         if let Some(ip) = ip {
             let per_ip = self
-                .count("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM sms_codes WHERE ip = $1 AND created_at > $2", ip, now - 3_600_000)
+                .count("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM sms_codes WHERE ip = $1 AND created_at > $2", ip, hour)
                 .await?;
             if per_ip >= i64::from(self.rules.ip_hourly_cap) {
                 return Err(CodeError::IpCap);
+            }
+            let per_pair = sqlx::query(
+                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM sms_codes WHERE phone = $1 AND ip = $2 AND created_at > $3",
+            )
+            .bind(phone)
+            .bind(ip)
+            .bind(day)
+            .fetch_one(self.db.writer())
+            .await
+            .map_err(StoreError::from)?
+            .try_get::<i64, _>("n")
+            .map_err(StoreError::from)?;
+            if per_pair >= i64::from(self.rules.requester_daily_cap) {
+                return Err(CodeError::IpCap);
+            }
+        }
+        let mut known_device = false;
+        if let Some(device) = device {
+            let per_device = self
+                .count("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM sms_codes WHERE device = $1 AND created_at > $2", device, hour)
+                .await?;
+            if per_device >= i64::from(self.rules.device_hourly_cap) {
+                return Err(CodeError::DeviceCap);
+            }
+            known_device = sqlx::query(
+                "SELECT 1 AS one FROM sms_codes WHERE phone = $1 AND device = $2 AND used = 1 LIMIT 1",
+            )
+            .bind(phone)
+            .bind(device)
+            .fetch_optional(self.db.writer())
+            .await
+            .map_err(StoreError::from)?
+            .is_some();
+        }
+        if !known_device {
+            let per_phone = self
+                .count("SELECT CAST(COUNT(*) AS BIGINT) AS n FROM sms_codes WHERE phone = $1 AND created_at > $2", phone, day)
+                .await?;
+            if per_phone >= i64::from(self.rules.daily_cap) {
+                return Err(CodeError::DailyCap);
             }
         }
         let code = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
         let ttl_ms = i64::try_from(self.rules.code_ttl_secs).unwrap_or(i64::MAX / 2) * 1000;
         sqlx::query(
-            "INSERT INTO sms_codes (phone, code_hash, ip, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO sms_codes (phone, code_hash, ip, device, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(phone)
         .bind(digest(phone, &code))
         .bind(ip)
+        .bind(device)
         .bind(now)
         .bind(now + ttl_ms)
         .execute(self.db.writer())
@@ -106,9 +155,44 @@ impl Codes {
     }
 
     /// Accept `code` for `phone` once.
+    ///
+    /// The check is one statement: it compares the digest and, on a mismatch, counts the try,
+    /// only while the code is unused, unexpired and below `max_attempts` — so parallel guesses
+    /// cannot each read the same count and be checked beyond the limit (the row is locked by the
+    /// UPDATE in PostgreSQL; SQLite has one writer).
     pub async fn verify(&self, phone: &str, code: &str) -> Result<(), CodeError> {
+        let given = digest(phone, code.trim());
+        let max = i64::from(self.rules.max_attempts);
+        let checked = sqlx::query(
+            "UPDATE sms_codes SET \
+                 used = CASE WHEN code_hash = $1 THEN 1 ELSE used END, \
+                 attempts = attempts + CASE WHEN code_hash = $1 THEN 0 ELSE 1 END \
+             WHERE id = (SELECT id FROM sms_codes WHERE phone = $2 AND used = 0 \
+                         ORDER BY created_at DESC, id DESC LIMIT 1) \
+               AND used = 0 AND attempts < $3 AND expires_at >= $4 \
+             RETURNING used, attempts",
+        )
+        .bind(&given)
+        .bind(phone)
+        .bind(max)
+        .bind(now_ms())
+        .fetch_optional(self.db.writer())
+        .await
+        .map_err(StoreError::from)?;
+        if let Some(row) = checked {
+            let used: i64 = row.try_get("used").map_err(StoreError::from)?;
+            let attempts: i64 = row.try_get("attempts").map_err(StoreError::from)?;
+            return if used == 1 {
+                Ok(())
+            } else if attempts >= max {
+                Err(CodeError::Locked)
+            } else {
+                Err(CodeError::Wrong)
+            };
+        }
+        // Not checked: say why (nothing was counted).
         let row = sqlx::query(
-            "SELECT id, code_hash, attempts, expires_at FROM sms_codes WHERE phone = $1 AND used = 0 \
+            "SELECT attempts, expires_at FROM sms_codes WHERE phone = $1 AND used = 0 \
              ORDER BY created_at DESC, id DESC LIMIT 1",
         )
         .bind(phone)
@@ -118,38 +202,14 @@ impl Codes {
         let Some(row) = row else {
             return Err(CodeError::Expired);
         };
-        let id: i64 = row.try_get("id").map_err(StoreError::from)?;
         let attempts: i64 = row.try_get("attempts").map_err(StoreError::from)?;
         let expires_at: i64 = row.try_get("expires_at").map_err(StoreError::from)?;
-        let stored: String = row.try_get("code_hash").map_err(StoreError::from)?;
-        if attempts >= i64::from(self.rules.max_attempts) {
-            return Err(CodeError::Locked);
-        }
-        if now_ms() > expires_at {
-            return Err(CodeError::Expired);
-        }
-        // Both sides are digests: comparing them reveals nothing about the code.
-        if stored != digest(phone, code.trim()) {
-            sqlx::query("UPDATE sms_codes SET attempts = attempts + 1 WHERE id = $1")
-                .bind(id)
-                .execute(self.db.writer())
-                .await
-                .map_err(StoreError::from)?;
-            return Err(if attempts + 1 >= i64::from(self.rules.max_attempts) {
-                CodeError::Locked
-            } else {
-                CodeError::Wrong
-            });
-        }
-        let used = sqlx::query("UPDATE sms_codes SET used = 1 WHERE id = $1 AND used = 0")
-            .bind(id)
-            .execute(self.db.writer())
-            .await
-            .map_err(StoreError::from)?;
-        if used.rows_affected() == 1 {
-            Ok(())
-        } else {
+        // Locked, or changed between the two statements (used or locked by a parallel try),
+        // unless it simply expired.
+        if attempts < max && now_ms() > expires_at {
             Err(CodeError::Expired)
+        } else {
+            Err(CodeError::Locked)
         }
     }
 }

@@ -15,6 +15,11 @@ pub struct User {
     pub disabled: bool,
 }
 
+/// A fresh callback secret: `whsec_` and 128 random bits in hex.
+fn new_callback_secret() -> String {
+    format!("whsec_{}", crate::billing::ledger::random_id())
+}
+
 /// Why a phone number was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
@@ -89,7 +94,41 @@ impl Users {
             .bind(id)
             .execute(self.db.writer())
             .await?;
+        if disabled {
+            // Their running streams end now (other processes notice within a second).
+            super::streams::end_user(id);
+        }
         Ok(done.rows_affected() == 1)
+    }
+
+    /// The secret that signs the callbacks of tasks this user submits from the console (where
+    /// no API key is involved); made on first use.
+    pub async fn callback_secret(&self, id: i64) -> Result<String, StoreError> {
+        sqlx::query(
+            "UPDATE users SET callback_secret = $1 WHERE id = $2 AND callback_secret IS NULL",
+        )
+        .bind(new_callback_secret())
+        .bind(id)
+        .execute(self.db.writer())
+        .await?;
+        let row = sqlx::query("SELECT callback_secret FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_one(self.db.writer())
+            .await?;
+        Ok(row
+            .try_get::<Option<String>, _>("callback_secret")?
+            .unwrap_or_default())
+    }
+
+    /// Replace the user's callback secret; the new one.
+    pub async fn rotate_callback_secret(&self, id: i64) -> Result<String, StoreError> {
+        let secret = new_callback_secret();
+        sqlx::query("UPDATE users SET callback_secret = $1 WHERE id = $2")
+            .bind(&secret)
+            .bind(id)
+            .execute(self.db.writer())
+            .await?;
+        Ok(secret)
     }
 
     /// Users, newest first, after the cursor id.

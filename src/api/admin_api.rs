@@ -98,8 +98,9 @@ pub async fn credits(
         .map(str::trim)
         .filter(|r| !r.is_empty())
         .ok_or_else(|| ApiError::MissingParameter("reason".into()))?;
+    // Scoped to the target user: the same key used for another user is another adjustment.
     let idem = match body.get("idempotency_key").and_then(Value::as_str) {
-        Some(k) => format!("admin:api:{k}"),
+        Some(k) => format!("admin:api:{id}:{k}"),
         None => format!("admin:api:{}", crate::billing::ledger::random_id()),
     };
     let kind = if amount > 0 {

@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use sha2::Digest;
 
 use super::extract::{ApiKey, JsonBody};
 use super::limits::peer_ip;
@@ -110,19 +111,63 @@ fn phone_of(body: &Value) -> Result<String, ApiError> {
 pub async fn sms_code(
     State(state): State<AppState>,
     parts: axum::http::Extensions,
+    headers: HeaderMap,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let phone = phone_of(&body)?;
     let ip = peer_ip(&parts).map(|ip| ip.to_string());
-    let code = state.codes.issue(&phone, ip.as_deref()).await?;
+    // The device cookie identifies the browser that asks (its digest is stored, never the
+    // token); a browser without one gets one now.
+    let (device, new_device) = match device_token(&headers) {
+        Some(token) => (token, None),
+        None => {
+            let token = crate::billing::ledger::random_id();
+            (token.clone(), Some(token))
+        }
+    };
+    let device_hash = hex::encode(sha2::Sha256::digest(device.as_bytes()));
+    let code = state
+        .codes
+        .issue(&phone, ip.as_deref(), Some(&device_hash))
+        .await?;
     state
         .sms
         .send_code(&phone, &code)
         .await
         .map_err(|e| ApiError::UpstreamFailed(e.to_string()))?;
-    Ok(Json(
-        json!({"sent": true, "resend_after": state.config.auth.resend_secs}),
-    ))
+    let body = Json(json!({"sent": true, "resend_after": state.config.auth.resend_secs}));
+    Ok(match new_device {
+        Some(token) => {
+            let secure = state
+                .config
+                .public_base_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"));
+            let cookie = HeaderValue::from_str(&format!(
+                "{DEVICE_COOKIE}={token}; Path=/api/auth; HttpOnly; SameSite=Lax; Max-Age=31536000{}",
+                if secure { "; Secure" } else { "" }
+            ))
+            .map_err(|_| ApiError::Internal)?;
+            ([(header::SET_COOKIE, cookie)], body).into_response()
+        }
+        None => body.into_response(),
+    })
+}
+
+/// The cookie that tells a browser's SMS code requests apart (per-device limits, and a device
+/// that logged in to a phone before is not held to that phone's daily cap).
+const DEVICE_COOKIE: &str = "llmage_device";
+
+fn device_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == DEVICE_COOKIE)
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|v| (16..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 fn session_cookie(state: &AppState, token: &str, max_age: i64) -> Result<HeaderValue, ApiError> {

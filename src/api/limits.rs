@@ -32,6 +32,30 @@ pub struct RateLimits {
     shared: Option<SharedCounters>,
     per_ip_per_sec: u32,
     per_key_per_sec: u32,
+    /// Multipart uploads in flight per user, and the cap (0 = none).
+    uploads: Arc<std::sync::Mutex<std::collections::HashMap<i64, u32>>>,
+    uploads_per_user: u32,
+}
+
+/// One upload in flight for a user (released when dropped).
+pub struct UploadPermit {
+    uploads: Arc<std::sync::Mutex<std::collections::HashMap<i64, u32>>>,
+    user_id: i64,
+}
+
+impl Drop for UploadPermit {
+    fn drop(&mut self) {
+        let mut map = self
+            .uploads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = map.get_mut(&self.user_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.user_id);
+            }
+        }
+    }
 }
 
 /// Request counters in Redis: `INCR` on a key per subject and second, expiring after two.
@@ -93,6 +117,8 @@ impl RateLimits {
             shared: None,
             per_ip_per_sec: config.per_ip_per_sec,
             per_key_per_sec: config.per_key_per_sec,
+            uploads: Arc::default(),
+            uploads_per_user: config.concurrent_uploads_per_user,
         }
     }
 
@@ -165,6 +191,28 @@ impl RateLimits {
         check(self.per_key.as_deref(), &key_id).inspect_err(|_| limited("key"))
     }
 
+    /// Start an upload for `user_id`: refused with 429 and `Retry-After` while the user already
+    /// has `concurrent_uploads_per_user` in flight (in this process).
+    pub fn begin_upload(&self, user_id: i64) -> Result<UploadPermit, ApiError> {
+        let mut map = self
+            .uploads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = map.entry(user_id).or_insert(0);
+        if self.uploads_per_user > 0 && *n >= self.uploads_per_user {
+            drop(map);
+            limited("uploads");
+            return Err(ApiError::RateLimited {
+                retry_after_secs: 5,
+            });
+        }
+        *n += 1;
+        Ok(UploadPermit {
+            uploads: self.uploads.clone(),
+            user_id,
+        })
+    }
+
     /// Whether `ip` may try to authenticate now (it is not cooling off after too many failures).
     pub fn auth_allowed(&self, ip: IpAddr) -> Result<(), ApiError> {
         match self.auth_blocked.get(&ip) {
@@ -212,8 +260,12 @@ fn check<K: std::hash::Hash + Eq + Clone>(
         })
 }
 
-/// The client's address (the TCP peer).
+/// The client's address: the TCP peer, or the forwarded client behind a trusted proxy
+/// (`security.trusted_proxies`, decided once by [`super::guard::client_ip`]).
 pub fn peer_ip(request_extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    if let Some(super::guard::ClientIp(ip)) = request_extensions.get::<super::guard::ClientIp>() {
+        return Some(*ip);
+    }
     request_extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip())
@@ -251,6 +303,8 @@ mod tests {
             per_key_per_sec: per_key,
             per_key_burst: per_key,
             auth_failures_per_ip_per_minute: failures,
+            concurrent_uploads_per_user: 2,
+            unfinished_tasks_per_user: 0,
         }
     }
 
@@ -288,6 +342,20 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(limits.auth_allowed("203.0.113.10".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn uploads_per_user_are_capped_and_released() {
+        let limits = RateLimits::new(&config(0, 0));
+        let a = limits.begin_upload(7).unwrap();
+        let _b = limits.begin_upload(7).unwrap();
+        assert!(matches!(
+            limits.begin_upload(7),
+            Err(ApiError::RateLimited { .. })
+        ));
+        assert!(limits.begin_upload(8).is_ok(), "users are counted apart");
+        drop(a);
+        assert!(limits.begin_upload(7).is_ok());
     }
 
     #[test]

@@ -21,8 +21,10 @@ pub async fn metrics(State(state): State<AppState>, request: Request) -> Respons
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| {
+            .and_then(|v| v.trim().split_once(' '))
+            // The scheme is case-insensitive (RFC 9110 §11.1): `Bearer`, `bearer`, `BEARER`.
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .is_some_and(|(_, given)| {
                 // Constant-time: compare digests, not the strings.
                 use sha2::{Digest, Sha256};
                 Sha256::digest(given.trim().as_bytes()) == Sha256::digest(token.as_bytes())

@@ -3,12 +3,14 @@
 
 mod admin_api;
 mod auth;
+mod callback_secret;
 mod chat;
 mod console;
 mod console_keys;
 mod embeddings;
 mod extract;
 mod finance;
+pub mod guard;
 mod health;
 mod idfile;
 mod images;
@@ -55,6 +57,16 @@ impl UserSlot {
 /// the OpenAPI document at the same time: a route cannot be served without being documented.
 pub fn router(state: AppState) -> Router {
     let (router, doc) = documented_router(&state);
+    // Validated with the configuration; an unparsable list (impossible here) trusts nobody.
+    let proxies = Arc::new(
+        crate::net::TrustedProxies::new(&state.config.security.trusted_proxies).unwrap_or_default(),
+    );
+    let csp = axum::http::HeaderValue::from_str(&guard::content_security_policy(
+        state.config.public_base_url.as_deref().map(origin_of),
+    ))
+    .unwrap_or_else(|_| {
+        axum::http::HeaderValue::from_static("default-src 'self'; object-src 'none'")
+    });
     let doc = openapi::finish(doc, &state.channels.table().catalog);
     let rendered = openapi::Rendered(Arc::new(doc.to_string()));
     let app = router
@@ -66,7 +78,22 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             limits::per_ip,
         ))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(
+                state
+                    .config
+                    .public_base_url
+                    .as_deref()
+                    .map(|u| origin_of(u).to_owned()),
+            ),
+            guard::cross_site,
+        ))
         .layer(middleware::from_fn(access_log))
+        .layer(middleware::from_fn_with_state(proxies, guard::client_ip))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(csp),
+            guard::security_headers,
+        ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             ApiError::Internal.into_response()
         }))
@@ -103,6 +130,7 @@ pub fn documented_router(state: &AppState) -> (Router<AppState>, utoipa::openapi
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
+        .routes(routes!(callback_secret::show, callback_secret::rotate))
         .routes(routes!(console_keys::create, console_keys::list))
         .routes(routes!(console_keys::revoke))
         .routes(routes!(finance::ledger))
@@ -125,6 +153,15 @@ pub fn documented_router(state: &AppState) -> (Router<AppState>, utoipa::openapi
         .routes(routes!(admin_api::disable))
         .routes(routes!(admin_api::enable))
         .split_for_parts()
+}
+
+/// `scheme://host[:port]` of a URL (for the CSP).
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
 }
 
 async fn not_found() -> Response {
@@ -151,11 +188,30 @@ async fn method_not_allowed() -> Response {
     response
 }
 
+/// The metrics label of a method: the standard ones by name, anything else as `other` (so a
+/// client cannot create series by inventing methods).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
 /// One line per request: method, path (never the query), status, latency, user id.
 async fn access_log(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    let peer = limits::peer_ip(request.extensions());
     let slot = UserSlot::default();
     request.extensions_mut().insert(slot.clone());
     let route = request
@@ -165,13 +221,17 @@ async fn access_log(mut request: Request, next: Next) -> Response {
         .to_owned();
     let response = next.run(request).await;
     let elapsed = started.elapsed();
-    let labels = [("route", route), ("method", method.as_str().to_owned())];
+    let labels = [
+        ("route", route),
+        ("method", method_label(&method).to_owned()),
+    ];
     metrics::histogram!("llmage_http_request_duration_seconds", &labels)
         .record(elapsed.as_secs_f64());
     metrics::counter!("llmage_http_requests_total", "route" => labels[0].1.clone(), "method" => labels[1].1.clone(), "status" => response.status().as_u16().to_string())
         .increment(1);
     tracing::info!(
         target: "llmage::access",
+        client = peer.map(|ip| ip.to_string()),
         method = %method,
         path = %path,
         status = response.status().as_u16(),

@@ -1,6 +1,11 @@
 //! Image and video tasks: `POST /llmage/v1/image/generations`, `POST /llmage/v1/video/generations`
 //! (JSON or multipart/form-data, optional `Idempotency-Key`), and `GET /llmage/v1/tasks`
 //! (`?taskid=` for one task, else the caller's tasks newest first).
+//!
+//! Before a multipart body's file parts are read, the key is authenticated, the user's unfinished
+//! tasks and uploads in flight are counted against their caps (429 with `Retry-After`), and the
+//! plain fields that came first are checked: the model, its parameters and the balance for the
+//! quoted price — so a user who cannot pay never makes us read their files.
 
 use super::extract::ApiQuery;
 use axum::Json;
@@ -10,7 +15,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::extract::{ApiKey, JsonBody};
-use crate::catalog::validate::{Endpoint, FieldValue, Limits, Submission, Upload, validate};
+use crate::accounts::keys::KeyOwner;
+use crate::catalog::validate::{
+    Endpoint, FieldValue, Limits, Submission, Upload, validate, validate_fields,
+};
 use crate::error::ApiError;
 use crate::server::AppState;
 
@@ -78,7 +86,11 @@ async fn submit(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    check_unfinished(&state, owner.user_id).await?;
+    // Held until the submission is stored (or refused).
+    let mut _upload = None;
     let submission = if is_multipart {
+        _upload = Some(state.limits.begin_upload(owner.user_id)?);
         let multipart = Multipart::from_request(request, &state)
             .await
             .map_err(|e| {
@@ -87,7 +99,13 @@ async fn submit(
                     e.body_text()
                 ))
             })?;
-        read_multipart(multipart, limits).await?
+        let gate = BeforeFiles {
+            state: &state,
+            owner: &owner,
+            endpoint,
+            limits,
+        };
+        read_multipart(multipart, limits, Some(gate)).await?
     } else {
         let JsonBody(body) = JsonBody::from_request(request, &state).await?;
         let Value::Object(fields) = body else {
@@ -129,9 +147,54 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
     Ok(Some(key.to_owned()))
 }
 
+/// 429 when the user already has `limits.unfinished_tasks_per_user` unfinished tasks.
+pub(super) async fn check_unfinished(state: &AppState, user_id: i64) -> Result<(), ApiError> {
+    let cap = i64::from(state.config.limits.unfinished_tasks_per_user);
+    if cap > 0 && state.tasks.store.unfinished_count(user_id, cap).await? >= cap {
+        metrics::counter!("llmage_rate_limited_total", "limit" => "unfinished_tasks").increment(1);
+        return Err(ApiError::RateLimited {
+            retry_after_secs: 30,
+        });
+    }
+    Ok(())
+}
+
+/// What is checked when the first file part arrives, before its bytes are read.
+pub(super) struct BeforeFiles<'a> {
+    state: &'a AppState,
+    owner: &'a KeyOwner,
+    endpoint: Endpoint,
+    limits: Limits,
+}
+
+impl BeforeFiles<'_> {
+    /// The model and plain fields so far are valid, the key may call the model, and the balance
+    /// covers the price quoted from them (the hold at submission still decides).
+    async fn check(&self, fields: &[(String, FieldValue)]) -> Result<(), ApiError> {
+        if !fields.iter().any(|(name, _)| name == "model") {
+            return Err(ApiError::InvalidParameter(
+                "model and catelogid must come before the file parts of a multipart form".into(),
+            ));
+        }
+        let table = self.state.channels.table();
+        let checked = validate_fields(&table.catalog, self.endpoint, fields.to_vec(), self.limits)?;
+        super::extract::model_allowed(self.owner, &checked.model.id)?;
+        let quote =
+            crate::billing::media::quote(&checked.model, &checked.category, &checked.params);
+        if quote.credits > 0
+            && self.state.ledger.balance(self.owner.user_id).await?
+                < crate::billing::units(quote.credits)
+        {
+            return Err(ApiError::InsufficientBalance);
+        }
+        Ok(())
+    }
+}
+
 pub(super) async fn read_multipart(
     mut multipart: Multipart,
     limits: Limits,
+    gate: Option<BeforeFiles<'_>>,
 ) -> Result<Submission, ApiError> {
     let bad = |e: axum::extract::multipart::MultipartError| {
         ApiError::InvalidParameter(format!(
@@ -156,6 +219,11 @@ pub(super) async fn read_multipart(
         }
         let filename = field.file_name().map(str::to_owned);
         let is_file = filename.is_some();
+        if is_file && submission.files.is_empty() {
+            if let Some(gate) = &gate {
+                gate.check(&submission.fields).await?;
+            }
+        }
         let limit = if is_file {
             limits.max_file_bytes
         } else {

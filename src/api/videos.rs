@@ -88,7 +88,16 @@ pub async fn create(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    super::tasks::check_unfinished(&state, owner.user_id).await?;
+    // Held until the submission is stored (or refused).
+    let mut _upload = None;
     let sent = if is_multipart {
+        _upload = Some(state.limits.begin_upload(owner.user_id)?);
+        // The OpenAI form's fields are mapped after reading; before any file is read, a user
+        // with nothing to pay with is refused (the hold at submission decides the price).
+        if state.ledger.balance(owner.user_id).await? <= 0 {
+            return Err(ApiError::InsufficientBalance);
+        }
         let multipart = Multipart::from_request(request, &state)
             .await
             .map_err(|e| {
@@ -97,7 +106,7 @@ pub async fn create(
                     e.body_text()
                 ))
             })?;
-        super::tasks::read_multipart(multipart, limits).await?
+        super::tasks::read_multipart(multipart, limits, None).await?
     } else {
         let JsonBody(body) = JsonBody::from_request(request, &state).await?;
         let Value::Object(fields) = body else {

@@ -99,6 +99,32 @@ pub fn validate(
     submission: Submission,
     limits: Limits,
 ) -> Result<Validated, ApiError> {
+    check(catalog, endpoint, submission, limits, false)
+}
+
+/// Check the plain fields of a multipart submission before any file part is read: the model,
+/// the category and every non-file parameter (so the price can be quoted and the balance checked
+/// first). File parameters are left out (they come later); the result has no inputs.
+pub fn validate_fields(
+    catalog: &Catalog,
+    endpoint: Endpoint,
+    fields: Vec<(String, FieldValue)>,
+    limits: Limits,
+) -> Result<Validated, ApiError> {
+    let submission = Submission {
+        fields,
+        files: Vec::new(),
+    };
+    check(catalog, endpoint, submission, limits, true)
+}
+
+fn check(
+    catalog: &Catalog,
+    endpoint: Endpoint,
+    submission: Submission,
+    limits: Limits,
+    files_later: bool,
+) -> Result<Validated, ApiError> {
     let mut fields: BTreeMap<String, Vec<FieldValue>> = BTreeMap::new();
     for (name, value) in submission.fields {
         fields.entry(name).or_default().push(value);
@@ -165,6 +191,7 @@ pub fn validate(
         let values = fields.remove(&param.name).unwrap_or_default();
         let files = uploads.remove(&param.name).unwrap_or_default();
         match param.kind {
+            ParamType::File | ParamType::Files if files_later => {}
             ParamType::File | ParamType::Files => {
                 inputs.extend(check_files(param, values, files, limits)?)
             }
@@ -192,7 +219,7 @@ pub fn validate(
                     Some(value) => {
                         params.insert(param.name.clone(), value);
                     }
-                    None if param.required => {
+                    None if param.required && !files_later => {
                         return Err(ApiError::MissingParameter(param.name.clone()));
                     }
                     None => {

@@ -4,38 +4,11 @@
 //! private address, or re-resolves to one later, is caught), and redirects are not followed.
 //! Hosts or networks on the `outbound_allow` list are exempt (tests, an intranet callback).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-
-/// Non-public networks (IANA special-purpose registries, IPv4 and IPv6).
-const BLOCKED: &[&str] = &[
-    "0.0.0.0/8",
-    "10.0.0.0/8",
-    "100.64.0.0/10",
-    "127.0.0.0/8",
-    "169.254.0.0/16",
-    "172.16.0.0/12",
-    "192.0.0.0/24",
-    "192.0.2.0/24",
-    "192.88.99.0/24",
-    "192.168.0.0/16",
-    "198.18.0.0/15",
-    "198.51.100.0/24",
-    "203.0.113.0/24",
-    "224.0.0.0/4",
-    "240.0.0.0/4",
-    "::/128",
-    "::1/128",
-    "64:ff9b:1::/48",
-    "100::/64",
-    "2001:db8::/32",
-    "fc00::/7",
-    "fe80::/10",
-    "ff00::/8",
-];
 
 /// What may be reached although it is not public.
 #[derive(Debug, Default)]
@@ -58,20 +31,108 @@ impl AllowList {
     }
 }
 
-/// Whether an address is on the public internet.
-pub fn is_public(ip: IpAddr) -> bool {
-    let ip = match ip {
-        // IPv4-mapped and -compatible IPv6 addresses are judged as the IPv4 address they carry.
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => ip,
+/// Whether `ip` is a public unicast address: one a request on a user's behalf may go to.
+///
+/// Every IPv6 form that carries an IPv4 address is judged by that address: IPv4-mapped
+/// (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`), 6to4
+/// (`2002:AABB:CCDD::/48`) and Teredo (`2001:0::/32`, whose client address is the last 32 bits
+/// XOR-ed with ones; its server address is checked too). The local-use NAT64 prefix
+/// `64:ff9b:1::/48` may embed its IPv4 address anywhere, so it is refused whole. Otherwise only
+/// global unicast (`2000::/3`) minus the IETF special-purpose ranges (RFC 6890 and successors)
+/// is public for IPv6, and every IPv4 special-purpose range is refused.
+pub fn is_public_unicast(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => match embedded_ipv4(v6) {
+            Embedded::One(v4) => is_public_v4(v4),
+            Embedded::Teredo { server, client } => is_public_v4(server) && is_public_v4(client),
+            Embedded::None => is_public_v6(v6),
         },
-        IpAddr::V4(_) => ip,
-    };
-    !BLOCKED
-        .iter()
-        .filter_map(|net| net.parse::<IpNet>().ok())
-        .any(|net| net.contains(&ip))
+    }
+}
+
+/// The IPv4 address(es) an IPv6 address stands for.
+enum Embedded {
+    None,
+    One(Ipv4Addr),
+    Teredo { server: Ipv4Addr, client: Ipv4Addr },
+}
+
+fn embedded_ipv4(v6: Ipv6Addr) -> Embedded {
+    let bits = u128::from(v6);
+    let low32 = Ipv4Addr::from((bits & 0xffff_ffff) as u32);
+    // ::ffff:0:0/96 (mapped) and ::/96 (compatible; :: and ::1 are judged as IPv6 below).
+    if bits >> 32 == 0xffff {
+        return Embedded::One(low32);
+    }
+    if bits >> 32 == 0 && bits > 1 {
+        return Embedded::One(low32);
+    }
+    // NAT64 well-known prefix 64:ff9b::/96 (RFC 6052).
+    if bits >> 32 == 0x0064_ff9b_0000_0000_0000_0000 {
+        return Embedded::One(low32);
+    }
+    // 6to4 2002::/16 (RFC 3056): the IPv4 address is bits 16..48.
+    if bits >> 112 == 0x2002 {
+        return Embedded::One(Ipv4Addr::from(((bits >> 80) & 0xffff_ffff) as u32));
+    }
+    // Teredo 2001:0::/32 (RFC 4380): server in bits 32..64, client XOR-ed in the last 32 bits.
+    if bits >> 96 == 0x2001_0000 {
+        return Embedded::Teredo {
+            server: Ipv4Addr::from(((bits >> 64) & 0xffff_ffff) as u32),
+            client: Ipv4Addr::from(!((bits & 0xffff_ffff) as u32)),
+        };
+    }
+    Embedded::None
+}
+
+/// `(network, prefix length)` as integers.
+const fn within_v4(ip: u32, net: u32, len: u32) -> bool {
+    len == 0 || (ip ^ net) >> (32 - len) == 0
+}
+
+const fn within_v6(ip: u128, net: u128, len: u32) -> bool {
+    len == 0 || (ip ^ net) >> (128 - len) == 0
+}
+
+/// IPv4 special-purpose ranges (IANA registry) that are not globally reachable, plus multicast
+/// and the reserved 240/4 (incl. broadcast).
+const V4_BLOCKED: &[(u32, u32)] = &[
+    (0x0000_0000, 8),  // 0.0.0.0/8 "this network"
+    (0x0a00_0000, 8),  // 10.0.0.0/8 private
+    (0x6440_0000, 10), // 100.64.0.0/10 shared (CGNAT)
+    (0x7f00_0000, 8),  // 127.0.0.0/8 loopback
+    (0xa9fe_0000, 16), // 169.254.0.0/16 link-local (cloud metadata)
+    (0xac10_0000, 12), // 172.16.0.0/12 private
+    (0xc000_0000, 24), // 192.0.0.0/24 IETF protocol assignments
+    (0xc000_0200, 24), // 192.0.2.0/24 TEST-NET-1
+    (0xc058_6300, 24), // 192.88.99.0/24 6to4 relay anycast (deprecated)
+    (0xc0a8_0000, 16), // 192.168.0.0/16 private
+    (0xc612_0000, 15), // 198.18.0.0/15 benchmarking
+    (0xc633_6400, 24), // 198.51.100.0/24 TEST-NET-2
+    (0xcb00_7100, 24), // 203.0.113.0/24 TEST-NET-3
+    (0xe000_0000, 4),  // 224.0.0.0/4 multicast
+    (0xf000_0000, 4),  // 240.0.0.0/4 reserved, 255.255.255.255
+];
+
+/// IPv6 special-purpose ranges inside 2000::/3 that are not globally reachable.
+const V6_BLOCKED: &[(u128, u32)] = &[
+    (0x2001_0000_0000_0000_0000_0000_0000_0000, 23), // 2001::/23 IETF protocol assignments
+    (0x2001_0db8_0000_0000_0000_0000_0000_0000, 32), // 2001:db8::/32 documentation
+    (0x3fff_0000_0000_0000_0000_0000_0000_0000, 20), // 3fff::/20 documentation (RFC 9637)
+];
+
+fn is_public_v4(v4: Ipv4Addr) -> bool {
+    let ip = u32::from(v4);
+    !V4_BLOCKED.iter().any(|&(net, len)| within_v4(ip, net, len))
+}
+
+fn is_public_v6(v6: Ipv6Addr) -> bool {
+    let ip = u128::from(v6);
+    // Only global unicast 2000::/3 is public: this leaves out ::/128, ::1, 64:ff9b:1::/48,
+    // 100::/64 (discard), fc00::/7, fe80::/10, fec0::/10, ff00::/8 and every unassigned range.
+    within_v6(ip, 0x2000_0000_0000_0000_0000_0000_0000_0000, 3)
+        && !V6_BLOCKED.iter().any(|&(net, len)| within_v6(ip, net, len))
 }
 
 /// The guard: checks URLs and builds HTTP clients that cannot be steered inside.
@@ -137,7 +198,7 @@ impl OutboundGuard {
         }
         match addresses
             .iter()
-            .find(|ip| !is_public(**ip) && !self.allow.allows_ip(**ip))
+            .find(|ip| !is_public_unicast(**ip) && !self.allow.allows_ip(**ip))
         {
             Some(_) => Err(format!(
                 "host {host} is a private or local address; only public addresses are reachable"
@@ -173,7 +234,7 @@ impl Resolve for GuardedResolver {
             let host_allowed = allow.allows_host(&host);
             let kept: Vec<SocketAddr> = found
                 .into_iter()
-                .filter(|a| host_allowed || is_public(a.ip()) || allow.allows_ip(a.ip()))
+                .filter(|a| host_allowed || is_public_unicast(a.ip()) || allow.allows_ip(a.ip()))
                 .collect();
             if kept.is_empty() {
                 return Err(format!("{host} resolves only to private or local addresses").into());
@@ -206,7 +267,7 @@ mod tests {
             "::ffff:10.0.0.1",
             "224.0.0.1",
         ] {
-            assert!(!is_public(private.parse().unwrap()), "{private}");
+            assert!(!is_public_unicast(private.parse().unwrap()), "{private}");
         }
         for public in [
             "8.8.8.8",
@@ -214,8 +275,83 @@ mod tests {
             "2606:4700:4700::1111",
             "::ffff:8.8.8.8",
         ] {
-            assert!(is_public(public.parse().unwrap()), "{public}");
+            assert!(is_public_unicast(public.parse().unwrap()), "{public}");
         }
+    }
+
+    #[test]
+    fn ipv6_forms_carrying_ipv4_are_judged_by_that_address() {
+        for private in [
+            "::127.0.0.1",            // IPv4-compatible
+            "::ffff:169.254.169.254", // mapped
+            "64:ff9b::a9fe:a9fe",     // NAT64 of 169.254.169.254
+            "64:ff9b::7f00:1",        // NAT64 of 127.0.0.1
+            "64:ff9b::a00:1",         // NAT64 of 10.0.0.1
+            "64:ff9b:1::808:808",     // local-use NAT64: refused whole
+            "2002:7f00:1::1",         // 6to4 of 127.0.0.1
+            "2002:a9fe:a9fe::",       // 6to4 of 169.254.169.254
+            "2002:c0a8:101::1",       // 6to4 of 192.168.1.1
+            // Teredo: server 8.8.8.8 (public), client 127.0.0.1 XOR ones = 80ff:fffe.
+            "2001:0:808:808::80ff:fffe",
+            // Teredo: client 169.254.169.254 XOR ones = 5601:5601.
+            "2001:0:808:808::5601:5601",
+            // Teredo with a private server.
+            "2001:0:a00:1::f7f7:f7f7",
+            // Other IPv6 special-purpose ranges.
+            "100::1",
+            "2001:db8::1",
+            "2001:2::1",
+            "2001:10::1",
+            "3fff::1",
+            "fec0::1",
+            "ff02::1",
+            "5f00::1",
+            // IPv4 special-purpose ranges.
+            "192.0.0.8",
+            "192.0.2.1",
+            "198.18.0.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "192.88.99.1",
+            "240.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert!(!is_public_unicast(private.parse().unwrap()), "{private}");
+        }
+        for public in [
+            "::8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+            "2001:0:808:808::f7f7:f7f7", // Teredo, client 8.8.8.8
+            "2400:3200::1",
+            "93.184.216.34",
+        ] {
+            assert!(is_public_unicast(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn urls_with_embedded_private_ipv4_are_refused_before_connecting() {
+        // A listener that would see any connection attempt to loopback.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let guard = OutboundGuard::new(&[]).unwrap();
+        for host in [
+            "[::127.0.0.1]",
+            "[::ffff:127.0.0.1]",
+            "[64:ff9b::7f00:1]",
+            "[64:ff9b::a9fe:a9fe]",
+            "[2002:7f00:1::1]",
+            "[2001:0:808:808::80ff:fffe]",
+        ] {
+            let url = format!("http://{host}:{port}/hook");
+            assert!(guard.check_url(&url).await.is_err(), "{url}");
+        }
+        assert!(
+            listener.accept().is_err(),
+            "no connection reached the listener"
+        );
     }
 
     #[tokio::test]

@@ -268,7 +268,8 @@ impl Alipay {
     }
 
     /// Check the `sign` of a gateway answer over the exact text of its `*_response` node, then
-    /// its `code`. Error answers that Alipay leaves unsigned are reported but never trusted.
+    /// its `code`. An answer without a valid signature is [`AlipayError::BadSignature`], whatever
+    /// it says.
     fn verify_response(&self, method: &str, body: &str) -> Result<Value, AlipayError> {
         let envelope: std::collections::HashMap<String, Box<RawValue>> =
             serde_json::from_str(body).map_err(|e| AlipayError::Malformed(e.to_string()))?;
@@ -282,8 +283,13 @@ impl Alipay {
         let sign = envelope
             .get("sign")
             .and_then(|s| serde_json::from_str::<String>(s.get()).ok());
+        // Every answer, success or business error, must carry Alipay's signature: an unsigned
+        // or forged `ACQ.TRADE_NOT_EXIST` must not close an order (Alipay's own SDKs check the
+        // signature of error answers too). An unverifiable answer is ignored by the caller.
+        if !sign.is_some_and(|s| self.verify(raw.get(), &s)) {
+            return Err(AlipayError::BadSignature);
+        }
         let code = node.get("code").and_then(Value::as_str).unwrap_or("");
-        let verified = sign.is_some_and(|s| self.verify(raw.get(), &s));
         if code != "10000" {
             // A business error changes nothing on our side; it is reported as said.
             let text = |k: &str| node.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
@@ -294,9 +300,6 @@ impl Alipay {
                     .trim()
                     .to_owned(),
             });
-        }
-        if !verified {
-            return Err(AlipayError::BadSignature);
         }
         Ok(node)
     }
@@ -602,9 +605,48 @@ mod tests {
             client.verify_response("alipay.trade.precreate", &forged),
             Err(AlipayError::BadSignature)
         ));
-        let business = r#"{"alipay_trade_query_response":{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_NOT_EXIST","sub_msg":"交易不存在"}}"#;
+    }
+
+    #[test]
+    fn business_errors_are_believed_only_when_signed_by_alipay() {
+        let app = key();
+        let alipay_key = key();
+        let client = alipay_with(&app, &alipay_key.to_public_key());
+        let node = r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_NOT_EXIST","sub_msg":"交易不存在"}"#;
+        // Unsigned (a forgery on the path, or a proxy's answer): not believed.
+        let unsigned = format!(r#"{{"alipay_trade_query_response":{node}}}"#);
         assert!(matches!(
-            client.verify_response("alipay.trade.query", business),
+            client.verify_response("alipay.trade.query", &unsigned),
+            Err(AlipayError::BadSignature)
+        ));
+        // Signed by another key: not believed either.
+        let sign = |key: &RsaPrivateKey| {
+            base64_encode(
+                &SigningKey::<Sha256>::new(key.clone())
+                    .sign(node.as_bytes())
+                    .to_bytes(),
+            )
+        };
+        let forged = format!(
+            r#"{{"alipay_trade_query_response":{node},"sign":"{}"}}"#,
+            sign(&app)
+        );
+        assert!(matches!(
+            client.verify_response("alipay.trade.query", &forged),
+            Err(AlipayError::BadSignature)
+        ));
+        // Also not as an `error_response`.
+        let error_response = format!(r#"{{"error_response":{node}}}"#);
+        assert!(matches!(
+            client.verify_response("alipay.trade.query", &error_response),
+            Err(AlipayError::BadSignature)
+        ));
+        let genuine = format!(
+            r#"{{"alipay_trade_query_response":{node},"sign":"{}"}}"#,
+            sign(&alipay_key)
+        );
+        assert!(matches!(
+            client.verify_response("alipay.trade.query", &genuine),
             Err(AlipayError::Business { sub_code, .. }) if sub_code == "ACQ.TRADE_NOT_EXIST"
         ));
     }

@@ -211,6 +211,27 @@ impl Orders {
         Ok(rows.iter().map(Order::from_row).collect::<Result<_, _>>()?)
     }
 
+    /// FAILED orders created after `created_after` and not checked since `checked_before`
+    /// (oldest first): the ones a late payment may still turn into SUCCEEDED.
+    pub async fn recently_failed(
+        &self,
+        created_after: i64,
+        checked_before: i64,
+        limit: i64,
+    ) -> Result<Vec<Order>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM recharge_orders WHERE status = $1 AND created_at > $2 \
+             AND COALESCE(checked_at, created_at) < $3 ORDER BY created_at LIMIT $4"
+        ))
+        .bind(FAILED)
+        .bind(created_after)
+        .bind(checked_before)
+        .bind(limit)
+        .fetch_all(self.db.reader())
+        .await?;
+        Ok(rows.iter().map(Order::from_row).collect::<Result<_, _>>()?)
+    }
+
     /// A user's orders (newest first), or everyone's with `user_id = None`.
     pub async fn list(&self, user_id: Option<i64>, limit: i64) -> Result<Vec<Order>, StoreError> {
         let rows = match user_id {

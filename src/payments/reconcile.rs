@@ -1,7 +1,9 @@
 //! Settling orders from Alipay's side: [`check_order`] asks `alipay.trade.query` about one
 //! PENDING order and credits or closes it; [`run`] does that for every open order on a timer, so
 //! an order is settled even when its notification never reached us (our server was down, the
-//! notify URL unreachable). Every process may run it: crediting is idempotent.
+//! notify URL unreachable). Orders closed as FAILED in the last `order_timeout` + 24 h are asked
+//! about again ([`recheck_failed_order`]): a payment that arrived late (or whose notifications all
+//! failed) is credited exactly once. Every process may run it: crediting is idempotent.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::alipay::{Alipay, AlipayError, TradeState};
-use super::orders::{Order, Orders, PENDING, Paid};
+use super::orders::{FAILED, Order, Orders, PENDING, Paid};
 use crate::billing::ledger::LedgerError;
 use crate::storage::{StoreError, now_ms};
 
@@ -72,13 +74,50 @@ pub async fn check_order(
     }
 }
 
-/// Check every open order not checked for `every`, until shutdown.
+/// Ask Alipay again about an order we closed as FAILED: a late `TRADE_SUCCESS` (of the right
+/// amount) is credited once and the order becomes SUCCEEDED; any other answer leaves it FAILED.
+pub async fn recheck_failed_order(
+    alipay: &Alipay,
+    orders: &Orders,
+    order: &Order,
+) -> Result<String, ReconcileError> {
+    if order.status != FAILED {
+        return Ok(order.status.clone());
+    }
+    let state = alipay.query(&order.id).await;
+    orders.touch_checked(&order.id).await?;
+    match state? {
+        TradeState::Paid {
+            trade_no,
+            total_amount,
+        } if super::yuan_to_fen(&total_amount) == Some(order.amount_fen) => {
+            let paid = orders.mark_paid(order, &trade_no).await?;
+            if let Paid::Credited { .. } = paid {
+                tracing::warn!(order = %order.id, credits = order.credits, "late payment of a closed order credited by reconciliation");
+            }
+            Ok(super::orders::SUCCEEDED.into())
+        }
+        TradeState::Paid { .. } => {
+            tracing::error!(
+                order = %order.id,
+                "alipay reports a paid amount different from a closed order; not credited, needs a person"
+            );
+            Ok(FAILED.into())
+        }
+        TradeState::NotExist | TradeState::WaitBuyerPay | TradeState::Closed => Ok(FAILED.into()),
+    }
+}
+
+/// Check every open order not checked for `every`, and every order closed as FAILED within
+/// `recheck_window` (by creation time), until shutdown.
 pub async fn run(
     alipay: Arc<Alipay>,
     orders: Orders,
     every: Duration,
+    recheck_window: Duration,
     shutdown: CancellationToken,
 ) {
+    let window_ms = i64::try_from(recheck_window.as_millis()).unwrap_or(i64::MAX / 2);
     let every_ms = i64::try_from(every.as_millis()).unwrap_or(i64::MAX);
     loop {
         tokio::select! {
@@ -98,6 +137,24 @@ pub async fn run(
             }
             if let Err(e) = check_order(&alipay, &orders, &order).await {
                 tracing::warn!(order = %order.id, error = %e, "reconciliation: order not checked");
+            }
+        }
+        let closed = match orders
+            .recently_failed(now_ms() - window_ms, now_ms() - every_ms, 200)
+            .await
+        {
+            Ok(closed) => closed,
+            Err(e) => {
+                tracing::warn!(error = %e, "reconciliation: listing closed orders failed");
+                continue;
+            }
+        };
+        for order in closed {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if let Err(e) = recheck_failed_order(&alipay, &orders, &order).await {
+                tracing::warn!(order = %order.id, error = %e, "reconciliation: closed order not checked");
             }
         }
     }

@@ -196,13 +196,16 @@ impl ChatRelay {
                             self.health.success(id);
                         }
                         let (tx, rx) = tokio::sync::mpsc::channel(32);
+                        // Shutdown, or the user disabled (accounts::streams).
+                        let abort =
+                            crate::accounts::streams::token_for(bill.owner.user_id, &self.abort);
                         let pump = Pump {
                             _permit: permit,
                             req: req.clone(),
                             bill,
                             budget,
                             channel_id: target.channel_id(),
-                            abort: self.abort.clone(),
+                            abort,
                             write_timeout: self.write_timeout,
                         };
                         self.tracker.spawn(pump.run(first, stream, tx));

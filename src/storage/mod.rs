@@ -188,6 +188,44 @@ async fn sqlite_pool(options: AnyConnectOptions, max: u32) -> Result<AnyPool, St
     Ok(pool)
 }
 
+/// Make everything this process creates private, whatever umask it was started with: umask
+/// 0077 (new files 0600, directories 0700 — the SQLite file and its -wal/-shm, stored files, the
+/// secret key), then the data directory created or tightened to 0700.
+pub fn private_files(data_dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+        std::fs::create_dir_all(data_dir)?;
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(data_dir)?;
+    Ok(())
+}
+
+/// The SQLite file and its companions made 0600 (they may predate [`private_files`]); SQLite
+/// creates -wal and -shm with the database file's mode.
+pub fn tighten_database_files(db: &Db) {
+    #[cfg(unix)]
+    if let Some(path) = db.sqlite_path() {
+        use std::os::unix::fs::PermissionsExt;
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = PathBuf::from(name);
+            if file.exists()
+                && let Err(e) =
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+            {
+                tracing::warn!(error = %e, file = %file.display(), "cannot make a database file private");
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
+}
+
 /// `(year, month, day)` of a day number since 1970-01-01 (UTC), by the civil-from-days algorithm.
 pub fn civil_date(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;

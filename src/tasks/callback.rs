@@ -65,14 +65,27 @@ impl Callbacks {
             return;
         };
         let body = task.to_json(&self.base_url).to_string();
-        let secret = sqlx::query("SELECT key_hash FROM api_keys WHERE id = $1")
-            .bind(task.key_id)
-            .fetch_optional(self.db.reader())
-            .await
-            .ok()
-            .flatten()
-            .and_then(|r| r.try_get::<String, _>("key_hash").ok())
-            .unwrap_or_default();
+        // A task submitted with an API key is signed with the key's hash; one submitted from the
+        // console (key id = -user id) with the user's callback secret. Never with an empty key.
+        let secret = if task.key_id < 0 {
+            crate::accounts::users::Users::new(self.db.clone())
+                .callback_secret(-task.key_id)
+                .await
+                .ok()
+        } else {
+            sqlx::query("SELECT key_hash FROM api_keys WHERE id = $1")
+                .bind(task.key_id)
+                .fetch_optional(self.db.reader())
+                .await
+                .ok()
+                .flatten()
+                .and_then(|r| r.try_get::<String, _>("key_hash").ok())
+        };
+        let Some(secret) = secret.filter(|s| !s.is_empty()) else {
+            // No key to sign with (a store error): tried again later, never sent unsigned.
+            tracing::warn!(task = %task.id, "no callback secret; delivery postponed");
+            return;
+        };
         // Checked again at delivery: the name may resolve elsewhere now (the client's resolver
         // filters DNS answers; this also covers literal addresses).
         if let Err(why) = self.outbound.check_url(url).await {

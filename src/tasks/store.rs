@@ -112,6 +112,20 @@ impl TaskStore {
         row.map(|r| decode(&r)).transpose()
     }
 
+    /// How many of a user's tasks are unfinished (CREATED, PENDING or RUNNING), counting at
+    /// most `up_to` (index `tasks_user_status`).
+    pub async fn unfinished_count(&self, user_id: i64, up_to: i64) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT 1 FROM tasks WHERE user_id = $1 \
+             AND status IN ('CREATED', 'PENDING', 'RUNNING') LIMIT $2) AS unfinished",
+        )
+        .bind(user_id)
+        .bind(up_to)
+        .fetch_one(self.db.reader())
+        .await?;
+        Ok(sqlx::Row::try_get(&row, "n")?)
+    }
+
     /// A user's tasks, newest first, after the cursor `(created_at, id)` of the previous page.
     pub async fn list(
         &self,

@@ -258,7 +258,32 @@ page(
       });
     }
 
-    main.append(pageHead(t('keys.title')), card(null, form), card(null, h('p.muted.small', t('keys.usage')), list));
+    // The callback secret that signs the callbacks of tasks submitted from this console.
+    const secretCode = h('code.mono#callback-secret', '…');
+    const rotateBtn = h('button.btn.btn-small.btn-ghost#rotate-callback-secret', { type: 'button' }, t('keys.callback_rotate'));
+    rotateBtn.addEventListener('click', async () => {
+      const ok = await confirmDialog(t('keys.callback_rotate'), t('keys.callback_rotate_confirm'), t('keys.callback_rotate'));
+      if (!ok) return;
+      await busy(rotateBtn, async () => {
+        try {
+          const r = await api('POST', '/api/callback-secret', {});
+          clear(secretCode).appendChild(document.createTextNode(r.callback_secret));
+          toast(t('keys.callback_rotated'), 'ok');
+        } catch (err) {
+          toastError(err);
+        }
+      });
+    });
+    get('/api/callback-secret')
+      .then((r) => clear(secretCode).appendChild(document.createTextNode(r.callback_secret)))
+      .catch((err) => showError(secretCode, err));
+    const secretCard = card(
+      t('keys.callback_title'),
+      h('p.muted.small', t('keys.callback_help')),
+      h('div', secretCode, ' ', h('button.btn.btn-small.btn-ghost', { type: 'button', onclick: () => copyText(secretCode.textContent, secretCode) }, t('common.copy')), ' ', rotateBtn),
+    );
+
+    main.append(pageHead(t('keys.title')), card(null, form), card(null, h('p.muted.small', t('keys.usage')), list), secretCard);
     load();
   },
   { title: 'nav.keys' },
