@@ -26,6 +26,11 @@ pub enum ApiError {
     NotFound(String),
     #[error("Insufficient balance")]
     InsufficientBalance,
+    /// The call would take the key past the monthly spend limit its owner set.
+    #[error(
+        "该 API Key 本月消费已达上限（已用 {spent} 积分，本次需 {hold} 积分，上限 {limit} 积分）/ this API key's monthly spend limit would be exceeded (spent {spent}, this call {hold}, limit {limit} credits)"
+    )]
+    KeySpendLimit { limit: i64, spent: i64, hold: i64 },
     /// Too many requests; retry after the given number of seconds (sent as `Retry-After`).
     #[error("Too many requests, retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -76,9 +81,9 @@ impl ApiError {
             | ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::InsufficientBalance | ApiError::RateLimited { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::InsufficientBalance
+            | ApiError::KeySpendLimit { .. }
+            | ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NoChannel(_)
             | ApiError::Unavailable
             | ApiError::NotConfigured(_)
@@ -112,6 +117,9 @@ impl IntoResponse for ApiError {
             tracing::warn!(status = status.as_u16(), error = %self, "request failed");
         }
         let mut response = (status, self.body()).into_response();
+        response
+            .extensions_mut()
+            .insert(crate::api::error_codes::ErrorCode::of(&self));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

@@ -4,4 +4,5 @@ pub mod codes;
 pub mod keys;
 pub mod sessions;
 pub mod sms;
+pub mod spend;
 pub mod users;

@@ -91,9 +91,21 @@ struct Bill {
     model: Arc<Model>,
     reservation: Option<Reservation>,
     started: Instant,
+    request_id: Option<String>,
 }
 
 impl ChatRelay {
+    /// The credits reserved before a call: its worst-case price (also the figure a quote shows
+    /// and a key's monthly limit is checked against).
+    pub fn hold(&self, model: &Model, req: &ChatRequest) -> i64 {
+        let max_out = req
+            .max_tokens
+            .or(model.max_output_tokens)
+            .unwrap_or(self.default_max_output);
+        // Our estimate of the prompt can be short of the upstream's tokenizer: leave headroom.
+        chat_cost(model, req.prompt_tokens * 3 / 2 + 16, max_out)
+    }
+
     /// Serve one chat request for a key owner.
     pub async fn handle(
         &self,
@@ -125,12 +137,7 @@ impl ChatRelay {
             return Err(ApiError::NoChannel(model.id.clone()));
         };
 
-        let max_out = req
-            .max_tokens
-            .or(model.max_output_tokens)
-            .unwrap_or(self.default_max_output);
-        // Our estimate of the prompt can be short of the upstream's tokenizer: leave headroom.
-        let worst = chat_cost(&model, req.prompt_tokens * 3 / 2 + 16, max_out);
+        let worst = self.hold(&model, &req);
         let reservation = if worst > 0 {
             Some(
                 self.ledger
@@ -146,6 +153,7 @@ impl ChatRelay {
             model: model.clone(),
             reservation,
             started: Instant::now(),
+            request_id: req.request_id.clone(),
         };
 
         let mut last_error = None;
@@ -352,6 +360,7 @@ impl Bill {
             usage_source: if u.reported { "upstream" } else { "estimated" },
             outcome,
             latency_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            request_id: self.request_id.clone(),
         };
         let reservation_id = self.reservation.as_ref().map(|r| r.id.clone());
         let charged = match self.ledger.close(self.reservation, price, row).await {

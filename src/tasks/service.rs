@@ -52,6 +52,7 @@ impl TaskService {
         owner: &KeyOwner,
         v: Validated,
         idem_key: Option<String>,
+        request_id: Option<String>,
     ) -> Result<Task, ApiError> {
         if let Some(key) = &idem_key
             && let Some(task) = self.store.by_idem_key(owner.user_id, key).await?
@@ -97,6 +98,7 @@ impl TaskService {
             usage: quote.usage,
             idem_key: idem_key.clone(),
             callback_url: v.callback_url,
+            request_id,
         };
         // The hold and the task row commit together: a crash can leave neither, or both (and
         // the engine then settles the task), never credits held for a task that does not exist.

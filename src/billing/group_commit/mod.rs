@@ -51,6 +51,8 @@ pub struct UsageRow {
     pub usage_source: &'static str,
     pub outcome: &'static str,
     pub latency_ms: i64,
+    /// The X-Request-Id answered for the call.
+    pub request_id: Option<String>,
 }
 
 /// What the writer is asked to do.
@@ -596,6 +598,7 @@ mod tests {
                 usage_source: "upstream",
                 outcome: "ok",
                 latency_ms: 1,
+                request_id: None,
             },
         }
     }
