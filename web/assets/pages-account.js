@@ -906,7 +906,7 @@ page(
     const slot = h('div#calls-list', spinner());
     const more = h('button.btn.btn-ghost#calls-more', { type: 'button', hidden: true }, t('common.load_more'));
     const form = h(
-      'form.filters#calls-filters',
+      'form.filter-grid#calls-filters',
       { novalidate: true },
       field(t('calls.kind'), kind),
       field(t('common.model'), model),

@@ -951,7 +951,7 @@ page(
     const fModel = h('input#g-model', { type: 'text', placeholder: t('calls.model_ph') });
     const fStatus = h('select#g-status', ['', 'SUCCEEDED', 'FAILED', 'RUNNING'].map((s) => h('option', { value: s }, s ? t('task.' + s) : t('common.all'))));
     const fDate = h('input#g-date', { type: 'date' });
-    const filters = h('div.filters#gallery-filters', field(t('calls.kind'), fKind), field(t('common.model'), fModel), field(t('common.status'), fStatus), field(t('tasks.date'), fDate));
+    const filters = h('div.filter-grid#gallery-filters', field(t('calls.kind'), fKind), field(t('common.model'), fModel), field(t('common.status'), fStatus), field(t('tasks.date'), fDate));
     const applyFilters = () => {
       for (const el of grid.children) {
         const task = el.__task || {};
