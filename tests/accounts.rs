@@ -927,9 +927,11 @@ async fn the_console_session_calls_the_gateway_only_with_its_csrf_token() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 429);
+    // The console's session also gets the stable code it translates (API keys get the seed's
+    // body exactly).
     assert_eq!(
         resp.text().await.unwrap(),
-        r#"{"error":"Insufficient balance"}"#
+        r#"{"error":"Insufficient balance","code":"insufficient_balance"}"#
     );
     let resp = http
         .get(server.url("/llmage/v1/models"))
