@@ -34,6 +34,15 @@ pub enum ApiError {
         "Insufficient balance: this call needs at least {needed} credits, balance {balance} (余额不足:本次调用至少需要 {needed} 积分,当前余额 {balance})"
     )]
     BalanceShort { needed: String, balance: String },
+    /// The call would take the key past the monthly spend limit its owner set.
+    #[error(
+        "该 API Key 本月消费已达上限（已用 {spent} 积分，本次需 {hold} 积分，上限 {limit} 积分）/ this API key's monthly spend limit would be exceeded (spent {spent}, this call {hold}, limit {limit} credits)"
+    )]
+    KeySpendLimit {
+        limit: String,
+        spent: String,
+        hold: String,
+    },
     /// Too many requests; retry after the given number of seconds (sent as `Retry-After`).
     #[error("Too many requests, retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
@@ -92,6 +101,7 @@ impl ApiError {
             ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::InsufficientBalance
             | ApiError::BalanceShort { .. }
+            | ApiError::KeySpendLimit { .. }
             | ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NoChannel(_)
             | ApiError::Unavailable
@@ -129,6 +139,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::InsufficientBalance | ApiError::BalanceShort { .. } => "insufficient_quota",
             ApiError::RateLimited { .. } => "rate_limit_exceeded",
+            ApiError::KeySpendLimit { .. } => "key_spend_limit",
             ApiError::NoChannel(_) => "no_channel",
             ApiError::UpstreamRejected { .. } => "upstream_rejected",
             ApiError::UpstreamFailed(_) => "upstream_failed",
@@ -151,7 +162,9 @@ impl ApiError {
         match self {
             ApiError::InvalidApiKey | ApiError::LoginRequired => "authentication_error",
             ApiError::InsufficientBalance | ApiError::BalanceShort { .. } => "insufficient_quota",
-            ApiError::RateLimited { .. } | ApiError::CodeRefused { .. } => "rate_limit_error",
+            ApiError::RateLimited { .. }
+            | ApiError::CodeRefused { .. }
+            | ApiError::KeySpendLimit { .. } => "rate_limit_error",
             ApiError::Forbidden(_) => "permission_error",
             ApiError::MissingParameter(_)
             | ApiError::InvalidParameter(_)
@@ -226,6 +239,9 @@ impl IntoResponse for ApiError {
         response.extensions_mut().insert(ErrorBodies {
             openai: self.openai_body(),
         });
+        response
+            .extensions_mut()
+            .insert(crate::api::error_codes::ErrorCode::of(&self));
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

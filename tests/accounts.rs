@@ -929,11 +929,13 @@ async fn the_console_session_calls_the_gateway_only_with_its_csrf_token() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 429);
+    // The console's session also gets the stable code it translates (API keys get the seed's
+    // body exactly).
+    let text = resp.text().await.unwrap();
     assert!(
-        resp.text()
-            .await
-            .unwrap()
-            .starts_with(r#"{"error":"Insufficient balance: this call needs at least "#)
+        text.starts_with(r#"{"error":"Insufficient balance: this call needs at least "#)
+            && text.contains(r#""code":"insufficient_balance""#),
+        "{text}"
     );
     let resp = http
         .get(server.url("/llmage/v1/models"))

@@ -110,8 +110,8 @@ async fn files_live_in_the_bucket_and_are_served_with_ranges() {
         .unwrap();
     assert_eq!(
         listing.matches("<Key>prod/v1/").count(),
-        2,
-        "video + cover: {listing}"
+        3,
+        "video + cover + the gallery's thumbnail: {listing}"
     );
     assert!(!server.data_dir.path().join("files").exists());
 

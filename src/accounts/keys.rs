@@ -27,6 +27,8 @@ pub struct KeyOwner {
     pub models: Option<Vec<String>>,
     /// Client addresses or networks this key may be used from (`None` = any).
     pub allowed_ips: Option<Vec<String>>,
+    /// Most credits this key may spend in a calendar month (China time; `None` = no limit).
+    pub monthly_limit: Option<i64>,
 }
 
 impl KeyOwner {
@@ -113,6 +115,19 @@ pub struct KeySummary {
     /// The key's allow-lists (`None` = any).
     pub models: Option<Vec<String>>,
     pub allowed_ips: Option<Vec<String>>,
+    pub monthly_limit: Option<i64>,
+    /// Switched off by its owner (can be switched on again, unlike a revocation).
+    pub disabled: bool,
+}
+
+/// What an owner may change on a key (`None` = leave as is; `Some(None)` = clear).
+#[derive(Debug, Clone, Default)]
+pub struct KeyUpdate {
+    pub name: Option<String>,
+    pub models: Option<Option<Vec<String>>>,
+    pub allowed_ips: Option<Option<Vec<String>>>,
+    pub monthly_limit: Option<Option<i64>>,
+    pub disabled: Option<bool>,
 }
 
 /// Key storage plus the request-path cache.
@@ -202,7 +217,8 @@ impl Keys {
     /// A user's keys, newest first.
     pub async fn list(&self, user_id: i64) -> Result<Vec<KeySummary>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, name, masked, created_at, expires_at, revoked_at, models, allowed_ips FROM api_keys WHERE user_id = $1 ORDER BY id DESC",
+            "SELECT id, name, masked, created_at, expires_at, revoked_at, models, allowed_ips, monthly_limit, disabled_at \
+             FROM api_keys WHERE user_id = $1 AND hidden_at IS NULL ORDER BY id DESC",
         )
         .bind(user_id)
         .fetch_all(self.db.reader())
@@ -225,9 +241,76 @@ impl Keys {
                     expires_at,
                     revoked: r.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
                     expired: expires_at.is_some_and(|t| t <= now),
+                    monthly_limit: r.try_get("monthly_limit")?,
+                    disabled: r.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
                 })
             })
             .collect()
+    }
+
+    /// Change one of a user's keys (name, allow-lists, monthly limit, on/off); `false` when the
+    /// user has no such live key. The change applies here at once and within a second elsewhere.
+    pub async fn update_owned(
+        &self,
+        key_id: i64,
+        user_id: i64,
+        update: &KeyUpdate,
+    ) -> Result<bool, StoreError> {
+        let as_json = |list: &Option<Vec<String>>| {
+            list.as_ref()
+                .map(|l| serde_json::to_string(l).unwrap_or_default())
+        };
+        // One statement: each field is either kept (flag 0) or set to the given value.
+        let row = sqlx::query(
+            "UPDATE api_keys SET \
+               name = CASE WHEN $1 = 1 THEN $2 ELSE name END, \
+               models = CASE WHEN $3 = 1 THEN $4 ELSE models END, \
+               allowed_ips = CASE WHEN $5 = 1 THEN $6 ELSE allowed_ips END, \
+               monthly_limit = CASE WHEN $7 = 1 THEN $8 ELSE monthly_limit END, \
+               disabled_at = CASE WHEN $9 = 1 THEN $10 ELSE disabled_at END \
+             WHERE id = $11 AND user_id = $12 AND revoked_at IS NULL RETURNING key_hash",
+        )
+        .bind(i32::from(update.name.is_some()))
+        .bind(update.name.clone().unwrap_or_default())
+        .bind(i32::from(update.models.is_some()))
+        .bind(update.models.as_ref().and_then(as_json))
+        .bind(i32::from(update.allowed_ips.is_some()))
+        .bind(update.allowed_ips.as_ref().and_then(as_json))
+        .bind(i32::from(update.monthly_limit.is_some()))
+        .bind(update.monthly_limit.flatten())
+        .bind(i32::from(update.disabled.is_some()))
+        .bind(update.disabled.unwrap_or(false).then(now_ms))
+        .bind(key_id)
+        .bind(user_id)
+        .fetch_optional(self.db.writer())
+        .await?;
+        self.forget(row)
+    }
+
+    /// Remove a revoked key of a user from their list (the row stays for the call log and the
+    /// ledger); `false` when the user has no such revoked key.
+    pub async fn hide_revoked(&self, key_id: i64, user_id: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "UPDATE api_keys SET hidden_at = $1 WHERE id = $2 AND user_id = $3 \
+             AND revoked_at IS NOT NULL AND hidden_at IS NULL RETURNING key_hash",
+        )
+        .bind(now_ms())
+        .bind(key_id)
+        .bind(user_id)
+        .fetch_optional(self.db.writer())
+        .await?;
+        self.forget(row)
+    }
+
+    fn forget(&self, row: Option<sqlx::any::AnyRow>) -> Result<bool, StoreError> {
+        match row {
+            Some(row) => {
+                let key_hash: String = row.try_get("key_hash")?;
+                self.cache.invalidate(&key_hash);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 
     /// Revoke a key by id; it stops working at once here and within a second elsewhere.
@@ -280,8 +363,8 @@ impl Keys {
 
     async fn load(&self, key_hash: &str) -> Result<Option<KeyOwner>, StoreError> {
         let row = sqlx::query(
-            "SELECT k.id, k.user_id, k.expires_at, k.models, k.allowed_ips FROM api_keys k JOIN users u ON u.id = k.user_id \
-             WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND u.disabled = 0",
+            "SELECT k.id, k.user_id, k.expires_at, k.models, k.allowed_ips, k.monthly_limit FROM api_keys k JOIN users u ON u.id = k.user_id \
+             WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND k.disabled_at IS NULL AND u.disabled = 0",
         )
         .bind(key_hash)
         .fetch_optional(self.db.reader())
@@ -297,6 +380,7 @@ impl Keys {
                 expires_at: r.try_get("expires_at")?,
                 models: list("models")?,
                 allowed_ips: list("allowed_ips")?,
+                monthly_limit: r.try_get("monthly_limit")?,
             })
         })
         .transpose()

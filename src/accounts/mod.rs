@@ -4,5 +4,6 @@ pub mod codes;
 pub mod keys;
 pub mod sessions;
 pub mod sms;
+pub mod spend;
 pub mod streams;
 pub mod users;

@@ -246,10 +246,12 @@ pub async fn logout(State(state): State<AppState>, who: SessionUser) -> Result<R
     responses((status = 200, description = "User, balance and the session's CSRF token", body = super::schema::Me)),
     security(("session" = [])))]
 /// `GET /api/me`.
-pub async fn me(who: SessionUser) -> Json<Value> {
-    Json(
-        json!({"user": user_json(&who.user), "balance": crate::billing::credits_json(who.user.balance), "csrf_token": who.session.csrf_token}),
-    )
+pub async fn me(State(state): State<AppState>, who: SessionUser) -> Result<Json<Value>, ApiError> {
+    let low_balance = super::alerts::threshold(&state.db, who.user.id).await?;
+    Ok(Json(
+        json!({"user": user_json(&who.user), "balance": crate::billing::credits_json(who.user.balance), "csrf_token": who.session.csrf_token,
+               "low_balance": low_balance}),
+    ))
 }
 
 #[utoipa::path(get, path = "/llmage/v1/balance", tag = "gateway",

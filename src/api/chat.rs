@@ -1,11 +1,13 @@
 //! `POST /llmage/v1/chat/completions`: the seed's form and OpenAI's, JSON or SSE.
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::extract::{ApiKey, JsonBody};
+use super::request_id::RequestId;
 use crate::error::ApiError;
 use crate::relay::{RelayReply, request};
 use crate::server::AppState;
@@ -21,6 +23,7 @@ use crate::server::AppState;
         (status = 400, description = "Missing or invalid parameter, malformed JSON", body = super::schema::ErrorBody),
         (status = 403, description = "The key may not call this model or not from this address", body = super::schema::ErrorBody),
         (status = 404, description = "Model not found", body = super::schema::ErrorBody),
+        (status = 429, description = "Insufficient balance, the key's monthly spend limit, or too many requests", body = super::schema::ErrorBody),
         (status = 502, description = "Every upstream failed", body = super::schema::ErrorBody),
         (status = 504, description = "Upstream timed out", body = super::schema::ErrorBody),
     ),
@@ -28,11 +31,20 @@ use crate::server::AppState;
 pub async fn completions(
     State(state): State<AppState>,
     ApiKey(owner): ApiKey,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let req = request::parse(body)?;
+    let mut req = request::parse(body)?;
+    req.request_id = Some(request_id);
     super::extract::model_allowed(&owner, &req.model)?;
     let table = state.channels.table();
+    // A key with a monthly spend limit: its spend this month plus this call's hold must fit.
+    if owner.monthly_limit.is_some()
+        && let Some(model) = table.catalog.get(&req.model)
+    {
+        let hold = state.relay.hold_bound(model, &req);
+        crate::accounts::spend::check_monthly_limit(&state.db, &owner, hold).await?;
+    }
     // The call runs as its own task: a client that hangs up before the answer (or before the
     // first stream chunk) drops this handler, not the call, so the reservation is still settled
     // and the usage recorded. Shutdown waits for it like for stream pumps.

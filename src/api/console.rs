@@ -1,37 +1,55 @@
 //! The web console (`/`): static files from `web/`, compiled into the binary with rust-embed.
-//! Every file is revalidated on each use (`no-cache` + an ETag from its SHA-256, 304 when
-//! unchanged), so a new release's page never runs an old script. The console routes with the URL
-//! fragment (`/#/keys`), so `/` is its only page.
+//! The page (`index.html`) is revalidated on each use (`no-cache` + an ETag from its SHA-256,
+//! 304 when unchanged) and names every asset with its content hash (`/assets/app.js?h=…`); an
+//! asset asked for by its current hash is answered `immutable` for a year, so a second load
+//! makes no request for it at all, and a new release's page never runs an old script. Text
+//! answers are compressed (gzip or brotli, as the browser accepts; the router's layer). The
+//! console routes with the URL fragment (`/#/keys`), so `/` is its only page.
 
-use axum::extract::Path;
+use std::sync::OnceLock;
+
+use axum::extract::{Path, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
 
 #[derive(rust_embed::Embed)]
 #[folder = "web/"]
 struct Assets;
 
-fn asset(path: &str, request: &HeaderMap) -> Option<Response> {
-    let file = Assets::get(path)?;
-    let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..16]));
-    let unchanged = request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
-    let mime = mime_guess::from_path(path).first_or_octet_stream();
-    let mut response = if unchanged {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        (StatusCode::OK, file.data.into_owned()).into_response()
-    };
-    let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        headers.insert(header::ETAG, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(mime.as_ref()) {
-        headers.insert(header::CONTENT_TYPE, v);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+/// The first 16 hex digits of a file's SHA-256 (its version in links).
+fn content_hash(path: &str) -> Option<String> {
+    Assets::get(path).map(|f| hex::encode(&f.metadata.sha256_hash()[..8]))
+}
+
+/// `index.html` with every `"/assets/<file>"` link carrying the file's content hash.
+fn index_html() -> &'static (String, String) {
+    static PAGE: OnceLock<(String, String)> = OnceLock::new();
+    PAGE.get_or_init(|| {
+        let raw = Assets::get("index.html")
+            .map(|f| String::from_utf8_lossy(&f.data).into_owned())
+            .unwrap_or_default();
+        let mut page = raw;
+        for path in Assets::iter() {
+            let Some(name) = path.strip_prefix("assets/") else {
+                continue;
+            };
+            if let Some(hash) = content_hash(&path) {
+                page = page.replace(
+                    &format!("\"/assets/{name}\""),
+                    &format!("\"/assets/{name}?h={hash}\""),
+                );
+            }
+        }
+        let etag = format!(
+            "\"{}\"",
+            hex::encode(&Sha256::digest(page.as_bytes())[..16])
+        );
+        (page, etag)
+    })
+}
+
+fn security_headers(headers: &mut HeaderMap) {
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -44,7 +62,47 @@ fn asset(path: &str, request: &HeaderMap) -> Option<Response> {
         header::REFERRER_POLICY,
         HeaderValue::from_static("same-origin"),
     );
+}
+
+fn unchanged(request: &HeaderMap, etag: &str) -> bool {
+    request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+}
+
+fn asset(path: &str, request: &HeaderMap, immutable: bool) -> Option<Response> {
+    let file = Assets::get(path)?;
+    let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..16]));
+    let mime = mime_guess::from_path(path).first_or_octet_stream();
+    let mut response = if unchanged(request, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (StatusCode::OK, file.data.into_owned()).into_response()
+    };
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(mime.as_ref()) {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(if immutable {
+            "public, max-age=31536000, immutable"
+        } else {
+            "no-cache"
+        }),
+    );
+    security_headers(headers);
     Some(response)
+}
+
+/// The `?h=` of an asset link.
+#[derive(serde::Deserialize)]
+pub struct Version {
+    h: Option<String>,
 }
 
 #[utoipa::path(get, path = "/", tag = "console",
@@ -55,22 +113,44 @@ fn asset(path: &str, request: &HeaderMap) -> Option<Response> {
     ))]
 /// `GET /`.
 pub async fn index(headers: HeaderMap) -> Response {
-    asset("index.html", &headers).unwrap_or_else(|| StatusCode::NOT_FOUND.into_response())
+    let (page, etag) = index_html();
+    let mut response = if unchanged(&headers, etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (StatusCode::OK, page.clone()).into_response()
+    };
+    let out = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        out.insert(header::ETAG, v);
+    }
+    out.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    security_headers(out);
+    response
 }
 
 #[utoipa::path(get, path = "/assets/{path}", tag = "console",
     summary = "The web console's assets",
-    params(("path" = String, Path, description = "Asset path")),
+    params(("path" = String, Path, description = "Asset path"),
+        ("h" = Option<String>, Query, description = "The asset's content hash (as the page links it): answered immutable")),
     responses(
         (status = 200, description = "The asset", content((String = "application/octet-stream"))),
         (status = 304, description = "Unchanged (If-None-Match)"),
         (status = 404, description = "No such asset"),
     ))]
 /// `GET /assets/{*path}`.
-pub async fn assets(Path(path): Path<String>, headers: HeaderMap) -> Response {
+pub async fn assets(
+    Path(path): Path<String>,
+    Query(version): Query<Version>,
+    headers: HeaderMap,
+) -> Response {
     if path.split('/').any(|seg| seg == ".." || seg.is_empty()) {
         return StatusCode::NOT_FOUND.into_response();
     }
-    asset(&format!("assets/{path}"), &headers)
-        .unwrap_or_else(|| StatusCode::NOT_FOUND.into_response())
+    let path = format!("assets/{path}");
+    let current = version.h.is_some() && version.h == content_hash(&path);
+    asset(&path, &headers, current).unwrap_or_else(|| StatusCode::NOT_FOUND.into_response())
 }

@@ -82,6 +82,7 @@ async fn console_owner(parts: &mut Parts, state: &AppState) -> Result<ApiKey, Ap
         expires_at: None,
         models: None,
         allowed_ips: None,
+        monthly_limit: None,
     };
     state.limits.check_key_shared(owner.key_id).await?;
     if let Some(slot) = parts.extensions.get::<UserSlot>() {

@@ -38,9 +38,11 @@ const LOOK_EVERY: Duration = Duration::from_millis(200);
 pub async fn generate(
     State(state): State<AppState>,
     ApiKey(owner): ApiKey,
+    request_id: Option<axum::Extension<super::request_id::RequestId>>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
+    let request_id = request_id.map(|axum::Extension(r)| r.0);
     let idem_key = super::tasks::idempotency_key(&headers)?;
     let Value::Object(mut fields) = body else {
         return Err(ApiError::InvalidJson("expected a JSON object".into()));
@@ -138,7 +140,7 @@ pub async fn generate(
         });
         let task = state
             .tasks
-            .submit(&table, &owner, checked.clone(), key)
+            .submit(&table, &owner, checked.clone(), key, request_id.clone())
             .await?;
         ids.push(task.id);
     }

@@ -2,12 +2,15 @@
 //! wrong methods and panics. Handlers live one surface per file.
 
 mod admin_api;
+mod alerts;
 mod auth;
 mod callback_secret;
+mod calls;
 mod chat;
 mod console;
 mod console_keys;
-mod embeddings;
+pub mod embeddings;
+pub mod error_codes;
 mod extract;
 mod finance;
 pub mod guard;
@@ -19,7 +22,9 @@ mod metrics_endpoint;
 mod models;
 pub mod openai;
 pub mod openapi;
+mod quote;
 mod recharge;
+pub mod request_id;
 pub mod schema;
 mod tasks;
 mod videos;
@@ -33,6 +38,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use tower_http::compression::CompressionLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
@@ -88,7 +94,9 @@ pub fn router(state: AppState) -> Router {
             ),
             guard::cross_site,
         ))
+        .layer(middleware::from_fn(error_codes::add_code))
         .layer(middleware::from_fn(access_log))
+        .layer(middleware::from_fn(request_id::assign))
         .layer(middleware::from_fn_with_state(proxies, guard::client_ip))
         .layer(middleware::from_fn_with_state(
             Arc::new(csp),
@@ -108,8 +116,8 @@ pub fn router(state: AppState) -> Router {
 pub fn documented_router(state: &AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let uploads = state.config.max_multipart_bytes;
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .routes(routes!(console::index))
-        .routes(routes!(console::assets))
+        .routes(routes!(console::index).layer(CompressionLayer::new()))
+        .routes(routes!(console::assets).layer(CompressionLayer::new()))
         .routes(routes!(health::healthz))
         .routes(routes!(metrics_endpoint::metrics))
         .routes(routes!(idfile::serve))
@@ -125,22 +133,28 @@ pub fn documented_router(state: &AppState) -> (Router<AppState>, utoipa::openapi
         .routes(routes!(videos::retrieve, videos::delete))
         .routes(routes!(videos::content))
         .routes(routes!(embeddings::create))
+        .routes(routes!(quote::quote).layer(DefaultBodyLimit::max(uploads)))
         .routes(routes!(auth::balance))
         .routes(routes!(auth::sms_code))
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
         .routes(routes!(callback_secret::show, callback_secret::rotate))
+        .routes(routes!(alerts::set_low_balance))
         .routes(routes!(console_keys::create, console_keys::list))
-        .routes(routes!(console_keys::revoke))
+        .routes(routes!(console_keys::revoke, console_keys::update))
+        .routes(routes!(console_keys::remove))
         .routes(routes!(finance::ledger))
         .routes(routes!(finance::usage))
+        .routes(routes!(calls::console_calls))
+        .routes(routes!(calls::key_calls))
         .routes(routes!(recharge::my_orders))
         .routes(routes!(finance::redeem))
         .routes(routes!(recharge::create))
         .routes(routes!(recharge::config))
         .routes(routes!(recharge::order))
         .routes(routes!(recharge::order_qr))
+        .routes(routes!(recharge::cancel))
         .routes(routes!(recharge::notify))
         .routes(routes!(recharge::admin_orders))
         .routes(routes!(admin_api::channels))

@@ -48,11 +48,14 @@ fn order_json(state: &AppState, order: &Order) -> Value {
         && let Some(alipay) = &state.alipay
     {
         let subject = subject(order);
-        v["pay_url"] = json!(alipay.page_pay_url(&TradeRequest {
+        let amount = order.amount_yuan();
+        let trade = TradeRequest {
             out_trade_no: &order.id,
-            total_amount: &order.amount_yuan(),
+            total_amount: &amount,
             subject: &subject,
-        }));
+        };
+        v["pay_url"] = json!(alipay.page_pay_url(&trade));
+        v["wap_pay_url"] = json!(alipay.wap_pay_url(&trade));
         v["qr_code"] = json!(order.qr_code);
     }
     v
@@ -181,6 +184,32 @@ pub async fn order(
         }
         order = state.orders.get(&id).await?.ok_or_else(not_found)?;
     }
+    Ok(Json(order_json(&state, &order)))
+}
+
+#[utoipa::path(post, path = "/api/recharge/orders/{id}/cancel", tag = "recharge",
+    summary = "取消订单 / cancel a pending order",
+    description = "Closes a PENDING order of the caller (FAILED, `cancelled`). A payment that still arrives for it is credited all the same.",
+    params(("id" = String, Path, description = "order_id")),
+    responses(
+        (status = 200, description = "The order", body = super::schema::RechargeOrder),
+        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+        (status = 404, description = "No such pending order of this user", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [], "csrf" = [])))]
+/// `POST /api/recharge/orders/{id}/cancel`.
+pub async fn cancel(
+    State(state): State<AppState>,
+    who: SessionUser,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("pending order {id}"));
+    let order = state.orders.get(&id).await?.ok_or_else(not_found)?;
+    if order.user_id != who.user.id || order.status != PENDING {
+        return Err(not_found());
+    }
+    state.orders.mark_failed(&id, "cancelled").await?;
+    let order = state.orders.get(&id).await?.ok_or_else(not_found)?;
     Ok(Json(order_json(&state, &order)))
 }
 

@@ -190,6 +190,15 @@ pub struct Task {
     pub video: Option<String>,
     #[schema(nullable = false)]
     pub error: Option<String>,
+    /// The X-Request-Id answered for the submission.
+    #[schema(nullable = false)]
+    pub request_id: Option<String>,
+    /// The checked parameters of the submission (uploaded files not repeated).
+    #[schema(nullable = false)]
+    pub params: Option<Value>,
+    /// A small JPEG of the image or the video's cover (gallery thumbnail).
+    #[schema(nullable = false)]
+    pub thumbnail: Option<String>,
 }
 
 /// A page of tasks (newest first) when no `taskid` is given.
@@ -260,6 +269,8 @@ pub struct Me {
     pub user: UserInfo,
     pub balance: f64,
     pub csrf_token: String,
+    /// The low-balance notice threshold (credits), if set.
+    pub low_balance: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -280,6 +291,24 @@ pub struct NewKey {
     /// Addresses or CIDR networks the key may be used from (any when absent).
     #[schema(nullable = false, min_items = 1)]
     pub allowed_ips: Option<Vec<String>>,
+    /// Most credits the key may spend per calendar month (China time); none when absent.
+    #[schema(nullable = false, minimum = 1, maximum = 1_000_000_000_000_i64)]
+    pub monthly_limit: Option<i64>,
+}
+
+/// Changes to a key: absent fields are kept, null clears a limit.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct KeyPatch {
+    #[schema(example = "脚本", max_length = 64, nullable = false)]
+    pub name: Option<String>,
+    #[schema(min_items = 1)]
+    pub models: Option<Vec<String>>,
+    #[schema(min_items = 1)]
+    pub allowed_ips: Option<Vec<String>>,
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    pub monthly_limit: Option<i64>,
+    #[schema(nullable = false)]
+    pub disabled: Option<bool>,
 }
 
 /// A created key: `key` is shown this once.
@@ -292,6 +321,7 @@ pub struct CreatedKey {
     pub expires_at: Option<i64>,
     pub models: Option<Vec<String>>,
     pub allowed_ips: Option<Vec<String>>,
+    pub monthly_limit: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -305,6 +335,12 @@ pub struct KeyInfo {
     pub expired: bool,
     pub models: Option<Vec<String>>,
     pub allowed_ips: Option<Vec<String>>,
+    pub monthly_limit: Option<i64>,
+    pub disabled: bool,
+    /// Credits spent (or held by running tasks) this calendar month (up to 4 decimal places).
+    pub month_spent: f64,
+    /// Unix seconds of the key's last call.
+    pub last_used_at: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -317,6 +353,12 @@ pub struct KeyList {
 pub struct Revoked {
     pub id: i64,
     pub revoked: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Removed {
+    pub id: i64,
+    pub removed: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -399,6 +441,9 @@ pub struct RechargeOrder {
     /// Alipay desktop cashier URL.
     #[schema(nullable = false)]
     pub pay_url: Option<String>,
+    /// Alipay phone-browser pay URL (`alipay.trade.wap.pay`).
+    #[schema(nullable = false)]
+    pub wap_pay_url: Option<String>,
     /// QR code content for the Alipay app (absent when precreate failed).
     pub qr_code: Option<String>,
     /// Admin view only.
@@ -681,4 +726,52 @@ pub struct EmbeddingsResponse {
     pub data: Vec<Value>,
     pub model: String,
     pub usage: Value,
+}
+
+/// One call of the call log.
+#[derive(Serialize, ToSchema)]
+pub struct CallRow {
+    pub request_id: Option<String>,
+    pub created_at: i64,
+    /// chat, image or video.
+    pub kind: String,
+    pub model: String,
+    pub key_id: i64,
+    pub key_name: Option<String>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    /// Credits (a decimal with up to 4 places).
+    pub credits: f64,
+    pub latency_ms: Option<i64>,
+    /// SUCCEEDED, FAILED, STOPPED (chat, the client hung up), or a task's state.
+    pub status: String,
+    pub error: Option<String>,
+    /// The task id of an image or video call.
+    pub task_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CallPage {
+    pub object: String,
+    pub data: Vec<CallRow>,
+    pub next_cursor: Option<String>,
+}
+
+/// The low-balance notice threshold in credits (null = off).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct LowBalance {
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    pub threshold: Option<i64>,
+}
+
+/// A quote: what the submission would be charged.
+#[derive(Serialize, ToSchema)]
+pub struct QuoteAnswer {
+    /// Credits (a decimal with up to 4 places for chat).
+    pub credits: f64,
+    /// The same amount in yuan (two decimals).
+    #[schema(example = "3.00")]
+    pub yuan: String,
+    /// Tasks: the usage the task would carry; chat: the hold and the prices per million tokens.
+    pub breakdown: Value,
 }

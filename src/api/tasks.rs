@@ -77,6 +77,11 @@ async fn submit(
     request: Request,
     endpoint: Endpoint,
 ) -> Result<Json<Value>, ApiError> {
+    let request_id = request
+        .extensions()
+        .get::<super::request_id::RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
     let idem_key = idempotency_key(request.headers())?;
     let limits = Limits {
         max_file_bytes: state.config.max_upload_bytes,
@@ -122,9 +127,15 @@ async fn submit(
     let table = state.channels.table();
     let checked = validate(&table.catalog, endpoint, submission, limits)?;
     super::extract::model_allowed(&owner, &checked.model.id)?;
+    // A key with a monthly spend limit: its spend this month plus this task's price must fit.
+    if owner.monthly_limit.is_some() {
+        let hold = crate::billing::media::quote(&checked.model, &checked.category, &checked.params);
+        let hold = crate::billing::units(hold.credits);
+        crate::accounts::spend::check_monthly_limit(&state.db, &owner, hold).await?;
+    }
     let task = state
         .tasks
-        .submit(&table, &owner, checked, idem_key)
+        .submit(&table, &owner, checked, idem_key, Some(request_id))
         .await?;
     Ok(Json(
         json!({"taskid": task.id, "status": task.status.as_str()}),

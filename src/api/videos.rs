@@ -80,6 +80,10 @@ pub async fn create(
     request: Request,
 ) -> Result<Json<Value>, ApiError> {
     let idem_key = super::tasks::idempotency_key(request.headers())?;
+    let request_id = request
+        .extensions()
+        .get::<super::request_id::RequestId>()
+        .map(|r| r.0.clone());
     let limits = Limits {
         max_file_bytes: state.config.max_upload_bytes,
     };
@@ -230,7 +234,7 @@ pub async fn create(
     super::extract::model_allowed(&owner, &checked.model.id)?;
     let task = state
         .tasks
-        .submit(&table, &owner, checked, idem_key)
+        .submit(&table, &owner, checked, idem_key, request_id)
         .await?;
     Ok(Json(video_object(&task)))
 }

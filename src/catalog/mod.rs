@@ -144,6 +144,45 @@ pub struct Param {
     pub description: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The form label in Chinese and English (from [`param_label`] when the file gives none);
+    /// `description` is the Chinese help text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_zh: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_en: Option<String>,
+}
+
+/// The labels of the parameter names the seed uses (Chinese, English): one table for the model
+/// page, the playground form and the API reference.
+pub fn param_label(name: &str) -> Option<(&'static str, &'static str)> {
+    Some(match name {
+        "prompt" => ("提示词", "Prompt"),
+        "sys_prompt" => ("系统提示词", "System prompt"),
+        "stream" => ("流式输出", "Stream"),
+        "negative_prompt" => ("负面提示词", "Negative prompt"),
+        "duration" => ("时长（秒）", "Duration (s)"),
+        "resolution" => ("分辨率", "Resolution"),
+        "ratio" => ("画面比例", "Aspect ratio"),
+        "size" => ("尺寸", "Size"),
+        "off_peak" => ("错峰生成", "Off-peak"),
+        "image_file" => ("首帧图片", "First frame"),
+        "image_file1" | "image1_file" => ("首帧图片", "First frame"),
+        "image_file2" | "image2_file" => ("尾帧图片", "Last frame"),
+        "image_files" => ("参考图片", "Reference images"),
+        "video_files" => ("参考视频", "Reference videos"),
+        "audio_files" => ("参考音频", "Reference audio"),
+        _ => return None,
+    })
+}
+
+impl Param {
+    fn with_default_label(mut self) -> Param {
+        if let Some((zh, en)) = param_label(&self.name) {
+            self.label_zh.get_or_insert_with(|| zh.to_owned());
+            self.label_en.get_or_insert_with(|| en.to_owned());
+        }
+        self
+    }
 }
 
 impl Model {
@@ -261,18 +300,23 @@ impl Model {
 
 fn chat_params() -> Vec<Param> {
     let text =
-        |name: &str, required: bool, default: Option<serde_json::Value>, description: &str| Param {
-            name: name.to_owned(),
-            kind: ParamType::String,
-            required,
-            default,
-            allowed: None,
-            min: None,
-            max: None,
-            accept: None,
-            max_files: None,
-            description: description.to_owned(),
-            note: None,
+        |name: &str, required: bool, default: Option<serde_json::Value>, description: &str| {
+            Param {
+                name: name.to_owned(),
+                kind: ParamType::String,
+                required,
+                default,
+                allowed: None,
+                min: None,
+                max: None,
+                accept: None,
+                max_files: None,
+                description: description.to_owned(),
+                note: None,
+                label_zh: None,
+                label_en: None,
+            }
+            .with_default_label()
         };
     let mut stream = text("stream", false, Some(false.into()), "流式输出开关");
     stream.kind = ParamType::Boolean;
@@ -305,7 +349,11 @@ impl Catalog {
             models: Vec::new(),
             by_id: HashMap::new(),
         };
-        for model in file.models {
+        for mut model in file.models {
+            for category in &mut model.categories {
+                let params = std::mem::take(&mut category.params);
+                category.params = params.into_iter().map(Param::with_default_label).collect();
+            }
             model.validate().map_err(|problem| CatalogError::Invalid {
                 model: model.id.clone(),
                 problem,

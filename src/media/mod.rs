@@ -6,6 +6,7 @@
 //! - [`sandbox_image`] draws a PNG whose colours and layout derive from a hash of the prompt.
 //! - [`sandbox_video`] animates the same kind of picture into a real H.264 MP4 (plus a JPEG cover).
 //! - [`sniff`] tells an image, a video or an audio file from its first bytes.
+//! - [`thumbnail_jpeg`] makes the gallery's small JPEG of an archived picture.
 //! - [`probe_mp4`] reads back an MP4's duration, size, sample count and codec (for tests and checks).
 //!
 //! The drawing itself lives in `scene`, the encoders in `png` and `video`, the sniffing in `sniff`.
@@ -13,10 +14,12 @@
 mod png;
 mod scene;
 mod sniff;
+mod thumb;
 mod video;
 
 pub use png::sandbox_image;
 pub use sniff::{MediaKind, Sniffed, sniff};
+pub use thumb::{THUMB_SIDE, thumbnail_jpeg};
 pub use video::{Mp4Info, SandboxVideo, probe_mp4, sandbox_video};
 
 /// Why synthetic media could not be made or read.

@@ -101,6 +101,7 @@ struct Bill {
     model: Arc<Model>,
     reservation: Option<Reservation>,
     started: Instant,
+    request_id: Option<String>,
 }
 
 impl ChatRelay {
@@ -145,6 +146,7 @@ impl ChatRelay {
             model: model.clone(),
             reservation,
             started: Instant::now(),
+            request_id: req.request_id.clone(),
         };
 
         let mut last_error = None;
@@ -238,6 +240,14 @@ impl ChatRelay {
 }
 
 impl ChatRelay {
+    /// The most a call can be held for (units): what a quote shows and a key's monthly limit is
+    /// checked against. The hold itself may be lower when the balance cannot cover it.
+    pub fn hold_bound(&self, model: &Model, req: &ChatRequest) -> i64 {
+        Budget::of(req, model, self.default_max_output)
+            .max_hold(model)
+            .min(crate::billing::ledger::MAX_CHANGE)
+    }
+
     /// Hold what the call can cost; when the balance cannot cover its own bound, lower the bound
     /// to what the balance affords (at least [`budget::MIN_CHOICE_TOKENS`] per choice), else
     /// refuse with the amount the call needs.
@@ -407,6 +417,7 @@ impl Bill {
             usage_source: if u.reported { "upstream" } else { "estimated" },
             outcome,
             latency_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            request_id: self.request_id.clone(),
         };
         let close = Close {
             reservation_id: self.reservation.as_ref().map(|r| r.id.clone()),

@@ -23,6 +23,8 @@ pub struct ChatRequest {
     pub prompt_tokens: u64,
     /// The body to send upstream; `model` is set per channel.
     pub upstream_body: Map<String, Value>,
+    /// The X-Request-Id of the HTTP request (recorded with the call's usage).
+    pub request_id: Option<String>,
 }
 
 /// Fields of the seed's form that upstreams do not know.
@@ -152,6 +154,7 @@ pub fn parse(body: Value) -> Result<ChatRequest, ApiError> {
         n,
         prompt_tokens,
         upstream_body: obj,
+        request_id: None,
     })
 }
 

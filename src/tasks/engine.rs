@@ -389,6 +389,28 @@ impl Engine {
         Ok(inputs)
     }
 
+    /// The gallery's thumbnail of an archived picture (made off the async threads); `None`
+    /// when the picture cannot be decoded (the gallery then shows the original).
+    async fn thumbnail(&self, task: &Task, picture: bytes::Bytes) -> Option<String> {
+        let jpeg = tokio::task::spawn_blocking(move || crate::media::thumbnail_jpeg(&picture))
+            .await
+            .ok()?
+            .map_err(|e| tracing::debug!(task = %task.id, error = %e, "no thumbnail"))
+            .ok()?;
+        self.files
+            .put(
+                task.user_id,
+                Some(&task.id),
+                FileKind::Result,
+                "image/jpeg",
+                jpeg.into(),
+            )
+            .await
+            .map_err(|e| tracing::warn!(task = %task.id, error = %e, "storing a thumbnail failed"))
+            .ok()
+            .map(|f| f.id)
+    }
+
     /// Archive results, settle the price, mark SUCCEEDED (in that order; each step idempotent).
     async fn complete(&self, task: &Task, outputs: Vec<MediaOutput>) -> Result<(), String> {
         let mut result = TaskResult::default();
@@ -402,11 +424,17 @@ impl Engine {
                 OutputBody::Bytes { bytes, mime } => (bytes, mime),
                 OutputBody::Url(url) => self.download(&url).await?,
             };
+            let picture = matches!(output.role, OutputRole::Image | OutputRole::Cover)
+                && result.thumbnail.is_none();
+            let thumb_source = picture.then(|| bytes.clone());
             let stored = self
                 .files
                 .put(task.user_id, Some(&task.id), FileKind::Result, &mime, bytes)
                 .await
                 .map_err(|e| e.to_string())?;
+            if let Some(source) = thumb_source {
+                result.thumbnail = self.thumbnail(task, source).await;
+            }
             match output.role {
                 OutputRole::Image | OutputRole::Cover => result.image = Some(stored.id),
                 OutputRole::Video => result.video = Some(stored.id),

@@ -67,6 +67,9 @@ pub struct TaskResult {
     pub image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<String>,
+    /// A small JPEG of the image or the video's cover, for the gallery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<String>,
 }
 
 /// A task row.
@@ -100,6 +103,8 @@ pub struct Task {
     pub request_hash: Option<String>,
     /// Deleted by its owner (`DELETE /v1/videos/{id}`): no longer shown to them.
     pub hidden: bool,
+    /// The X-Request-Id answered for the submission.
+    pub request_id: Option<String>,
 }
 
 /// The link to a stored file.
@@ -122,6 +127,11 @@ impl Task {
         let Some(obj) = v.as_object_mut() else {
             return v;
         };
+        if let Some(id) = &self.request_id {
+            obj.insert("request_id".into(), Value::String(id.clone()));
+        }
+        // What was asked (the checked scalar parameters; uploaded files are not repeated).
+        obj.insert("params".into(), Value::Object(self.params.clone()));
         match self.status {
             TaskStatus::Succeeded => {
                 if let Some(usage) = &self.usage {
@@ -132,6 +142,9 @@ impl Task {
                 }
                 if let Some(id) = &self.result.video {
                     obj.insert("video".into(), Value::String(file_url(base_url, id)));
+                }
+                if let Some(id) = &self.result.thumbnail {
+                    obj.insert("thumbnail".into(), Value::String(file_url(base_url, id)));
                 }
                 if let Some(t) = self.finished_at {
                     obj.insert("finished_at".into(), Value::from(t / 1000));

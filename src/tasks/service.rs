@@ -52,6 +52,7 @@ impl TaskService {
         owner: &KeyOwner,
         v: Validated,
         idem_key: Option<String>,
+        request_id: Option<String>,
     ) -> Result<Task, ApiError> {
         let request_hash = request_hash(&v);
         if let Some(key) = &idem_key
@@ -102,6 +103,7 @@ impl TaskService {
             idem_key: idem_key.clone(),
             callback_url: v.callback_url,
             request_hash: Some(request_hash.clone()),
+            request_id,
         };
         // The hold and the task row commit together: a crash can leave neither, or both (and
         // the engine then settles the task), never credits held for a task that does not exist.

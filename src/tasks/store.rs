@@ -9,7 +9,7 @@ use super::{Task, TaskInput, TaskResult, TaskStatus};
 use crate::storage::{Db, StoreError, now_ms};
 
 const COLUMNS: &str = "id, user_id, key_id, model, category, params, inputs, vendor, channel_id, vendor_task_id, status, error, \
-    attempts, submit_started_at, polls, deadline_at, reservation_id, credits, usage, result, callback_url, created_at, updated_at, finished_at, request_hash, hidden_at";
+    attempts, submit_started_at, polls, deadline_at, reservation_id, credits, usage, result, callback_url, created_at, updated_at, finished_at, request_hash, hidden_at, request_id";
 
 /// The earliest `next_poll_at` of an unleased unfinished task: one index seek per state.
 const NEXT_DUE: &str = "SELECT CAST(MIN(t) AS BIGINT) AS t FROM (\
@@ -41,6 +41,8 @@ pub struct NewTask {
     pub callback_url: Option<String>,
     /// Digest of the checked submission (see [`super::service::request_hash`]).
     pub request_hash: Option<String>,
+    /// The X-Request-Id answered for the submission.
+    pub request_id: Option<String>,
 }
 
 /// Task persistence.
@@ -68,8 +70,8 @@ impl TaskStore {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO tasks (id, user_id, key_id, model, category, params, inputs, vendor, channel_id, status, next_poll_at, \
-             deadline_at, reservation_id, credits, usage, idem_key, callback_url, created_at, updated_at, request_hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'CREATED', $10, $11, $12, $13, $14, $15, $16, $10, $10, $17)",
+             deadline_at, reservation_id, credits, usage, idem_key, callback_url, created_at, updated_at, request_hash, request_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'CREATED', $10, $11, $12, $13, $14, $15, $16, $10, $10, $17, $18)",
         )
         .bind(&t.id)
         .bind(t.user_id)
@@ -88,6 +90,7 @@ impl TaskStore {
         .bind(&t.idem_key)
         .bind(&t.callback_url)
         .bind(&t.request_hash)
+        .bind(&t.request_id)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -482,5 +485,6 @@ fn decode(r: &AnyRow) -> Result<Task, StoreError> {
         finished_at: r.try_get("finished_at")?,
         request_hash: r.try_get("request_hash")?,
         hidden: r.try_get::<Option<i64>, _>("hidden_at")?.is_some(),
+        request_id: r.try_get("request_id")?,
     })
 }

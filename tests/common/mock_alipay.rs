@@ -326,15 +326,30 @@ async fn gateway(State(state): State<MockState>, body: Bytes) -> Response {
     }
 }
 
-/// The page-pay cashier: the signed GET from our page-pay URL.
+/// The cashier: the signed GET from our page-pay URL (desktop) or WAP pay URL (phone); it
+/// names the method it was opened with (`#method`).
 async fn cashier(
     State(state): State<MockState>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
-    if !verified(&state, &params) || param(&params, "method") != "alipay.trade.page.pay" {
+    let method = param(&params, "method").to_owned();
+    if !verified(&state, &params)
+        || !matches!(
+            method.as_str(),
+            "alipay.trade.page.pay" | "alipay.trade.wap.pay"
+        )
+    {
         return Html("<h1>支付宝: 验签失败</h1>".to_owned()).into_response();
     }
     let biz = open_trade(&state, &params);
+    let expected_product = if method == "alipay.trade.wap.pay" {
+        "QUICK_WAP_WAY"
+    } else {
+        "FAST_INSTANT_TRADE_PAY"
+    };
+    if biz["product_code"] != expected_product {
+        return Html("<h1>支付宝: 产品码错误</h1>".to_owned()).into_response();
+    }
     let out = biz["out_trade_no"].as_str().unwrap_or("").to_owned();
     if let Some(trade) = state.trades.lock().unwrap().get_mut(&out)
         && trade.status.is_none()
@@ -344,7 +359,7 @@ async fn cashier(
     let return_url = param(&params, "return_url");
     Html(format!(
         "<!doctype html><meta charset=utf-8><title>支付宝收银台 (mock)</title>\
-         <h1>支付宝收银台</h1><p>订单 {out}</p><p id=amount>¥{}</p>\
+         <h1>支付宝收银台</h1><p>订单 {out}</p><p id=amount>¥{}</p><p id=method>{method}</p>\
          <form method=post action=/mock/pay><input type=hidden name=out_trade_no value=\"{out}\">\
          <input type=hidden name=return_url value=\"{return_url}\">\
          <button id=pay type=submit>确认付款</button></form>",

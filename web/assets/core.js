@@ -120,8 +120,11 @@ class ApiError extends Error {
     this.body = body;
     this.headers = headers;
   }
+  get code() {
+    return (this.body && (this.body.code || (this.body.error && this.body.error.code))) || null;
+  }
   get insufficient() {
-    return this.status === 429 && this.body && /insufficient balance/i.test(JSON.stringify(this.body.error || ''));
+    return this.code === 'insufficient_balance';
   }
 }
 
@@ -129,6 +132,15 @@ class ApiError extends Error {
 // `message`), never the raw body.
 function errorMessage(status, body) {
   if (body && typeof body === 'object') {
+    // The server's stable code, translated here; bilingual messages ("中文 / English") are
+    // shown in the current language as they are.
+    const code = body.code || (body.error && body.error.code);
+    const text = typeof body.error === 'string' ? body.error : body.error && body.error.message;
+    if (code && !(text && text.includes(' / '))) {
+      const key = 'errcode.' + code;
+      const s = t(key, { detail: body.detail === undefined ? '' : body.detail });
+      if (s !== key) return s;
+    }
     const e = body.error;
     if (typeof e === 'string' && e) return localizeError(e);
     if (e && typeof e === 'object' && typeof e.message === 'string') return localizeError(e.message);
@@ -138,39 +150,14 @@ function errorMessage(status, body) {
 }
 
 const CJK = /[\u4e00-\u9fff]/;
-// The gateway's English messages in Chinese (the detail after the colon is kept as is).
-const ERROR_ZH = [
-  [/^Invalid API Key$/, () => 'API 密钥无效或登录已过期'],
-  [/^Missing required parameter: (.*)$/s, (m) => '缺少必填参数：' + m[1]],
-  [/^Invalid parameter: (.*)$/s, (m) => '参数无效：' + m[1]],
-  [/^Invalid JSON body: (.*)$/s, (m) => '请求格式错误：' + m[1]],
-  [/^Request body too large.*$/s, () => '请求内容过大'],
-  [/^Model not found: (.*)$/s, (m) => '模型不存在：' + m[1]],
-  [/^Not found: (.*)$/s, (m) => '未找到：' + m[1]],
-  [/^Insufficient balance$/, () => '余额不足'],
-  [/^Too many requests, retry after (\d+) s$/, (m) => `请求太频繁，请 ${m[1]} 秒后重试`],
-  [/^No available channel for model (.*)$/s, (m) => `模型 ${m[1]} 暂无可用渠道`],
-  [/^Upstream rejected the request: (.*)$/s, (m) => '上游服务拒绝了请求：' + m[1]],
-  [/^Upstream error: (.*)$/s, (m) => '上游服务出错：' + m[1]],
-  [/^Upstream timed out$/, () => '上游服务超时，请稍后重试'],
-  [/^Service temporarily unavailable$/, () => '服务暂时不可用，请稍后重试'],
-  [/^Internal server error$/, () => '服务器内部错误，请稍后重试'],
-];
 
-// "中文 / English" messages show the half in the current language; English-only gateway
-// messages are translated for the Chinese console.
+// "中文 / English" messages show the half in the current language.
 function localizeError(msg) {
   const at = msg.indexOf(' / ');
   if (at > 0) {
     const zh = msg.slice(0, at);
     const en = msg.slice(at + 3);
     if (CJK.test(zh) && !CJK.test(en)) return S.lang === 'en' ? en : zh;
-  }
-  if (S.lang === 'zh') {
-    for (const [re, f] of ERROR_ZH) {
-      const m = re.exec(msg);
-      if (m) return f(m);
-    }
   }
   return msg;
 }
@@ -244,6 +231,7 @@ async function refreshMe() {
     S.user = me.user;
     S.csrf = me.csrf_token;
     S.balance = me.balance !== undefined ? me.balance : me.user.balance;
+    S.lowBalance = me.low_balance ?? null;
   } catch (e) {
     if (e.status === 401) {
       S.user = null;
@@ -265,6 +253,18 @@ async function refreshBalance() {
 function updateBalance() {
   for (const el of document.querySelectorAll('[data-balance]')) {
     el.textContent = fmtNum(S.balance);
+  }
+  const notice = $('#low-balance-notice');
+  if (notice) {
+    const low = S.user && S.lowBalance && S.balance !== null && S.balance < S.lowBalance;
+    notice.hidden = !low;
+    if (low) {
+      clear(notice).append(
+        t('alert.low_notice', { balance: fmtNum(S.balance), threshold: fmtNum(S.lowBalance) }),
+        ' ',
+        h('a', { href: '#/recharge' }, t('err.insufficient_link'), ' →'),
+      );
+    }
   }
 }
 
@@ -585,8 +585,13 @@ async function route() {
   const r = ROUTES[path];
   renderFrame(app, path);
   const main = $('#main');
-  if (!r) {
+  if (!r && !(path.startsWith('/admin') && S.user.role === 'admin' && !ADMIN_LOADED)) {
     main.appendChild(h('div.empty-page', h('h2', t('err.not_found')), h('a.btn.btn-primary', { href: '#/models' }, t('nav.models'))));
+    return;
+  }
+  if (!r && path.startsWith('/admin') && S.user.role === 'admin' && !ADMIN_LOADED) {
+    await loadAdminPages();
+    if (my === routing) route();
     return;
   }
   if (r.opts.admin && S.user.role !== 'admin') {
@@ -603,12 +608,31 @@ async function route() {
   }
 }
 
+// The admin pages' script, fetched only for admins (its URL, with its content hash, is in the
+// page's <meta name="llmage-admin-script">).
+let ADMIN_LOADED = false;
+function loadAdminPages() {
+  if (ADMIN_LOADED) return Promise.resolve();
+  const meta = document.querySelector('meta[name="llmage-admin-script"]');
+  return new Promise((resolve) => {
+    const s = document.createElement('script');
+    s.src = meta ? meta.content : '/assets/pages-admin.js';
+    s.onload = () => {
+      ADMIN_LOADED = true;
+      resolve();
+    };
+    s.onerror = () => resolve();
+    document.head.appendChild(s);
+  });
+}
+
 // ------------------------------------------------------------------ frame
 
 const NAV = [
   ['/models', 'nav.models'],
   ['/playground', 'nav.playground'],
   ['/tasks', 'nav.tasks'],
+  ['/calls', 'nav.calls'],
   ['/keys', 'nav.keys'],
   ['/recharge', 'nav.recharge'],
   ['/docs', 'nav.docs'],
@@ -717,7 +741,13 @@ function renderFrame(app, path) {
     inner.append(h('div.topbar-right', langButton()));
   }
   bar.appendChild(inner);
-  app.append(bar, h('main.main#main'));
+  const skip = h('a.skip-link', { href: '#main', onclick: (e) => {
+    e.preventDefault();
+    $('#main').focus();
+  } }, t('nav.skip'));
+  const notice = h('div.alert.alert-warn.low-notice#low-balance-notice', { role: 'status', hidden: true });
+  app.append(skip, bar, notice, h('main.main#main', { tabindex: '-1' }));
+  updateBalance();
 }
 
 function maskPhone(p) {

@@ -144,6 +144,7 @@ page(
     const expires = h('input#key-expires', { type: 'date' });
     const models = h('input#key-models', { type: 'text', placeholder: t('keys.models_ph') });
     const ips = h('input#key-ips', { type: 'text', placeholder: t('keys.ips_ph') });
+    const limit = h('input#key-limit', { type: 'number', min: 1, step: 1, inputmode: 'numeric', placeholder: t('keys.limit_ph') });
     const createBtn = h('button.btn.btn-primary#create-key', { type: 'submit' }, t('keys.create'));
     const form = h(
       'form.key-form#key-form',
@@ -152,15 +153,16 @@ page(
       h(
         'details.advanced',
         h('summary', t('keys.advanced')),
-        h('div.grid-3', field(t('keys.expires'), expires), field(t('keys.models'), models), field(t('keys.ips'), ips)),
+        h(
+          'div.grid-3',
+          field(t('keys.expires'), expires),
+          field(t('keys.models'), models),
+          field(t('keys.ips'), ips),
+          field(t('keys.monthly_limit'), limit, t('keys.monthly_limit_help')),
+        ),
       ),
       msg,
     );
-    const splitList = (v) =>
-      v
-        .split(/[,，\s]+/)
-        .map((s) => s.trim())
-        .filter(Boolean);
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       clear(msg);
@@ -179,10 +181,12 @@ page(
       if (m.length) body.models = m;
       const ip = splitList(ips.value);
       if (ip.length) body.allowed_ips = ip;
+      if (limit.value.trim()) body.monthly_limit = Math.round(Number(limit.value));
       busy(createBtn, async () => {
         try {
           const k = await api('POST', '/api/keys', body);
-          name.value = '';
+          // Every field back to empty: the next key starts without this one's limits.
+          form.reset();
           showNewKey(k);
           load();
         } catch (err) {
@@ -200,7 +204,17 @@ page(
             [
               { label: t('keys.name'), get: (k) => h('strong', k.name) },
               { label: t('keys.key'), get: (k) => h('code.mono', k.masked) },
-              { label: t('keys.created'), get: (k) => fmtTime(k.created_at) },
+              {
+                label: t('keys.spent_col'),
+                get: (k) =>
+                  h(
+                    'span.key-spent',
+                    fmtNum(k.month_spent || 0),
+                    k.monthly_limit ? ' / ' + fmtNum(k.monthly_limit) : '',
+                    ' ' + t('unit.credits'),
+                  ),
+              },
+              { label: t('keys.last_used'), get: (k) => (k.last_used_at ? fmtTime(k.last_used_at) : h('span.muted', t('keys.never_used'))) },
               { label: t('keys.expires_col'), get: (k) => (k.expires_at ? fmtTime(k.expires_at) : t('keys.never')) },
               {
                 label: t('keys.limits_col'),
@@ -216,22 +230,42 @@ page(
               {
                 label: t('common.status'),
                 get: (k) =>
-                  k.revoked || k.revoked_at
+                  k.revoked
                     ? badge(t('keys.revoked'), 'bad')
                     : k.expired
                       ? badge(t('keys.expired'), 'warn')
-                      : badge(t('keys.active'), 'ok'),
+                      : k.disabled
+                        ? badge(t('keys.disabled'), 'warn')
+                        : badge(t('keys.active'), 'ok'),
               },
               {
                 label: t('common.actions'),
                 cls: 'actions',
                 get: (k) =>
-                  k.revoked || k.revoked_at
-                    ? '–'
+                  k.revoked
+                    ? h(
+                        'button.btn.btn-small.btn-ghost.remove-key',
+                        { type: 'button', dataset: { key: k.id }, onclick: (e) => removeKey(k, e.currentTarget) },
+                        t('keys.remove'),
+                      )
                     : h(
-                        'button.btn.btn-small.btn-danger-ghost.revoke-key',
-                        { type: 'button', onclick: (e) => revoke(k, e.currentTarget) },
-                        t('common.delete'),
+                        'div.btn-row',
+                        h('button.btn.btn-small.btn-ghost.edit-key', { type: 'button', dataset: { key: k.id }, onclick: () => editKey(k) }, t('keys.edit')),
+                        h(
+                          'button.btn.btn-small.btn-ghost.toggle-key',
+                          {
+                            type: 'button',
+                            dataset: { key: k.id },
+                            'aria-pressed': k.disabled ? 'true' : 'false',
+                            onclick: (e) => patch(k, { disabled: !k.disabled }, e.currentTarget),
+                          },
+                          k.disabled ? t('keys.enable') : t('keys.disable'),
+                        ),
+                        h(
+                          'button.btn.btn-small.btn-danger-ghost.revoke-key',
+                          { type: 'button', dataset: { key: k.id }, onclick: (e) => revoke(k, e.currentTarget) },
+                          t('common.delete'),
+                        ),
                       ),
               },
             ],
@@ -242,6 +276,74 @@ page(
       } catch (err) {
         showError(list, err);
       }
+    }
+
+    async function patch(k, body, btn) {
+      await busy(btn, async () => {
+        try {
+          await api('PATCH', '/api/keys/' + encodeURIComponent(k.id), body);
+          toast(t('keys.saved'), 'ok');
+          load();
+        } catch (err) {
+          toastError(err);
+        }
+      });
+    }
+
+    function editKey(k) {
+      const eName = h('input#edit-key-name', { type: 'text', maxlength: 64, value: k.name });
+      const eModels = h('input#edit-key-models', { type: 'text', value: (k.models || []).join(', '), placeholder: t('keys.models_ph') });
+      const eIps = h('input#edit-key-ips', { type: 'text', value: (k.allowed_ips || []).join(', '), placeholder: t('keys.ips_ph') });
+      const eLimit = h('input#edit-key-limit', { type: 'number', min: 1, step: 1, value: k.monthly_limit || '', placeholder: t('keys.limit_ph') });
+      const eMsg = h('div.form-msg');
+      dialog(
+        t('keys.edit_title'),
+        [
+          field(t('keys.name'), eName),
+          field(t('keys.models'), eModels),
+          field(t('keys.ips'), eIps),
+          field(t('keys.monthly_limit'), eLimit, t('keys.monthly_limit_help')),
+          eMsg,
+        ],
+        [
+          { label: t('common.cancel') },
+          {
+            label: t('common.save'),
+            kind: 'primary',
+            id: 'edit-key-save',
+            onclick: async (close) => {
+              const m = splitList(eModels.value);
+              const ip = splitList(eIps.value);
+              const body = {
+                name: eName.value.trim(),
+                models: m.length ? m : null,
+                allowed_ips: ip.length ? ip : null,
+                monthly_limit: eLimit.value.trim() ? Math.round(Number(eLimit.value)) : null,
+              };
+              try {
+                await api('PATCH', '/api/keys/' + encodeURIComponent(k.id), body);
+                close();
+                toast(t('keys.saved'), 'ok');
+                load();
+              } catch (err) {
+                showError(eMsg, err);
+              }
+            },
+          },
+        ],
+        { id: 'edit-key-dialog' },
+      );
+    }
+
+    async function removeKey(k, btn) {
+      await busy(btn, async () => {
+        try {
+          await post('/api/keys/' + encodeURIComponent(k.id) + '/remove');
+          load();
+        } catch (err) {
+          toastError(err);
+        }
+      });
     }
 
     async function revoke(k, btn) {
@@ -289,6 +391,13 @@ page(
   { title: 'nav.keys' },
 );
 
+function splitList(v) {
+  return v
+    .split(/[,，\s]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
 function showNewKey(k) {
   const keyEl = h('code#new-key.mono.key-reveal', k.key);
   dialog(
@@ -326,6 +435,24 @@ page(
   '/recharge',
   async (main, params, ctx) => {
     await loadRechargeConfig();
+    const head = pageHead(t('recharge.title'), h('span.balance-big', t('nav.balance') + ' ', h('b', { 'data-balance': '1' }, fmtNum(S.balance)), ' ' + t('unit.credits')));
+    if (!RECHARGE_LIMITS || !RECHARGE_LIMITS.alipay) {
+      // Alipay is off on this server: say so before anything can be clicked, and offer the
+      // redemption code, which works without it.
+      main.append(
+        head,
+        h(
+          'div.grid-2.recharge-grid',
+          card(
+            t('recharge.off_title'),
+            h('div.alert.alert-warn#recharge-off', { role: 'status' }, h('strong', t('recharge.off')), ' ', t('recharge.off_detail')),
+          ),
+          card(t('finance.redeem'), h('p.muted.small', t('recharge.redeem_hint')), redeemForm()),
+        ),
+        lowBalanceCard(),
+      );
+      return;
+    }
     let amount = '10';
     const custom = h('input#amount-custom', { type: 'text', inputmode: 'decimal', placeholder: t('recharge.custom') });
     const hint = h('p.hint#credits-hint');
@@ -427,10 +554,34 @@ page(
       );
       body.appendChild(h('div.muted.small.order-id', t('recharge.order_id') + ': ', h('code', o.order_id)));
       if (o.status === 'PENDING') {
-        if (o.pay_url) {
-          body.appendChild(h('a.btn.btn-primary.btn-alipay.btn-block#pay-link', { href: o.pay_url }, t('recharge.pay')));
+        // A phone opens Alipay's mobile cashier (WAP pay); a QR code to scan with that same
+        // phone would be useless there. A desktop gets the page-pay link and the QR code.
+        const phone = isPhone();
+        const link = phone ? o.wap_pay_url || o.pay_url : o.pay_url;
+        if (link) {
+          body.appendChild(
+            h('a.btn.btn-primary.btn-alipay.btn-block#pay-link', { href: link, dataset: { kind: phone ? 'wap' : 'page' } }, fresh ? t('recharge.pay') : t('recharge.continue')),
+          );
         }
-        if (o.qr_code) {
+        body.appendChild(
+          h(
+            'button.btn.btn-ghost.btn-block#cancel-order',
+            {
+              type: 'button',
+              onclick: (e) =>
+                busy(e.currentTarget, async () => {
+                  try {
+                    const c = await post('/api/recharge/orders/' + encodeURIComponent(o.order_id) + '/cancel');
+                    showOrder(Object.assign({}, o, c), false);
+                  } catch (err) {
+                    toastError(err);
+                  }
+                }),
+            },
+            t('recharge.cancel'),
+          ),
+        );
+        if (o.qr_code && !phone) {
           const qrSlot = h('div.qr');
           const img = h('img#order-qr', {
             src: '/api/recharge/orders/' + encodeURIComponent(o.order_id) + '/qr.svg',
@@ -455,16 +606,15 @@ page(
             h('p', t('recharge.success_detail', { credits: fmtNum(o.credits), balance: fmtNum(S.balance) })),
           ),
         );
+      } else if (o.failure === 'cancelled') {
+        body.appendChild(h('div.alert.alert-info#order-cancelled', t('recharge.cancelled')));
       } else if (o.status === 'FAILED' || o.status === 'CLOSED') {
         body.appendChild(h('div.alert.alert-error', t('recharge.failed') + (o.failure ? '：' + o.failure : '')));
       }
       clear(orderSlot).appendChild(card(fresh ? t('recharge.order') : t('recharge.latest'), body));
     }
 
-    main.append(
-      pageHead(t('recharge.title'), h('span.balance-big', t('nav.balance') + ' ', h('b', { 'data-balance': '1' }, fmtNum(S.balance)), ' ' + t('unit.credits'))),
-      h('div.grid-2.recharge-grid', card(t('recharge.new_order'), form), orderSlot),
-    );
+    main.append(head, h('div.grid-2.recharge-grid', card(t('recharge.new_order'), form), orderSlot), lowBalanceCard());
 
     // Coming back from Alipay (return_url) or opening the page: the latest order.
     orderSlot.appendChild(spinner());
@@ -483,6 +633,64 @@ page(
   },
   { title: 'nav.recharge' },
 );
+
+// A phone: a narrow screen or a mobile browser.
+function isPhone() {
+  return window.matchMedia('(max-width: 640px)').matches || /Mobi|Android|iPhone|iPad/i.test(navigator.userAgent);
+}
+
+// The redemption-code form (recharge page when Alipay is off, finance page).
+function redeemForm() {
+  const code = h('input#redeem-code', { type: 'text', placeholder: t('finance.redeem_ph'), autocomplete: 'off', 'aria-label': t('finance.redeem') });
+  const redeemBtn = h('button.btn.btn-primary#redeem-btn', { type: 'submit' }, t('finance.redeem_btn'));
+  const redeemMsg = h('div.form-msg#redeem-msg');
+  const form = h('form.inline-form#redeem-form', { novalidate: true }, code, redeemBtn);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    clear(redeemMsg);
+    const c = code.value.trim();
+    if (!c) {
+      code.focus();
+      return;
+    }
+    busy(redeemBtn, async () => {
+      try {
+        const r = await post('/api/redeem', { code: c });
+        code.value = '';
+        S.balance = r.balance;
+        updateBalance();
+        redeemMsg.appendChild(h('div.alert.alert-ok', t('finance.redeemed', { credits: fmtNum(r.credits), balance: fmtNum(r.balance) })));
+      } catch (err) {
+        showError(redeemMsg, err);
+      }
+    });
+  });
+  return h('div', form, redeemMsg);
+}
+
+// The low-balance notice threshold.
+function lowBalanceCard() {
+  const input = h('input#low-balance', { type: 'number', min: 1, step: 1, inputmode: 'numeric', value: S.lowBalance || '', placeholder: t('alert.low_ph') });
+  const save = h('button.btn.btn-ghost#low-balance-save', { type: 'submit' }, t('common.save'));
+  const msg = h('div.form-msg');
+  const form = h('form.inline-form#low-balance-form', { novalidate: true }, field(t('alert.low_label'), input), save);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    clear(msg);
+    const v = input.value.trim();
+    busy(save, async () => {
+      try {
+        const r = await api('PUT', '/api/me/low-balance', { threshold: v ? Math.round(Number(v)) : null });
+        S.lowBalance = r.threshold;
+        toast(t('alert.saved'), 'ok');
+        updateBalance();
+      } catch (err) {
+        showError(msg, err);
+      }
+    });
+  });
+  return card(t('alert.low_title'), h('p.muted.small', t('alert.low_help')), form, msg);
+}
 
 // ------------------------------------------------------------------ finance
 
@@ -703,3 +911,128 @@ function ordersTable(rows, admin) {
   if (admin) cols.push({ label: t('admin.trade_no'), get: (o) => (o.trade_no ? h('code.small', o.trade_no) : '–') });
   return table(cols, rows, { id: admin ? 'admin-orders-table' : 'orders-table' });
 }
+
+// ------------------------------------------------------------------ call log
+
+page(
+  '/calls',
+  async (main, params, ctx) => {
+    const kind = h('select#calls-kind', ['', 'chat', 'image', 'video'].map((k) => h('option', { value: k, selected: params.get('kind') === k }, k ? t('calls.kind_' + k) : t('common.all'))));
+    const model = h('input#calls-model', { type: 'text', value: params.get('model') || '', placeholder: t('calls.model_ph') });
+    const status = h(
+      'select#calls-status',
+      ['', 'SUCCEEDED', 'FAILED', 'STOPPED', 'RUNNING'].map((s) => h('option', { value: s, selected: params.get('status') === s }, s ? t('status.' + s) : t('common.all'))),
+    );
+    const keySel = h('select#calls-key', h('option', { value: '' }, t('common.all')));
+    const from = h('input#calls-from', { type: 'date', value: params.get('from') || '' });
+    const to = h('input#calls-to', { type: 'date', value: params.get('to') || '' });
+    const apply = h('button.btn.btn-primary#calls-apply', { type: 'submit' }, t('calls.apply'));
+    const csv = h('a.btn.btn-ghost#calls-csv', { href: '#', download: 'calls.csv' }, t('common.export_csv'));
+    const slot = h('div#calls-list', spinner());
+    const more = h('button.btn.btn-ghost#calls-more', { type: 'button', hidden: true }, t('common.load_more'));
+    const form = h(
+      'form.filter-grid#calls-filters',
+      { novalidate: true },
+      field(t('calls.kind'), kind),
+      field(t('common.model'), model),
+      field(t('common.status'), status),
+      field(t('calls.key'), keySel),
+      field(t('calls.from'), from),
+      field(t('calls.to'), to),
+      h('div.form-row-btn', apply, csv),
+    );
+    const query = () => {
+      const q = new URLSearchParams();
+      if (kind.value) q.set('kind', kind.value);
+      if (model.value.trim()) q.set('model', model.value.trim());
+      if (status.value) q.set('status', status.value);
+      if (keySel.value) q.set('key_id', keySel.value);
+      const day = (v, end) => Math.floor(new Date(v + (end ? 'T23:59:59' : 'T00:00:00')).getTime() / 1000) + (end ? 1 : 0);
+      if (from.value) q.set('from', day(from.value, false));
+      if (to.value) q.set('to', day(to.value, true));
+      return q;
+    };
+    let rows = [];
+    let cursor = null;
+    const render = () => {
+      clear(slot).appendChild(
+        table(
+          [
+            { label: t('common.time'), get: (c) => fmtTime(c.created_at) },
+            { label: t('calls.kind'), get: (c) => t('calls.kind_' + c.kind) },
+            { label: t('common.model'), get: (c) => h('span.model-id', c.model) },
+            { label: t('calls.key'), get: (c) => (c.key_id < 0 ? t('calls.console') : c.key_name || '#' + c.key_id) },
+            {
+              label: t('calls.tokens'),
+              cls: 'num',
+              get: (c) => (c.prompt_tokens === null || c.prompt_tokens === undefined ? '–' : fmtNum(c.prompt_tokens) + ' / ' + fmtNum(c.completion_tokens)),
+            },
+            { label: t('calls.credits'), cls: 'num', get: (c) => fmtNum(c.credits) },
+            { label: t('calls.latency'), cls: 'num', get: (c) => (c.latency_ms === null || c.latency_ms === undefined ? '–' : fmtNum(c.latency_ms) + ' ms') },
+            { label: t('common.status'), get: (c) => statusBadge(c.status) },
+            {
+              label: t('calls.request_id'),
+              get: (c) =>
+                h(
+                  'button.link-btn.call-detail',
+                  { type: 'button', dataset: { request: c.request_id || '', task: c.task_id || '' }, onclick: () => detail(c) },
+                  h('code.mono.id-wrap', c.request_id || c.task_id || '–'),
+                ),
+            },
+          ],
+          rows,
+          { id: 'calls-table', empty: t('calls.empty') },
+        ),
+      );
+      more.hidden = !cursor;
+    };
+    const load = async (append) => {
+      const q = query();
+      csv.href = '/api/calls?' + q.toString() + (q.toString() ? '&' : '') + 'format=csv&limit=10000';
+      if (append && cursor) q.set('cursor', cursor);
+      q.set('limit', '50');
+      try {
+        const page = await get('/api/calls?' + q.toString(), { signal: ctx.abort().signal });
+        if (!ctx.alive) return;
+        rows = append ? rows.concat(page.data || []) : page.data || [];
+        cursor = page.next_cursor || null;
+        render();
+      } catch (err) {
+        if (err && err.name === 'AbortError') return;
+        showError(slot, err);
+      }
+    };
+    const detail = (c) => {
+      const rowsOf = [
+        ['calls.request_id', c.request_id],
+        ['calls.task_id', c.task_id],
+        ['common.time', fmtTime(c.created_at)],
+        ['calls.kind', t('calls.kind_' + c.kind)],
+        ['common.model', c.model],
+        ['calls.key', c.key_id < 0 ? t('calls.console') : (c.key_name || '') + ' #' + c.key_id],
+        ['calls.tokens', c.prompt_tokens === null ? null : fmtNum(c.prompt_tokens) + ' / ' + fmtNum(c.completion_tokens)],
+        ['calls.credits', fmtNum(c.credits)],
+        ['calls.latency', c.latency_ms === null ? null : fmtNum(c.latency_ms) + ' ms'],
+        ['common.status', t('status.' + c.status)],
+        ['calls.error', c.error],
+      ].filter(([, v]) => v !== null && v !== undefined && v !== '');
+      const buttons = [{ label: t('common.close') }];
+      if (c.request_id) buttons.unshift({ label: t('calls.copy_id'), kind: 'primary', id: 'copy-request-id', onclick: () => copyText(c.request_id) });
+      dialog(t('calls.detail'), h('dl.detail-list', rowsOf.map(([k, v]) => [h('dt', t(k)), h('dd', h('span.id-wrap', v))])), buttons, { id: 'call-detail' });
+    };
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      load(false);
+    });
+    more.addEventListener('click', () => busy(more, () => load(true)));
+    main.append(pageHead(t('calls.title')), card(null, form), card(null, slot, h('div.center', more)));
+    get('/api/keys')
+      .then((r) => {
+        for (const k of r.data || []) keySel.appendChild(h('option', { value: k.id, selected: params.get('key_id') === String(k.id) }, k.name));
+        keySel.appendChild(h('option', { value: String(-S.user.id) }, t('calls.console')));
+      })
+      .catch(() => {});
+    await load(false);
+  },
+  { title: 'nav.calls' },
+);

@@ -28,13 +28,31 @@ function priceLines(price) {
   return out;
 }
 
+// Whether a price is zero everywhere (a free model says 免费, not "0 积分").
+function isFree(price) {
+  if (!price) return false;
+  if (price.unit === 'tokens') return !price.input_per_million && !price.output_per_million;
+  if (price.unit === 'image') return !price.per_image;
+  if (price.unit === 'video_second') return Object.values(price.per_second || {}).every((v) => !v);
+  return false;
+}
+
+// The parameter's label in the console's language (from the catalog), else its name.
+function paramLabel(p) {
+  return (S.lang === 'en' ? p.label_en : p.label_zh) || p.name;
+}
+
 function priceShort(price) {
   const lines = priceLines(price);
   if (!lines.length) return '';
+  if (isFree(price)) return t('price.free');
   if (price.unit === 'video_second') {
+    // The real range by resolution, and yuan next to credits.
     const vals = Object.values(price.per_second || {});
     const min = Math.min(...vals);
-    return t('price.per_second', { n: fmtNum(min) }) + (vals.length > 1 ? ' +' : '');
+    const max = Math.max(...vals);
+    const range = min === max ? fmtNum(min) : fmtNum(min) + '–' + fmtNum(max);
+    return t('price.per_second', { n: range });
   }
   return lines.map(([k, v]) => (k ? k + ' ' : '') + v).join(' · ');
 }
@@ -90,7 +108,7 @@ function curlExample(m, cat) {
 function paramTable(rows) {
   return table(
     [
-      { label: t('param.name'), get: (p) => h('code', p.name) },
+      { label: t('param.name'), get: (p) => [h('code', p.name), p.label_zh ? h('div.muted.small', paramLabel(p)) : null] },
       { label: t('param.type'), get: (p) => p.type + (p.accept ? ` (${p.accept})` : '') + (p.max_files ? ` ≤${p.max_files}` : '') },
       { label: t('param.required'), get: (p) => (p.required ? badge(t('common.yes'), 'warn') : t('common.no')) },
       {
@@ -342,26 +360,169 @@ page(
   { title: 'nav.playground' },
 );
 
+// Markdown for chat answers, built as DOM nodes (text always through text nodes, never
+// innerHTML), so an answer can never inject HTML. A small renderer of our own rather than a
+// library: the subset chat models write (fenced code, headings, lists, quotes, paragraphs,
+// **bold**, *italic*, `code`, http(s) links) is short to build safely, and the CSP forbids
+// the inline HTML that Markdown libraries produce.
+function markdown(text) {
+  const root = document.createDocumentFragment();
+  const lines = String(text).replace(/\r\n?/g, '\n').split('\n');
+  let i = 0;
+  let para = [];
+  const flush = () => {
+    if (para.length) root.appendChild(h('p', inlineMd(para.join('\n'))));
+    para = [];
+  };
+  while (i < lines.length) {
+    const line = lines[i];
+    const fence = /^\s*(```+|~~~+)\s*([\w+#.-]*)\s*$/.exec(line);
+    if (fence) {
+      flush();
+      const body = [];
+      i++;
+      while (i < lines.length && !lines[i].trim().startsWith(fence[1])) body.push(lines[i++]);
+      i++; // the closing fence (or the end of a stream still in progress)
+      const code = body.join('\n');
+      const pre = h('pre.code.md-code', h('code', { class: fence[2] ? 'lang-' + fence[2] : null }, code));
+      root.appendChild(
+        h(
+          'div.codebox',
+          fence[2] ? h('span.md-lang', fence[2]) : null,
+          pre,
+          h('button.btn.btn-small.btn-ghost.copy-btn', { type: 'button', onclick: () => copyText(code, pre) }, t('common.copy')),
+        ),
+      );
+      continue;
+    }
+    const head = /^(#{1,6})\s+(.*)$/.exec(line);
+    if (head) {
+      flush();
+      root.appendChild(h('h' + Math.min(6, head[1].length + 2), { class: 'md-h' }, inlineMd(head[2])));
+      i++;
+      continue;
+    }
+    const item = /^\s*([-*+]|\d+[.)])\s+(.*)$/.exec(line);
+    if (item) {
+      flush();
+      const ordered = /\d/.test(item[1]);
+      const list = h(ordered ? 'ol' : 'ul', { class: 'md-list' });
+      while (i < lines.length) {
+        const m = /^\s*([-*+]|\d+[.)])\s+(.*)$/.exec(lines[i]);
+        if (!m || /\d/.test(m[1]) !== ordered) break;
+        list.appendChild(h('li', inlineMd(m[2])));
+        i++;
+      }
+      root.appendChild(list);
+      continue;
+    }
+    if (/^\s*>\s?/.test(line)) {
+      flush();
+      const quoted = [];
+      while (i < lines.length && /^\s*>\s?/.test(lines[i])) quoted.push(lines[i++].replace(/^\s*>\s?/, ''));
+      root.appendChild(h('blockquote', inlineMd(quoted.join('\n'))));
+      continue;
+    }
+    if (!line.trim()) flush();
+    else para.push(line);
+    i++;
+  }
+  flush();
+  return root;
+}
+
+// Inline Markdown: `code`, **bold**, *italic*, [text](http…) and bare line breaks.
+function inlineMd(text) {
+  const out = [];
+  const re = /`([^`\n]+)`|\*\*([^*\n]+)\*\*|\*([^*\n]+)\*|\[([^\]\n]+)\]\((https?:\/\/[^\s)]+)\)|\n/g;
+  let last = 0;
+  let m;
+  while ((m = re.exec(text))) {
+    if (m.index > last) out.push(text.slice(last, m.index));
+    if (m[1] !== undefined) out.push(h('code.md-inline', m[1]));
+    else if (m[2] !== undefined) out.push(h('strong', m[2]));
+    else if (m[3] !== undefined) out.push(h('em', m[3]));
+    else if (m[4] !== undefined) out.push(h('a', { href: m[5], target: '_blank', rel: 'noopener noreferrer' }, m[4]));
+    else out.push(h('br'));
+    last = re.lastIndex;
+  }
+  if (last < text.length) out.push(text.slice(last));
+  return out;
+}
+
+// The playground's chat: the whole conversation is sent as `messages` each turn, with the
+// system prompt and the sampling parameters; answers are rendered as Markdown while they stream.
 function chatPanel(root, model, ctx) {
+  const convo = []; // [{role, content}] of finished turns
   const sys = h('textarea#chat-sys', { rows: 2, placeholder: t('pg.sys_prompt_ph') });
   const prompt = h('textarea#chat-prompt', { rows: 3, placeholder: t('pg.prompt_ph') });
+  const num = (id, attrs) => h('input#' + id, Object.assign({ type: 'number', inputmode: 'decimal' }, attrs));
+  const temperature = num('chat-temperature', { min: 0, max: 2, step: 0.1, placeholder: t('pg.default') });
+  const topP = num('chat-top-p', { min: 0, max: 1, step: 0.05, placeholder: t('pg.default') });
+  const maxTokens = num('chat-max-tokens', { min: 1, step: 1, placeholder: t('pg.default') });
   const send = h('button.btn.btn-primary#chat-send', { type: 'submit' }, t('pg.send'));
   const stop = h('button.btn.btn-ghost#chat-stop', { type: 'button', hidden: true }, t('pg.stop'));
-  const transcript = h('div.transcript#chat-output');
+  const reset = h('button.btn.btn-ghost#chat-new', { type: 'button' }, t('pg.new_chat'));
+  const copyCurl = h('button.btn.btn-small.btn-ghost#chat-copy-curl', { type: 'button' }, t('pg.copy_curl'));
+  const copyPy = h('button.btn.btn-small.btn-ghost#chat-copy-python', { type: 'button' }, t('pg.copy_python'));
+  const transcript = h('div.transcript#chat-output', { 'aria-live': 'polite' });
   const msg = h('div.form-msg#chat-error');
+  const advanced = h(
+    'div.chat-params#chat-params',
+    field(t('pg.temperature'), temperature, t('pg.temperature_help')),
+    field(t('pg.top_p'), topP, t('pg.top_p_help')),
+    field(t('pg.max_tokens'), maxTokens, t('pg.max_tokens_help')),
+  );
   let controller = null;
   const form = h(
     'form.chat-form#chat-form',
     { novalidate: true },
     field(t('pg.sys_prompt'), sys),
+    advanced,
     field(t('pg.prompt'), prompt),
     msg,
-    h('div.form-actions', stop, send),
+    h('div.form-actions', reset, stop, send),
   );
   prompt.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) form.requestSubmit();
   });
   stop.addEventListener('click', () => controller && controller.abort());
+  reset.addEventListener('click', () => {
+    if (controller) controller.abort();
+    convo.length = 0;
+    clear(transcript);
+    prompt.focus();
+  });
+
+  // The request body for the conversation so far plus `next` (a user message, if any).
+  const body = (next, stream) => {
+    const messages = [];
+    if (sys.value.trim()) messages.push({ role: 'system', content: sys.value.trim() });
+    messages.push(...convo);
+    if (next) messages.push({ role: 'user', content: next });
+    const b = { model: model.id, messages, stream };
+    const n = (el) => (el.value.trim() === '' ? null : Number(el.value));
+    if (n(temperature) !== null) b.temperature = n(temperature);
+    if (n(topP) !== null) b.top_p = n(topP);
+    if (n(maxTokens) !== null) b.max_tokens = Math.round(n(maxTokens));
+    if (stream) b.stream_options = { include_usage: true };
+    return b;
+  };
+  const exampleBody = () => body(prompt.value.trim() || null, false);
+  copyCurl.addEventListener('click', () => {
+    const json = JSON.stringify(exampleBody(), null, 2).replace(/'/g, "'\\''");
+    copyText(
+      `curl ${apiBase()}/chat/completions \\\n  -H "Content-Type: application/json" \\\n  -H "Authorization: Bearer $LLMAGE_API_KEY" \\\n  -d '${json}'`,
+    );
+  });
+  copyPy.addEventListener('click', () => {
+    const b = exampleBody();
+    const extra = ['temperature', 'top_p', 'max_tokens'].filter((k) => b[k] !== undefined).map((k) => `,\n    ${k}=${b[k]}`).join('');
+    copyText(
+      `import os\nfrom openai import OpenAI\n\nclient = OpenAI(base_url="${apiBase()}", api_key=os.environ["LLMAGE_API_KEY"])\nresp = client.chat.completions.create(\n    model=${JSON.stringify(b.model)},\n    messages=${JSON.stringify(b.messages, null, 4).replace(/\n/g, '\n    ')}${extra},\n)\nprint(resp.choices[0].message.content)\n`,
+    );
+  });
+
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     clear(msg);
@@ -371,9 +532,17 @@ function chatPanel(root, model, ctx) {
       prompt.focus();
       return;
     }
+    for (const [el, lo, hi] of [[temperature, 0, 2], [topP, 0, 1], [maxTokens, 1, 1e9]]) {
+      if (el.value.trim() !== '' && !(Number(el.value) >= lo && Number(el.value) <= hi)) {
+        showError(msg, new Error(t('pg.out_of_range', { lo, hi })));
+        el.focus();
+        return;
+      }
+    }
+    const payload = body(text, true);
     const userMsg = h('div.msg.msg-user', h('div.bubble', text));
     const reasoning = h('div.reasoning.chat-reasoning', { hidden: true });
-    const content = h('div.answer.chat-answer');
+    const content = h('div.answer.chat-answer.md');
     const usage = h('div.usage.chat-usage');
     const waiting = h('div.waiting', h('span.spin'), t('pg.waiting_reply'));
     const bot = h('div.msg.msg-assistant', h('div.bubble', waiting, reasoning, content), usage);
@@ -382,24 +551,22 @@ function chatPanel(root, model, ctx) {
     send.disabled = true;
     stop.hidden = false;
     controller = ctx.abort();
+    let answer = '';
+    let requestId = null;
+    let reasoningText = '';
+    const render = () => clear(content).appendChild(markdown(answer));
     try {
       const resp = await fetch('/llmage/v1/chat/completions', {
         method: 'POST',
         credentials: 'same-origin',
         headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream', 'X-CSRF-Token': S.csrf || '' },
-        body: JSON.stringify({
-          model: model.id,
-          catelogid: 't2t',
-          prompt: text,
-          sys_prompt: sys.value.trim(),
-          stream: true,
-          stream_options: { include_usage: true },
-        }),
+        body: JSON.stringify(payload),
         signal: controller.signal,
       }).catch((err) => {
         if (err && err.name === 'AbortError') throw err;
         throw new ApiError(0, t('err.network'));
       });
+      requestId = resp.headers.get('X-Request-Id');
       if (!resp.ok) throw await errorFrom(resp);
       prompt.value = '';
       const reader = resp.body.getReader();
@@ -422,12 +589,13 @@ function chatPanel(root, model, ctx) {
         const delta = (choice && choice.delta) || {};
         if (delta.reasoning_content) {
           reasoning.hidden = false;
-          if (!reasoning.firstChild) reasoning.appendChild(h('div.reasoning-label', t('pg.reasoning')));
-          reasoning.appendChild(document.createTextNode(delta.reasoning_content));
+          reasoningText += delta.reasoning_content;
+          clear(reasoning).append(h('div.reasoning-label', t('pg.reasoning')), reasoningText);
           got = true;
         }
         if (delta.content) {
-          content.appendChild(document.createTextNode(delta.content));
+          answer += delta.content;
+          render();
           got = true;
         }
         if (got) waiting.remove();
@@ -453,12 +621,18 @@ function chatPanel(root, model, ctx) {
       if (buf) handle(buf);
       waiting.remove();
       if (!got) content.textContent = t('pg.no_output');
+      convo.push({ role: 'user', content: text }, { role: 'assistant', content: answer });
       bot.classList.add('done');
       refreshBalance();
     } catch (err) {
       waiting.remove();
       if (err && err.name === 'AbortError') {
-        bot.classList.add('done');
+        bot.classList.add('done', 'stopped');
+        // What was said stays part of the conversation.
+        if (answer) convo.push({ role: 'user', content: text }, { role: 'assistant', content: answer });
+        prompt.value = '';
+        usage.textContent = t('pg.stopped');
+        if (requestId && ctx.alive) stoppedCost(usage, requestId, ctx);
       } else {
         bot.querySelector('.bubble').appendChild(errorBox(err));
         bot.classList.add('failed');
@@ -468,8 +642,33 @@ function chatPanel(root, model, ctx) {
       stop.hidden = true;
     }
   });
-  root.append(h('div.grid-chat', card(null, form), card(t('pg.output'), transcript)));
+  root.append(
+    h(
+      'div.grid-chat',
+      card(null, form),
+      card(h('div.card-head-row', h('h2', t('pg.output')), h('div.chat-copy', copyCurl, copyPy)), transcript),
+    ),
+  );
   prompt.focus();
+}
+
+// A stopped call is settled by the server after the client hangs up: look its row up in the
+// call log by request id (a few tries) and show what it cost.
+async function stoppedCost(slot, requestId, ctx) {
+  for (let i = 0; i < 10 && ctx.alive; i++) {
+    await new Promise((r) => setTimeout(r, 300 + i * 200));
+    try {
+      const page = await get('/api/calls?request_id=' + encodeURIComponent(requestId));
+      const row = page && page.data && page.data[0];
+      if (row) {
+        slot.textContent = t('pg.stopped_cost', { credits: fmtNum(row.credits) });
+        refreshBalance();
+        return;
+      }
+    } catch (e) {
+      return;
+    }
+  }
 }
 
 function uploadIcon() {
@@ -502,7 +701,7 @@ function filePicker(p, id) {
   const hint = [p.description, p.note].filter(Boolean).join(' · ') + (p.type === 'files' && p.max_files ? ' · ' + t('pg.files_max', { n: p.max_files }) : '');
   return h(
     'div.field',
-    h('span.field-label', p.name, p.required ? h('span.req', ' *') : null),
+    h('span.field-label', paramLabel(p), p.required ? h('span.req', ' *') : null, paramLabel(p) !== p.name ? h('code.param-name', p.name) : null),
     h(
       'div.file-pick',
       h('label.btn.btn-ghost.btn-small.file-btn', { for: id }, uploadIcon(), t(p.type === 'files' ? 'pg.choose_files' : 'pg.choose_file')),
@@ -545,7 +744,7 @@ function paramInput(p) {
     input = h('input', { type: 'text', id, name: p.name, value: p.default !== undefined ? String(p.default) : '' });
   }
   input.dataset.type = p.type;
-  const label = h('span', p.name, p.required ? h('span.req', ' *') : null);
+  const label = h('span', paramLabel(p), p.required ? h('span.req', ' *') : null, paramLabel(p) !== p.name ? h('code.param-name', p.name) : null);
   const hint = [p.description, p.note].filter(Boolean).join(' · ') + (p.type === 'files' && p.max_files ? ' · ' + t('pg.files_max', { n: p.max_files }) : '');
   if (p.type === 'boolean') return h('label.field.field-check', input, h('span.field-label', label), hint ? h('span.field-hint', hint) : null);
   return h('label.field', h('span.field-label', label), input, hint ? h('span.field-hint', hint) : null);
@@ -555,7 +754,63 @@ function taskPanel(root, model, cat, ctx) {
   const rows = ((model.parameters || {})[cat] || []).filter((p) => !FORM_SKIP.includes(p.name));
   const msg = h('div.form-msg#pg-error');
   const submit = h('button.btn.btn-primary#pg-submit', { type: 'submit' }, t('pg.generate'));
-  const form = h('form.task-form#pg-form', { novalidate: true }, rows.map(paramInput), msg, h('div.form-actions', submit));
+  // The live quote: what 生成 would cost with the form as it is (POST /llmage/v1/quote, the
+  // same pricing as the charge).
+  const quote = h('span.quote#pg-quote', { 'aria-live': 'polite' });
+  const form = h('form.task-form#pg-form', { novalidate: true }, rows.map(paramInput), msg, h('div.form-actions', quote, submit));
+  let quoted = null;
+  let quoteSeq = 0;
+  const plainValues = () => {
+    const values = { model: model.id, catelogid: cat };
+    for (const p of rows) {
+      const el = form.elements[p.name];
+      if (!el || p.type === 'file' || p.type === 'files') continue;
+      if (p.type === 'boolean') {
+        if (el.checked || p.default !== undefined) values[p.name] = el.checked;
+        continue;
+      }
+      const v = el.value.trim();
+      if (v) values[p.name] = p.type === 'integer' ? parseInt(v, 10) : p.type === 'number' ? Number(v) : v;
+    }
+    if (!values.prompt) values.prompt = '-';
+    return values;
+  };
+  const refreshQuote = async () => {
+    const my = ++quoteSeq;
+    quote.dataset.pending = '1';
+    try {
+      const q = await post('/llmage/v1/quote', plainValues(), { signal: ctx.abort().signal });
+      if (my !== quoteSeq || !ctx.alive) return;
+      delete quote.dataset.pending;
+      quoted = q;
+      quote.dataset.credits = String(q.credits);
+      quote.textContent = q.credits ? t('pg.quote', { credits: fmtNum(q.credits), yuan: q.yuan }) : t('price.free');
+    } catch (err) {
+      if (my !== quoteSeq) return;
+      delete quote.dataset.pending;
+      quoted = null;
+      delete quote.dataset.credits;
+      quote.textContent = '';
+    }
+  };
+  form.addEventListener('change', refreshQuote);
+  refreshQuote();
+  // "Use these parameters again" from the gallery: fill the form with a task's parameters.
+  const reuse = sessionStorage.getItem('llmage.reuse');
+  if (reuse) {
+    sessionStorage.removeItem('llmage.reuse');
+    try {
+      const given = JSON.parse(reuse);
+      for (const p of rows) {
+        const el = form.elements[p.name];
+        if (!el || given[p.name] === undefined || el.type === 'file') continue;
+        if (el.type === 'checkbox') el.checked = given[p.name] === true || given[p.name] === 'true';
+        else el.value = String(given[p.name]);
+      }
+    } catch (e) {
+      /* a stale entry: the form keeps its defaults */
+    }
+  }
   const result = h('div.task-result#pg-result', h('div.empty', t('pg.output')));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -606,6 +861,12 @@ function taskPanel(root, model, cat, ctx) {
       payload = Object.assign({ model: model.id, catelogid: cat }, values);
     }
     busy(submit, async () => {
+      // Above the confirmation threshold (积分, kept in this browser) ask first.
+      const limit = Number(localStorage.getItem('llmage.confirm_above') || 1000);
+      if (quoted && quoted.credits > limit) {
+        const ok = await confirmDialog(t('pg.confirm_title'), t('pg.confirm_cost', { credits: fmtNum(quoted.credits), yuan: quoted.yuan }), t('pg.generate'), 'primary');
+        if (!ok) return;
+      }
       try {
         const r = await post('/llmage/v1' + taskPath(cat), payload);
         refreshBalance();
@@ -658,19 +919,22 @@ function taskError(task) {
   return e.message || e.code || t('task.FAILED');
 }
 
-function taskMedia(task, prefix) {
+function taskMedia(task, prefix, small) {
   if (task.status !== 'SUCCEEDED') return null;
   if (task.video) {
     return h('video.media', {
       id: prefix ? prefix + '-video' : undefined,
       src: task.video,
-      poster: task.image || undefined,
+      poster: (small && task.thumbnail) || task.image || undefined,
       controls: true,
       playsinline: true,
       preload: 'metadata',
     });
   }
-  if (task.image) return h('a', { href: task.image, target: '_blank', rel: 'noopener' }, h('img.media', { id: prefix ? prefix + '-image' : undefined, src: task.image, alt: task.model }));
+  if (task.image) {
+    const src = (small && task.thumbnail) || task.image;
+    return h('a', { href: task.image, target: '_blank', rel: 'noopener' }, h('img.media', { id: prefix ? prefix + '-image' : undefined, src, alt: (task.params && task.params.prompt) || task.model, loading: small ? 'lazy' : undefined }));
+  }
   return null;
 }
 
@@ -682,7 +946,28 @@ page(
     const grid = h('div.gallery#gallery');
     const more = h('button.btn.btn-ghost#load-more', { type: 'button', hidden: true }, t('common.load_more'));
     const slot = h('div', spinner());
-    main.append(pageHead(t('tasks.title'), h('a.btn.btn-primary', { href: '#/playground?model=wan2.2-t2i-plus&cat=t2i' }, t('nav.playground'))), slot, grid, h('div.center', more));
+    // Filters (kind, model, status, date) over the loaded tasks.
+    const fKind = h('select#g-kind', h('option', { value: '' }, t('common.all')), CATS.filter((c) => c !== 't2t').map((c) => h('option', { value: c }, t('cat.' + c))));
+    const fModel = h('input#g-model', { type: 'text', placeholder: t('calls.model_ph') });
+    const fStatus = h('select#g-status', ['', 'SUCCEEDED', 'FAILED', 'RUNNING'].map((s) => h('option', { value: s }, s ? t('task.' + s) : t('common.all'))));
+    const fDate = h('input#g-date', { type: 'date' });
+    const filters = h('div.filter-grid#gallery-filters', field(t('calls.kind'), fKind), field(t('common.model'), fModel), field(t('common.status'), fStatus), field(t('tasks.date'), fDate));
+    const applyFilters = () => {
+      for (const el of grid.children) {
+        const task = el.__task || {};
+        const day = fDate.value ? fmtTime(task.created_at).slice(0, 10) === fDate.value : true;
+        const open = !['SUCCEEDED', 'FAILED'].includes(task.status);
+        const status = !fStatus.value || (fStatus.value === 'RUNNING' ? open : task.status === fStatus.value);
+        el.hidden = !(
+          (!fKind.value || task.catelogid === fKind.value) &&
+          (!fModel.value.trim() || (task.model || '').includes(fModel.value.trim())) &&
+          status &&
+          day
+        );
+      }
+    };
+    for (const el of [fKind, fModel, fStatus, fDate]) el.addEventListener('input', applyFilters);
+    main.append(pageHead(t('tasks.title'), h('a.btn.btn-primary', { href: '#/playground?model=wan2.2-t2i-plus&cat=t2i' }, t('nav.playground'))), card(null, filters), slot, grid, h('div.center', more));
     let next = null;
     async function load() {
       try {
@@ -692,6 +977,7 @@ page(
         const tasks = r.data || [];
         if (!tasks.length && !grid.children.length) slot.appendChild(h('div.empty', t('tasks.empty')));
         for (const task of tasks) grid.appendChild(taskCard(task));
+        applyFilters();
         next = r.next;
         more.hidden = !r.has_more;
       } catch (err) {
@@ -716,26 +1002,65 @@ page(
   { title: 'nav.tasks' },
 );
 
+// A download named <model>-<taskid>.<ext>; the extension from the file's type (asked once).
+function downloadLink(task, url) {
+  const a = h('a.small.download', { href: url, download: task.model + '-' + task.taskid }, '⬇ ' + t('common.download'));
+  let named = false;
+  a.addEventListener('click', async (e) => {
+    if (named) return;
+    e.preventDefault();
+    try {
+      const r = await fetch(url, { method: 'HEAD', credentials: 'same-origin' });
+      const type = (r.headers.get('Content-Type') || '').split(';')[0];
+      const ext = { 'video/mp4': 'mp4', 'image/png': 'png', 'image/jpeg': 'jpg', 'image/webp': 'webp' }[type];
+      if (ext) a.download = task.model + '-' + task.taskid + '.' + ext;
+    } catch (err) {
+      /* the name without extension */
+    }
+    named = true;
+    a.click();
+  });
+  return a;
+}
+
 function taskCard(task) {
   const done = task.status === 'SUCCEEDED' || task.status === 'FAILED';
-  const media = taskMedia(task, null) || h('div.media-ph', done ? '✕' : h('span.spin'));
+  const media = taskMedia(task, null, true) || h('div.media-ph', done ? '✕' : h('span.spin'));
   const url = task.video || task.image;
-  return h(
+  const params = task.params || {};
+  const shown = Object.entries(params).filter(([k]) => k !== 'prompt' && k !== 'negative_prompt');
+  const el = h(
     'article.task-card',
     { dataset: { taskid: task.taskid, status: task.status, open: done ? '0' : '1' } },
     h('div.task-media', media),
     h(
       'div.task-info',
-      h('div.task-line', h('code.small.task-model', task.model), statusBadge(task.status, 'task')),
+      h('div.task-line', h('code.small.task-model.model-id', task.model), statusBadge(task.status, 'task')),
+      params.prompt ? h('p.task-prompt', params.prompt) : null,
+      shown.length ? h('div.task-params.small.muted', shown.map(([k, v]) => h('span.chip-param', k + ' ' + String(v)))) : null,
       h(
         'div.task-line.muted.small',
         h('span', (CATS.includes(task.catelogid) ? t('cat.' + task.catelogid) : task.catelogid) + ' · ' + fmtTime(task.created_at)),
         task.usage && task.usage.credits !== undefined ? h('span', t('tasks.credits', { n: fmtNum(task.usage.credits) })) : null,
       ),
+      h('div.small.muted.task-id', t('calls.task_id') + ' ', h('code.id-wrap', task.taskid)),
       task.status === 'FAILED' ? h('div.small.neg', taskError(task)) : null,
-      url ? h('a.small.download', { href: url, download: '', target: '_blank', rel: 'noopener' }, '⬇ ' + t('common.download')) : null,
+      h(
+        'div.task-line.small',
+        url ? downloadLink(task, url) : null,
+        h(
+          'a.small.reuse',
+          {
+            href: '#/playground?model=' + encodeURIComponent(task.model) + '&cat=' + encodeURIComponent(task.catelogid),
+            onclick: () => sessionStorage.setItem('llmage.reuse', JSON.stringify(params)),
+          },
+          '↻ ' + t('tasks.reuse'),
+        ),
+      ),
     ),
   );
+  el.__task = task;
+  return el;
 }
 
 // ------------------------------------------------------------------ docs
@@ -960,10 +1285,17 @@ page(
     const groups = new Map();
     const tagInfo = new Map((doc.tags || []).map((tg) => [tg.name, tg]));
     for (const tg of doc.tags || []) groups.set(tg.name, []);
+    // Non-admins see the gateway and their own console endpoints, not the operators' ones.
+    const admin = S.user && S.user.role === 'admin';
+    const operatorOnly = (path, op) =>
+      path.startsWith('/api/admin') ||
+      path.startsWith('/api/payments') ||
+      ['/metrics', '/healthz', '/', '/assets/{path}'].includes(path) ||
+      (op.tags || []).some((tg) => tg === 'admin' || tg === 'console' || tg === 'ops');
     for (const [path, item] of Object.entries(doc.paths)) {
       for (const method of ['get', 'post', 'put', 'patch', 'delete']) {
         const op = item[method];
-        if (!op) continue;
+        if (!op || (!admin && operatorOnly(path, op))) continue;
         const tag = (op.tags && op.tags[0]) || t('docs.other');
         if (!groups.has(tag)) groups.set(tag, []);
         groups.get(tag).push([path, method, Object.assign({ parameters: [] }, op, { parameters: [...(item.parameters || []), ...(op.parameters || [])] })]);

@@ -127,6 +127,8 @@ pub struct UsageRow {
     pub usage_source: &'static str,
     pub outcome: &'static str,
     pub latency_ms: i64,
+    /// The X-Request-Id answered for the call.
+    pub request_id: Option<String>,
 }
 
 /// Hold between `min` and `max` units for a call.
@@ -807,6 +809,7 @@ pub(crate) mod tests {
                 usage_source: "upstream",
                 outcome: "ok",
                 latency_ms: 1,
+                request_id: None,
             }),
         })
     }

@@ -217,8 +217,8 @@ impl MoneyStore for SqliteStore {
             let mut statement = self
                 .conn
                 .prepare_cached(
-                    "INSERT INTO chat_usage (user_id, key_id, model, channel_id, prompt_tokens, completion_tokens, credits, usage_source, outcome, latency_ms, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    "INSERT INTO chat_usage (user_id, key_id, model, channel_id, prompt_tokens, completion_tokens, credits, usage_source, outcome, latency_ms, created_at, request_id) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )
                 .map_err(store_error)?;
             for (u, credits) in &rows.usage {
@@ -234,7 +234,8 @@ impl MoneyStore for SqliteStore {
                         u.usage_source,
                         u.outcome,
                         u.latency_ms,
-                        now
+                        now,
+                        u.request_id
                     ])
                     .map_err(store_error)?;
             }

@@ -283,7 +283,7 @@ impl Insert {
         match self {
             Insert::Reservations(_) => 9,
             Insert::Entries(_) => 9,
-            Insert::Usage(_) => 11,
+            Insert::Usage(_) => 12,
         }
     }
 
@@ -301,7 +301,7 @@ impl Insert {
                 "INSERT INTO ledger (user_id, amount, balance_after, kind, reason, label, idem_key, reservation_id, created_at)"
             }
             Insert::Usage(_) => {
-                "INSERT INTO chat_usage (user_id, key_id, model, channel_id, prompt_tokens, completion_tokens, credits, usage_source, outcome, latency_ms, created_at)"
+                "INSERT INTO chat_usage (user_id, key_id, model, channel_id, prompt_tokens, completion_tokens, credits, usage_source, outcome, latency_ms, created_at, request_id)"
             }
         };
         format!(
@@ -353,7 +353,8 @@ impl Insert {
                         .bind(u.usage_source)
                         .bind(u.outcome)
                         .bind(u.latency_ms)
-                        .bind(now);
+                        .bind(now)
+                        .bind(u.request_id.as_deref());
                 }
             }
         }

@@ -30,7 +30,8 @@ impl SandboxChat {
             .to_owned();
         let messages = body.get("messages").cloned().unwrap_or(Value::Null);
         let question = last_user_text(&messages);
-        let mut answer = compose_answer(&model, &question);
+        let mut answer =
+            recall(&messages, &question).unwrap_or_else(|| compose_answer(&model, &question));
         let prompt_tokens = tokens::estimate_messages(&messages);
         let limit = body
             .get("max_completion_tokens")
@@ -86,6 +87,36 @@ impl SandboxChat {
         );
         Ok(ChatReply::Stream(Box::pin(stream)))
     }
+}
+
+/// A question about the previous answer ("你刚才说了什么", "what did you just say") is
+/// answered from the conversation: multi-turn clients see that earlier turns were sent.
+fn recall(messages: &Value, question: &str) -> Option<String> {
+    let lower = question.to_lowercase();
+    let asks = [
+        "刚才",
+        "上一个回答",
+        "上一条",
+        "previous answer",
+        "you just said",
+        "did you just say",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    if !asks {
+        return None;
+    }
+    let previous = messages
+        .as_array()?
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
+        .and_then(|m| m.get("content").and_then(Value::as_str))?;
+    Some(if has_cjk(question) {
+        format!("我刚才说的是：「{previous}」")
+    } else {
+        format!("I just said: \"{previous}\"")
+    })
 }
 
 /// The text of the last user message.
@@ -240,6 +271,27 @@ fn split_pieces(text: &str, n: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_question_about_the_previous_answer_quotes_it() {
+        let messages = json!([
+            {"role": "user", "content": "1+2"},
+            {"role": "assistant", "content": "计算结果是 3。"},
+            {"role": "user", "content": "你刚才说了什么？"},
+        ]);
+        let q = last_user_text(&messages);
+        assert_eq!(
+            recall(&messages, &q).as_deref(),
+            Some("我刚才说的是：「计算结果是 3。」")
+        );
+        assert_eq!(
+            recall(
+                &json!([{"role": "user", "content": "你刚才说了什么？"}]),
+                &q
+            ),
+            None
+        );
+    }
 
     #[test]
     fn answers_are_deterministic_and_address_the_prompt() {
