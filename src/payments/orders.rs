@@ -144,11 +144,19 @@ impl Orders {
                 order.user_id,
                 order.credits,
                 EntryKind::Recharge,
-                &format!(
-                    "支付宝充值 {} 元 / Alipay recharge, order {}, trade {trade_no}",
-                    order.amount_yuan(),
-                    order.id
-                ),
+                &if order.provider == "sandbox" {
+                    format!(
+                        "沙盒充值 {} 元(演示,未收款)/ sandbox recharge (demo, no money), order {}, trade {trade_no}",
+                        order.amount_yuan(),
+                        order.id
+                    )
+                } else {
+                    format!(
+                        "支付宝充值 {} 元 / Alipay recharge, order {}, trade {trade_no}",
+                        order.amount_yuan(),
+                        order.id
+                    )
+                },
                 &format!("recharge:{}", order.id),
             )
             .await?;
