@@ -24,6 +24,9 @@ pub enum ApiError {
     ModelNotFound(String),
     #[error("Not found: {0}")]
     NotFound(String),
+    /// The request conflicts with the current state (e.g. deleting a channel still in use).
+    #[error("{0}")]
+    Conflict(String),
     #[error("Insufficient balance")]
     InsufficientBalance,
     /// Too many requests; retry after the given number of seconds (sent as `Retry-After`).
@@ -76,6 +79,7 @@ impl ApiError {
             | ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::InsufficientBalance | ApiError::RateLimited { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
