@@ -35,7 +35,20 @@ chmod 755 "$work"
 pg_started=""
 redis_pid=""
 run_id="$(date +%s)_$$"
+drop_run_databases=""
 cleanup() {
+  # Drop the databases this run made (other runs may share the server); a cluster started
+  # here goes as a whole.
+  if [ -n "$drop_run_databases" ] && [ -z "$pg_started" ]; then
+    local psql_bin
+    psql_bin="$(command -v psql || find_pg_bin psql)"
+    if [ -n "$psql_bin" ]; then
+      "$psql_bin" "$pg_url" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE '${LLMAGE_TEST_DB_PREFIX}%'" 2>/dev/null |
+        while read -r db; do "$psql_bin" "$pg_url" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
+    else
+      echo "== no psql: this run's databases (${LLMAGE_TEST_DB_PREFIX}*) are left on $pg_url"
+    fi
+  fi
   if [ -n "$pg_started" ]; then
     as_service_user "$pg_started/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1 || true
   fi
@@ -188,6 +201,7 @@ if [ "$pg_reachable" = 1 ]; then
   export LLMAGE_TEST_POSTGRES_URL="$pg_url"
   # This run's databases only: the cleanup below drops exactly these.
   export LLMAGE_TEST_DB_PREFIX="llmage_test_r${run_id}_"
+  drop_run_databases=1
 else
   skip 'test(a_database_outage_answers_503_and_recovers_without_a_restart)' \
     "the database-outage test and the PostgreSQL pass: no PostgreSQL at $pg_url and none could be started (apt-get install postgresql)"
@@ -222,18 +236,6 @@ fi
 
 if [ "$pg_reachable" = 1 ]; then
   echo "== integration tests on PostgreSQL ($pg_url)"
-  status=0
   LLMAGE_TEST_DATABASE_URL="$pg_url" cargo nextest run --profile ci \
-    -E "$(filter "kind(test) & !binary(openapi) & !($browser_tests)")" || status=$?
-  # Drop the databases this run made (other runs may share the server).
-  psql_bin="$(command -v psql || find_pg_bin psql)"
-  if [ -n "$pg_started" ]; then
-    : # the whole temporary cluster goes at exit
-  elif [ -n "$psql_bin" ]; then
-    "$psql_bin" "$pg_url" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE '${LLMAGE_TEST_DB_PREFIX}%'" 2>/dev/null |
-      while read -r db; do "$psql_bin" "$pg_url" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
-  else
-    echo "== no psql: this run's databases (${LLMAGE_TEST_DB_PREFIX}*) are left on $pg_url"
-  fi
-  exit "$status"
+    -E "$(filter "kind(test) & !binary(openapi) & !($browser_tests)")"
 fi
