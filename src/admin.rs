@@ -113,6 +113,14 @@ pub async fn channel_add(core: &Core, args: ChannelArgs) -> anyhow::Result<()> {
 
 /// Check a channel definition (from the CLI or the config file) against the catalog.
 pub fn checked_channel(core: &Core, args: ChannelArgs) -> anyhow::Result<NewChannel> {
+    checked_channel_in(&core.catalog, args)
+}
+
+/// Check a channel definition (from the CLI, the config file or the console) against a catalog.
+pub fn checked_channel_in(
+    catalog: &crate::catalog::Catalog,
+    args: ChannelArgs,
+) -> anyhow::Result<NewChannel> {
     let vendor = Vendor::parse(&args.vendor).with_context(|| {
         format!(
             "unknown vendor `{}` (supported: {})",
@@ -152,7 +160,7 @@ pub fn checked_channel(core: &Core, args: ChannelArgs) -> anyhow::Result<NewChan
                 route.model
             );
         }
-        match core.catalog.get(&route.model) {
+        match catalog.get(&route.model) {
             Some(model) if model.is_chat() && !vendor.serves_chat() => bail!(
                 "model {} is a chat model; {} channels do not serve chat (use openai or dashscope)",
                 route.model,

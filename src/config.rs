@@ -11,6 +11,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration.
+/// Credits a new phone gets in demo mode unless `signup_credits` says otherwise.
+pub const DEMO_SIGNUP_CREDITS: i64 = 1_000;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -26,6 +29,9 @@ pub struct Config {
     pub demo_key: Option<String>,
     /// Credits the demo user starts with.
     pub demo_credits: i64,
+    /// Credits a new phone gets at its first login (a ledger entry); unset: 0, or 1,000 in demo
+    /// mode.
+    pub signup_credits: Option<i64>,
     /// Base URL for links we hand out (result files); else taken from the request's Host.
     pub public_base_url: Option<String>,
     /// Largest JSON request body in bytes.
@@ -426,6 +432,9 @@ pub struct SandboxConfig {
     pub image_ms: u64,
     /// Total time of a sandbox video task, in milliseconds.
     pub video_ms: u64,
+    /// Demo mode without Alipay: recharge through the built-in sandbox cashier (its button pays
+    /// without money). Turn it off on a demo server that also has real channels.
+    pub cashier: bool,
 }
 
 impl Default for SandboxConfig {
@@ -434,6 +443,7 @@ impl Default for SandboxConfig {
             chat_chunk_delay_ms: 30,
             image_ms: 1_000,
             video_ms: 6_000,
+            cashier: true,
         }
     }
 }
@@ -447,6 +457,7 @@ impl Default for Config {
             demo: false,
             demo_key: None,
             demo_credits: 1_000_000,
+            signup_credits: None,
             public_base_url: None,
             max_body_bytes: 16 * 1024 * 1024,
             max_upload_bytes: 20 * 1024 * 1024,
@@ -514,6 +525,13 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Credits a new phone gets at its first login: `signup_credits`, else 1,000 in demo mode
+    /// (so a newcomer can try the playground) and 0 otherwise.
+    pub fn signup_credits(&self) -> i64 {
+        self.signup_credits
+            .unwrap_or(if self.demo { DEMO_SIGNUP_CREDITS } else { 0 })
+    }
+
     /// Layer the sources and validate.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         Self::load_with_env(file, overrides, Env::prefixed("LLMAGE_"))
@@ -671,6 +689,12 @@ impl Config {
                 "must look like sk-<16 to 128 letters, digits, - or _>",
             );
         }
+        if self
+            .signup_credits
+            .is_some_and(|c| !(0..=1_000_000_000).contains(&c))
+        {
+            return invalid("signup_credits", "must be from 0 to 1000000000");
+        }
         if self.demo_credits < 0 || self.default_price_in < 0 || self.default_price_out < 0 {
             return invalid("demo_credits/default_price_*", "must not be negative");
         }
@@ -758,6 +782,27 @@ fn known_keys() -> Vec<String> {
 )]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signup_credits_default_to_1000_in_demo_mode_only() {
+        figment::Jail::expect_with(|jail| {
+            let off = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(off.signup_credits(), 0);
+            assert!(off.sandbox.cashier);
+            let demo = Overrides {
+                demo: Some(true),
+                ..Overrides::default()
+            };
+            let on = Config::load(None, &demo).map_err(|e| e.to_string())?;
+            assert_eq!(on.signup_credits(), DEMO_SIGNUP_CREDITS);
+            jail.set_env("LLMAGE_SIGNUP_CREDITS", "0");
+            let zero = Config::load(None, &demo).map_err(|e| e.to_string())?;
+            assert_eq!(zero.signup_credits(), 0);
+            jail.set_env("LLMAGE_SIGNUP_CREDITS", "-5");
+            assert!(Config::load(None, &demo).is_err());
+            Ok(())
+        });
+    }
 
     #[test]
     fn layers_file_env_flags_in_order() {

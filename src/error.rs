@@ -27,6 +27,9 @@ pub enum ApiError {
     ModelNotFound(String),
     #[error("Not found: {0}")]
     NotFound(String),
+    /// The request conflicts with the current state (e.g. deleting a channel still in use).
+    #[error("{0}")]
+    Conflict(String),
     #[error("Insufficient balance")]
     InsufficientBalance,
     /// A call the balance cannot pay even at its smallest output bound (amounts in credits).
@@ -99,6 +102,7 @@ impl ApiError {
             | ApiError::InvalidJson(_) => StatusCode::BAD_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::ModelNotFound(_) | ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::InsufficientBalance
             | ApiError::BalanceShort { .. }
             | ApiError::KeySpendLimit { .. }
@@ -154,6 +158,7 @@ impl ApiError {
             ApiError::CodeRefused { .. } => "code_refused",
             ApiError::IdempotencyKeyReused(_) => "idempotency_key_reused",
             ApiError::Timeout(_) => "timeout",
+            ApiError::Conflict(_) => "conflict",
         }
     }
 
@@ -174,7 +179,8 @@ impl ApiError {
             | ApiError::NotFound(_)
             | ApiError::UpstreamRejected { .. }
             | ApiError::BadCode(_)
-            | ApiError::IdempotencyKeyReused(_) => "invalid_request_error",
+            | ApiError::IdempotencyKeyReused(_)
+            | ApiError::Conflict(_) => "invalid_request_error",
             ApiError::NoChannel(_)
             | ApiError::UpstreamFailed(_)
             | ApiError::UpstreamTimeout

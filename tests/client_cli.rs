@@ -124,12 +124,16 @@ async fn chat_streams_the_answer() {
         DEMO_KEY,
     ];
     let out = llmage(&sdk_base, None, &args, Some("你好\n")).await;
-    assert_eq!(ok(&out), format!("{HELLO_ANSWER}\n"));
+    // The sandbox says which system prompt it followed: proof that it arrived.
+    assert_eq!(
+        ok(&out),
+        format!("(按系统提示「简洁」作答)\n{HELLO_ANSWER}\n")
+    );
 
     // Several words make one prompt.
     let args = ["chat", "--model", "qwen3-max", "1", "+", "2"];
     let out = llmage(base, Some(DEMO_KEY), &args, None).await;
-    assert_eq!(ok(&out), "The result is 3.\n");
+    assert_eq!(ok(&out), "The result is 3 (llmage offline sandbox).\n");
 }
 
 #[tokio::test]

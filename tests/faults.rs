@@ -339,11 +339,8 @@ impl CutProxy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_answers_503_and_recovers_without_a_restart() {
     // Always PostgreSQL (the scale-out store; SQLite is a local file that cannot go away).
-    let admin_url = std::env::var("LLMAGE_TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
-    let name = format!("llmage_test_{}", llmage::billing::ledger::random_id());
+    let admin_url = common::postgres_admin_url();
+    let name = common::test_database_name();
     {
         use sqlx::Connection;
         let mut conn = sqlx::PgConnection::connect(&admin_url)

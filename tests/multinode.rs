@@ -179,10 +179,7 @@ async fn rate_limits_are_shared_through_redis() {
     let prefix = format!("llmage-test-{}", llmage::billing::ledger::random_id());
     let mut opts = Opts::demo();
     opts.env = vec![
-        (
-            "LLMAGE_REDIS__URL".into(),
-            "redis://127.0.0.1:6379/0".into(),
-        ),
+        ("LLMAGE_REDIS__URL".into(), common::redis_url()),
         ("LLMAGE_REDIS__PREFIX".into(), prefix),
         ("LLMAGE_LIMITS__PER_KEY_PER_SEC".into(), "2".into()),
     ];

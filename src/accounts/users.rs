@@ -143,6 +143,34 @@ impl Users {
         rows.iter().map(user_from_row).collect()
     }
 
+    /// The user with that phone, created if there is none; true when this call created it (of
+    /// two racing first logins exactly one does).
+    pub async fn register(&self, phone: &str) -> Result<(User, bool), LedgerError> {
+        if let Some(user) = self.by_phone(phone).await? {
+            return Ok((user, false));
+        }
+        let inserted = sqlx::query("INSERT INTO users (phone, created_at) VALUES ($1, $2)")
+            .bind(phone)
+            .bind(now_ms())
+            .execute(self.db.writer())
+            .await;
+        let created = match inserted {
+            Ok(_) => true,
+            Err(e) => {
+                let e = StoreError::from(e);
+                if !e.is_unique_violation() {
+                    return Err(e.into());
+                }
+                false
+            }
+        };
+        let user = self
+            .by_phone(phone)
+            .await?
+            .ok_or(LedgerError::UnknownUser)?;
+        Ok((user, created))
+    }
+
     /// Create a user (or return the existing one with that phone) and grant it `credits` once.
     pub async fn ensure(
         &self,
@@ -150,26 +178,7 @@ impl Users {
         credits: i64,
         grant_key: &str,
     ) -> Result<User, LedgerError> {
-        let existing = self.by_phone(phone).await?;
-        let user = match existing {
-            Some(user) => user,
-            None => {
-                let inserted = sqlx::query("INSERT INTO users (phone, created_at) VALUES ($1, $2)")
-                    .bind(phone)
-                    .bind(now_ms())
-                    .execute(self.db.writer())
-                    .await;
-                if let Err(e) = inserted {
-                    let e = StoreError::from(e);
-                    if !e.is_unique_violation() {
-                        return Err(e.into());
-                    }
-                }
-                self.by_phone(phone)
-                    .await?
-                    .ok_or(LedgerError::UnknownUser)?
-            }
-        };
+        let (user, _) = self.register(phone).await?;
         if credits > 0 {
             let ledger = Ledger::new(self.db.clone());
             if let Applied::Now { balance } = ledger

@@ -172,43 +172,6 @@ pub async fn enable(
     set_disabled(&state, id, false).await
 }
 
-#[utoipa::path(get, path = "/api/admin/channels", tag = "admin",
-    summary = "管理 · 渠道 / channels and their health",
-    responses(
-        (status = 200, description = "Channels (never their keys)", body = super::schema::ChannelList),
-        (status = 403, description = "Not an admin", body = super::schema::ErrorBody),
-    ),
-    security(("session" = [])))]
-/// `GET /api/admin/channels`: every channel with its health (never its key).
-pub async fn channels(State(state): State<AppState>, _admin: AdminUser) -> Json<Value> {
-    let now = crate::storage::now_ms();
-    let table = state.channels.table();
-    let mut list: Vec<_> = table.all_channels().collect();
-    list.sort_by_key(|c| c.id);
-    let data: Vec<Value> = list
-        .iter()
-        .map(|c| {
-            let cooling = c.cooling(now);
-            json!({
-                "id": c.id,
-                "name": c.name,
-                "vendor": c.vendor.as_str(),
-                "base_url": c.base_url,
-                "models": c.models.iter().map(|m| m.model.as_str()).collect::<Vec<_>>(),
-                "enabled": c.enabled,
-                "priority": c.priority,
-                "weight": c.weight,
-                "max_concurrency": c.max_concurrency,
-                "rpm": c.rpm,
-                "healthy": c.enabled && !cooling,
-                "cooling_until": c.cooling_until.filter(|_| cooling).map(|t| t / 1000),
-                "cooling_reason": c.cooling_reason.as_ref().filter(|_| cooling),
-            })
-        })
-        .collect();
-    Json(json!({"object": "list", "data": data}))
-}
-
 #[utoipa::path(get, path = "/api/admin/redeem-codes", tag = "admin",
     summary = "管理 · 兑换码 / redemption codes (state only)",
     params(

@@ -15,6 +15,7 @@ use super::extract::{ApiKey, JsonBody};
 use super::limits::peer_ip;
 use crate::accounts::sessions::{COOKIE, Session};
 use crate::accounts::users::{User, normalize_phone};
+use crate::billing::ledger::{Applied, EntryKind};
 use crate::error::ApiError;
 use crate::server::AppState;
 
@@ -202,11 +203,30 @@ pub async fn login(
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::MissingParameter("code".into()))?;
     state.codes.verify(&phone, code).await?;
-    let user = state
-        .users
-        .ensure(&phone, 0, "login:register")
-        .await
-        .map_err(ApiError::from)?;
+    let (mut user, created) = state.users.register(&phone).await.map_err(ApiError::from)?;
+    let signup_credits = state.config.signup_credits();
+    if created && signup_credits > 0 {
+        // Once per user, whatever happens to this request (the key is the user's).
+        let applied = state
+            .ledger
+            .apply(
+                user.id,
+                signup_credits,
+                EntryKind::Grant,
+                "注册赠送 / signup credits",
+                &format!("signup:{}", user.id),
+            )
+            .await
+            .map_err(ApiError::from)?;
+        if let Applied::Now { balance } = applied {
+            user.balance = balance;
+        }
+        tracing::info!(
+            user_id = user.id,
+            credits = signup_credits,
+            "signup credits"
+        );
+    }
     if user.disabled {
         return Err(ApiError::Forbidden(
             "账号已停用 / this account is disabled".into(),

@@ -69,6 +69,7 @@ pub fn code(e: &ApiError) -> &'static str {
         ApiError::CodeRefused { .. } => "sms_code_refused",
         ApiError::IdempotencyKeyReused(_) => "idempotency_key_reused",
         ApiError::Timeout(_) => "timeout",
+        ApiError::Conflict(_) => "conflict",
     }
 }
 

@@ -2,6 +2,7 @@
 //! wrong methods and panics. Handlers live one surface per file.
 
 mod admin_api;
+mod admin_channels;
 mod alerts;
 mod auth;
 mod callback_secret;
@@ -155,9 +156,12 @@ pub fn documented_router(state: &AppState) -> (Router<AppState>, utoipa::openapi
         .routes(routes!(recharge::order))
         .routes(routes!(recharge::order_qr))
         .routes(routes!(recharge::cancel))
+        .routes(routes!(recharge::sandbox_pay))
         .routes(routes!(recharge::notify))
         .routes(routes!(recharge::admin_orders))
-        .routes(routes!(admin_api::channels))
+        .routes(routes!(admin_channels::list, admin_channels::create))
+        .routes(routes!(admin_channels::update, admin_channels::delete))
+        .routes(routes!(admin_channels::test))
         .routes(routes!(
             admin_api::redeem_codes,
             admin_api::create_redeem_codes

@@ -3,12 +3,18 @@
 //! shows one order (asking Alipay about it when it is still open); `POST
 //! /api/payments/alipay/notify` takes Alipay's signed notification and credits exactly once;
 //! `GET /api/finance/orders` and `GET /api/admin/orders` list orders.
+//!
+//! In demo mode without Alipay a built-in sandbox cashier stands in: orders are created with
+//! provider `sandbox` and a `pay_url` on this server (the console's `#/cashier` page), whose
+//! "模拟支付成功" button calls `POST /api/recharge/orders/{id}/sandbox-pay`. That applies a
+//! payment notification through the same code as a verified Alipay one ([`apply_payment`]), so
+//! the money path is the real one. Outside demo mode the sandbox does not exist.
 
 use super::extract::{ApiPath, ApiQuery};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
@@ -16,8 +22,10 @@ use super::admin_api::AdminUser;
 use super::auth::SessionUser;
 use super::extract::JsonBody;
 use super::finance::{FinanceQuery, csv_response};
+use super::tasks::base_url;
+use crate::billing::ledger::random_id;
 use crate::error::ApiError;
-use crate::payments::alipay::TradeRequest;
+use crate::payments::alipay::{Notification, TradeRequest};
 use crate::payments::orders::{Order, PENDING};
 use crate::payments::{fen_to_yuan, reconcile, yuan_to_fen};
 use crate::server::AppState;
@@ -30,7 +38,17 @@ fn subject(order: &Order) -> String {
     format!("元境平台积分充值 {} 元", order.amount_yuan())
 }
 
-fn order_json(state: &AppState, order: &Order) -> Value {
+/// Whether the sandbox cashier stands in for Alipay (demo mode without Alipay, unless
+/// `sandbox.cashier` is off).
+fn sandbox_cashier(state: &AppState) -> bool {
+    state.config.demo && state.alipay.is_none() && state.config.sandbox.cashier
+}
+
+/// The provider of the sandbox cashier's orders.
+const SANDBOX: &str = "sandbox";
+
+/// `origin` is this server's base URL (for the sandbox cashier's `pay_url`).
+fn order_json(state: &AppState, order: &Order, origin: &str) -> Value {
     let mut v = json!({
         "order_id": order.id,
         "provider": order.provider,
@@ -58,6 +76,10 @@ fn order_json(state: &AppState, order: &Order) -> Value {
         v["wap_pay_url"] = json!(alipay.wap_pay_url(&trade));
         v["qr_code"] = json!(order.qr_code);
     }
+    if order.status == PENDING && now_ms() < order.expires_at && order.provider == SANDBOX {
+        // Order ids are letters and digits (see `Orders::create`): nothing to escape.
+        v["pay_url"] = json!(format!("{origin}/#/cashier?order={}", order.id));
+    }
     v
 }
 
@@ -71,6 +93,7 @@ pub async fn config(State(state): State<AppState>, _who: SessionUser) -> Json<Va
     let yuan = |text: &str| yuan_to_fen(text).map(fen_to_yuan).unwrap_or_default();
     Json(json!({
         "alipay": state.alipay.is_some(),
+        "sandbox": sandbox_cashier(&state),
         "credits_per_yuan": billing.credits_per_yuan,
         "min": yuan(&billing.recharge_min_yuan),
         "max": yuan(&billing.recharge_max_yuan),
@@ -84,21 +107,23 @@ pub async fn config(State(state): State<AppState>, _who: SessionUser) -> Json<Va
         (status = 201, description = "Order with its page-pay URL and QR code content", body = super::schema::RechargeOrder),
         (status = 400, description = "Amount missing, malformed or outside the limits", body = super::schema::ErrorBody),
         (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
-        (status = 503, description = "Alipay is not configured", body = super::schema::ErrorBody),
+        (status = 503, description = "Alipay is not configured (and not in demo mode)", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
-/// `POST /api/recharge/alipay {"amount": "10.00"}`.
+/// `POST /api/recharge/alipay {"amount": "10.00"}` (demo mode without Alipay: a sandbox order).
 pub async fn create(
     State(state): State<AppState>,
+    headers: HeaderMap,
     who: SessionUser,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let Some(alipay) = state.alipay.clone() else {
+    let alipay = state.alipay.clone();
+    if alipay.is_none() && !sandbox_cashier(&state) {
         return Err(ApiError::NotConfigured(
             "支付宝充值未开通,请联系管理员 / Alipay recharge is not configured on this server"
                 .into(),
         ));
-    };
+    }
     let amount = match body.get("amount") {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
@@ -131,28 +156,31 @@ pub async fn create(
     let payable_ms = i64::try_from(state.config.alipay.order_timeout_mins)
         .unwrap_or(30)
         .saturating_mul(60_000);
+    let provider = if alipay.is_some() { "alipay" } else { SANDBOX };
     let mut order = state
         .orders
-        .create(who.user.id, "alipay", fen, credits, payable_ms)
+        .create(who.user.id, provider, fen, credits, payable_ms)
         .await?;
-    let subject = subject(&order);
-    let trade = TradeRequest {
-        out_trade_no: &order.id,
-        total_amount: &order.amount_yuan(),
-        subject: &subject,
-    };
-    // The QR code is a bonus: the order and its page-pay URL stand without it.
-    match alipay.precreate(&trade).await {
-        Ok(qr) => {
-            state.orders.set_qr_code(&order.id, &qr).await?;
-            order.qr_code = Some(qr);
-        }
-        Err(e) => {
-            tracing::warn!(order = %order.id, error = %e, "alipay precreate failed; page pay only")
+    if let Some(alipay) = alipay {
+        let subject = subject(&order);
+        let trade = TradeRequest {
+            out_trade_no: &order.id,
+            total_amount: &order.amount_yuan(),
+            subject: &subject,
+        };
+        // The QR code is a bonus: the order and its page-pay URL stand without it.
+        match alipay.precreate(&trade).await {
+            Ok(qr) => {
+                state.orders.set_qr_code(&order.id, &qr).await?;
+                order.qr_code = Some(qr);
+            }
+            Err(e) => {
+                tracing::warn!(order = %order.id, error = %e, "alipay precreate failed; page pay only")
+            }
         }
     }
-    tracing::info!(order = %order.id, user_id = who.user.id, amount_fen = fen, "recharge order created");
-    let body = order_json(&state, &order);
+    tracing::info!(order = %order.id, user_id = who.user.id, amount_fen = fen, provider, "recharge order created");
+    let body = order_json(&state, &order, &base_url(&state, &headers));
     Ok((axum::http::StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -167,6 +195,7 @@ pub async fn create(
 /// `GET /api/recharge/orders/{id}`: the caller's own order (admins: any).
 pub async fn order(
     State(state): State<AppState>,
+    headers: HeaderMap,
     who: SessionUser,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
@@ -184,7 +213,64 @@ pub async fn order(
         }
         order = state.orders.get(&id).await?.ok_or_else(not_found)?;
     }
-    Ok(Json(order_json(&state, &order)))
+    Ok(Json(order_json(
+        &state,
+        &order,
+        &base_url(&state, &headers),
+    )))
+}
+
+#[utoipa::path(post, path = "/api/recharge/orders/{id}/sandbox-pay", tag = "recharge",
+    summary = "沙盒收银台 · 模拟支付成功 / pay a sandbox order (demo mode only)",
+    description = "Demo mode without Alipay only: completes the caller's open `sandbox` order through the same code as a verified Alipay payment notification (credits once).",
+    params(("id" = String, Path, description = "order_id")),
+    responses(
+        (status = 200, description = "The order, now SUCCEEDED", body = super::schema::RechargeOrder),
+        (status = 400, description = "The order is no longer payable", body = super::schema::ErrorBody),
+        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+        (status = 404, description = "No such sandbox order of this user, or not in demo mode", body = super::schema::ErrorBody),
+    ),
+    security(("session" = [], "csrf" = [])))]
+/// `POST /api/recharge/orders/{id}/sandbox-pay`: the sandbox cashier's "模拟支付成功".
+pub async fn sandbox_pay(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: SessionUser,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let not_found = || ApiError::NotFound(format!("sandbox order {id}"));
+    if !sandbox_cashier(&state) {
+        return Err(not_found());
+    }
+    let order = state.orders.get(&id).await?.ok_or_else(not_found)?;
+    if order.user_id != who.user.id || order.provider != SANDBOX {
+        return Err(not_found());
+    }
+    if order.status == PENDING && now_ms() >= order.expires_at {
+        return Err(ApiError::InvalidParameter(
+            "订单已过期,请重新下单 / the order has expired; create a new one".into(),
+        ));
+    }
+    if order.status == PENDING {
+        let notification = Notification {
+            out_trade_no: order.id.clone(),
+            trade_no: format!("SANDBOX{}", &random_id()[..16]),
+            trade_status: "TRADE_SUCCESS".into(),
+            total_amount: order.amount_yuan(),
+        };
+        apply_payment(&state, &notification)
+            .await
+            .map_err(|e| match e {
+                PaymentError::UnknownOrder => not_found(),
+                _ => ApiError::Internal,
+            })?;
+    }
+    let order = state.orders.get(&id).await?.ok_or_else(not_found)?;
+    Ok(Json(order_json(
+        &state,
+        &order,
+        &base_url(&state, &headers),
+    )))
 }
 
 #[utoipa::path(post, path = "/api/recharge/orders/{id}/cancel", tag = "recharge",
@@ -201,6 +287,7 @@ pub async fn order(
 pub async fn cancel(
     State(state): State<AppState>,
     who: SessionUser,
+    headers: axum::http::HeaderMap,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let not_found = || ApiError::NotFound(format!("pending order {id}"));
@@ -210,7 +297,11 @@ pub async fn cancel(
     }
     state.orders.mark_failed(&id, "cancelled").await?;
     let order = state.orders.get(&id).await?.ok_or_else(not_found)?;
-    Ok(Json(order_json(&state, &order)))
+    Ok(Json(order_json(
+        &state,
+        &order,
+        &base_url(&state, &headers),
+    )))
 }
 
 #[utoipa::path(get, path = "/api/recharge/orders/{id}/qr.svg", tag = "recharge",
@@ -278,20 +369,39 @@ pub async fn notify(State(state): State<AppState>, body: Bytes) -> Response {
             return plain("failure");
         }
     };
+    match apply_payment(&state, &notification).await {
+        Ok(()) => plain("success"),
+        Err(_) => plain("failure"),
+    }
+}
+
+/// Why a verified payment notification was not applied.
+#[derive(Debug)]
+enum PaymentError {
+    UnknownOrder,
+    Lookup,
+    AmountMismatch,
+    /// Not applied yet (a database error); Alipay retries, the reconciliation job applies it.
+    NotApplied,
+}
+
+/// Apply a verified payment notification (Alipay's, or the sandbox cashier's): the amount must
+/// be the order's; paid credits the order exactly once, closed fails it.
+async fn apply_payment(state: &AppState, notification: &Notification) -> Result<(), PaymentError> {
     let order = match state.orders.get(&notification.out_trade_no).await {
         Ok(Some(order)) => order,
         Ok(None) => {
-            tracing::warn!(order = %notification.out_trade_no, "alipay notify for an unknown order");
-            return plain("failure");
+            tracing::warn!(order = %notification.out_trade_no, "payment notify for an unknown order");
+            return Err(PaymentError::UnknownOrder);
         }
         Err(e) => {
-            tracing::warn!(error = %e, "alipay notify: order lookup failed");
-            return plain("failure");
+            tracing::warn!(error = %e, "payment notify: order lookup failed");
+            return Err(PaymentError::Lookup);
         }
     };
     if yuan_to_fen(&notification.total_amount) != Some(order.amount_fen) {
-        tracing::error!(order = %order.id, "alipay notify amount differs from the order; refused");
-        return plain("failure");
+        tracing::error!(order = %order.id, "payment notify amount differs from the order; refused");
+        return Err(PaymentError::AmountMismatch);
     }
     let outcome = match notification.trade_status.as_str() {
         "TRADE_SUCCESS" | "TRADE_FINISHED" => state
@@ -299,7 +409,7 @@ pub async fn notify(State(state): State<AppState>, body: Bytes) -> Response {
             .mark_paid(&order, &notification.trade_no)
             .await
             .map(|paid| {
-                tracing::info!(order = %order.id, credits = order.credits, ?paid, "alipay notify applied");
+                tracing::info!(order = %order.id, provider = %order.provider, credits = order.credits, ?paid, "payment notify applied");
             })
             .map_err(|e| e.to_string()),
         "TRADE_CLOSED" => state
@@ -310,18 +420,16 @@ pub async fn notify(State(state): State<AppState>, body: Bytes) -> Response {
             .map_err(|e| e.to_string()),
         _ => Ok(()),
     };
-    match outcome {
-        Ok(()) => plain("success"),
+    outcome.map_err(|e| {
         // Alipay retries; the next delivery or the reconciliation job applies it.
-        Err(e) => {
-            tracing::warn!(order = %order.id, error = %e, "alipay notify not applied yet");
-            plain("failure")
-        }
-    }
+        tracing::warn!(order = %order.id, error = %e, "payment notify not applied yet");
+        PaymentError::NotApplied
+    })
 }
 
 fn orders_response(
     state: &AppState,
+    headers: &HeaderMap,
     orders: &[Order],
     q: &FinanceQuery,
     with_user: bool,
@@ -366,7 +474,7 @@ fn orders_response(
     let data: Vec<Value> = orders
         .iter()
         .map(|o| {
-            let mut v = order_json(state, o);
+            let mut v = order_json(state, o, &base_url(state, headers));
             if with_user {
                 v["user_id"] = json!(o.user_id);
             }
@@ -391,11 +499,12 @@ fn orders_response(
 /// `GET /api/finance/orders`: the caller's recharge orders.
 pub async fn my_orders(
     State(state): State<AppState>,
+    headers: HeaderMap,
     who: SessionUser,
     ApiQuery(q): ApiQuery<FinanceQuery>,
 ) -> Result<Response, ApiError> {
     let orders = state.orders.list(Some(who.user.id), q.limit()?).await?;
-    orders_response(&state, &orders, &q, false)
+    orders_response(&state, &headers, &orders, &q, false)
 }
 
 #[utoipa::path(get, path = "/api/admin/orders", tag = "admin",
@@ -414,9 +523,10 @@ pub async fn my_orders(
 /// `GET /api/admin/orders`: everyone's recharge orders.
 pub async fn admin_orders(
     State(state): State<AppState>,
+    headers: HeaderMap,
     _admin: AdminUser,
     ApiQuery(q): ApiQuery<FinanceQuery>,
 ) -> Result<Response, ApiError> {
     let orders = state.orders.list(None, q.limit()?).await?;
-    orders_response(&state, &orders, &q, true)
+    orders_response(&state, &headers, &orders, &q, true)
 }

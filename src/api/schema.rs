@@ -438,7 +438,7 @@ pub struct RechargeOrder {
     pub created_at: i64,
     pub expires_at: i64,
     pub paid_at: Option<i64>,
-    /// Alipay desktop cashier URL.
+    /// Alipay desktop cashier URL (the sandbox cashier's page on this server in demo mode).
     #[schema(nullable = false)]
     pub pay_url: Option<String>,
     /// Alipay phone-browser pay URL (`alipay.trade.wap.pay`).
@@ -505,7 +505,14 @@ pub struct ChannelRow {
     pub name: String,
     pub vendor: String,
     pub base_url: String,
+    /// The vendor key, masked (`sk-Ab…xyz`); the key itself is never returned.
+    pub key: String,
     pub models: Vec<String>,
+    /// Our model id → the vendor's name for it, where they differ.
+    pub mapping: std::collections::BTreeMap<String, String>,
+    /// Credits per million tokens for models only this channel knows.
+    pub price_in: Option<i64>,
+    pub price_out: Option<i64>,
     pub enabled: bool,
     pub priority: i64,
     pub weight: i64,
@@ -514,6 +521,42 @@ pub struct ChannelRow {
     pub healthy: bool,
     pub cooling_until: Option<i64>,
     pub cooling_reason: Option<String>,
+}
+
+/// A channel to add (`POST`), or the fields to change (`PATCH`, all optional; an absent or empty
+/// `api_key` keeps the current key).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ChannelBody {
+    pub name: Option<String>,
+    /// openai, dashscope, ark, modelark, vidu, zhipu.
+    #[schema(example = "openai")]
+    pub vendor: Option<String>,
+    #[schema(example = "https://api.openai.com/v1")]
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    /// Model ids, each `model` or `model=upstream-name`.
+    #[schema(example = json!(["gpt-4o-mini", "qwen3-max=qwen-max"]))]
+    pub models: Option<Vec<String>>,
+    /// Our model id → the vendor's name for it (applied on top of `models`).
+    pub mapping: Option<std::collections::BTreeMap<String, String>>,
+    pub priority: Option<i64>,
+    #[schema(minimum = 1)]
+    pub weight: Option<i64>,
+    pub enabled: Option<bool>,
+    pub max_concurrency: Option<i64>,
+    pub rpm: Option<i64>,
+    pub price_in: Option<i64>,
+    pub price_out: Option<i64>,
+}
+
+/// The outcome of a channel test.
+#[derive(Serialize, ToSchema)]
+pub struct ChannelTest {
+    pub ok: bool,
+    pub latency_ms: u64,
+    /// What went wrong: the vendor's message when it sent one.
+    #[schema(nullable = false)]
+    pub error: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -581,6 +624,8 @@ pub struct AlipayNotification {
 pub struct RechargeConfig {
     /// Whether Alipay recharge is configured.
     pub alipay: bool,
+    /// Demo mode without Alipay: orders are paid at the built-in sandbox cashier.
+    pub sandbox: bool,
     pub credits_per_yuan: i64,
     #[schema(example = "1.00")]
     pub min: String,

@@ -5,6 +5,7 @@
 //! by another process (the `admin` CLI); changes made here reload at once.
 
 pub mod health;
+pub mod probe;
 pub mod store;
 
 use std::collections::HashMap;
@@ -306,6 +307,18 @@ impl Channels {
         if stamp == self.table().stamp {
             return Ok(false);
         }
+        self.rebuild(stamp).await?;
+        Ok(true)
+    }
+
+    /// Reload now, whatever the stamp says (after a change made by this process: two changes
+    /// within the same millisecond leave the stamp as it was).
+    pub async fn reload(&self) -> Result<(), store::ChannelError> {
+        let stamp = self.store.stamp().await?;
+        self.rebuild(stamp).await
+    }
+
+    async fn rebuild(&self, stamp: (i64, i64)) -> Result<(), store::ChannelError> {
         let table = Arc::new(ChannelTable::build(
             &self.base,
             self.store.load_all().await?,
@@ -316,11 +329,16 @@ impl Channels {
             Ok(mut guard) => *guard = table,
             Err(poisoned) => *poisoned.into_inner() = table,
         }
-        Ok(true)
+        Ok(())
     }
 
     pub fn store(&self) -> &ChannelStore {
         &self.store
+    }
+
+    /// The catalog without channel-only models (what channel definitions are checked against).
+    pub fn base_catalog(&self) -> &Catalog {
+        &self.base
     }
 }
 

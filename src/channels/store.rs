@@ -112,6 +112,54 @@ impl ChannelStore {
         Ok(id)
     }
 
+    /// Replace a channel's definition (its key too: pass the current one to keep it); false when
+    /// no such channel exists. Cooling-off state is cleared: the definition changed.
+    pub async fn update(&self, id: i64, c: &NewChannel) -> Result<bool, ChannelError> {
+        let models = serde_json::to_string(&c.models).unwrap_or_else(|_| "[]".into());
+        let done = sqlx::query(
+            "UPDATE channels SET name = $1, vendor = $2, base_url = $3, api_key_enc = $4, models = $5, priority = $6, \
+             weight = $7, price_in = $8, price_out = $9, max_concurrency = $10, rpm = $11, updated_at = $12, \
+             cooling_until = NULL, cooling_reason = NULL WHERE id = $13",
+        )
+        .bind(&c.name)
+        .bind(c.vendor.as_str())
+        .bind(c.base_url.trim_end_matches('/'))
+        .bind(self.secrets.seal(&c.api_key))
+        .bind(models)
+        .bind(c.priority)
+        .bind(c.weight)
+        .bind(c.price_in)
+        .bind(c.price_out)
+        .bind(c.max_concurrency)
+        .bind(c.rpm)
+        .bind(now_ms())
+        .bind(id)
+        .execute(self.db.writer())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Tasks not finished yet that were sent through the channel.
+    pub async fn unfinished_tasks(&self, id: i64) -> Result<i64, ChannelError> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM tasks WHERE channel_id = $1 \
+             AND status NOT IN ('SUCCEEDED', 'FAILED')",
+        )
+        .bind(id)
+        .fetch_one(self.db.reader())
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Delete a channel; false when no such channel exists.
+    pub async fn delete(&self, id: i64) -> Result<bool, ChannelError> {
+        let done = sqlx::query("DELETE FROM channels WHERE id = $1")
+            .bind(id)
+            .execute(self.db.writer())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Enable or disable a channel; false when no such channel exists.
     pub async fn set_enabled(&self, id: i64, enabled: bool) -> Result<bool, ChannelError> {
         let done = sqlx::query("UPDATE channels SET enabled = $1, updated_at = $2 WHERE id = $3")

@@ -1,13 +1,14 @@
-//! The client side of the binary: `llmage chat|image|video|task …` talk to a running llmage
+//! The client side of the binary: `llmage chat|image|video|task|models …` talk to a running llmage
 //! server over HTTP (`LLMAGE_BASE_URL`, `LLMAGE_API_KEY`, or `--base-url` / `--api-key`). They
 //! never load the server config or open a database.
 //!
-//! One file per command ([`chat`], [`media`] for `image` and `video`, [`task`]); this file holds
+//! One file per command ([`chat`], [`media`] for `image` and `video`, [`task`], [`models`]); this file holds
 //! the clap definitions they share, the HTTP client, URL joining and the server's error bodies.
 //! User-facing text is Chinese first with English alongside.
 
 mod chat;
 mod media;
+mod models;
 mod task;
 
 use std::fmt;
@@ -24,14 +25,51 @@ pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:8080";
 #[derive(Subcommand)]
 pub enum ClientCommand {
     /// 对话(流式输出)/ Chat with a model, streaming the answer to stdout.
+    #[command(after_help = CHAT_EXAMPLES)]
     Chat(chat::ChatArgs),
     /// 生成图片并下载 / Generate an image (t2i), wait for it and download it.
+    #[command(after_help = IMAGE_EXAMPLES)]
     Image(media::ImageArgs),
     /// 生成视频并下载 / Generate a video (t2v, i2v, ref2v), wait for it and download it.
+    #[command(after_help = VIDEO_EXAMPLES)]
     Video(media::VideoArgs),
     /// 查询任务 / Show an image or video task.
+    #[command(after_help = TASK_EXAMPLES)]
     Task(task::TaskArgs),
+    /// 模型列表与价格 / List the catalog's models with their prices.
+    #[command(after_help = MODELS_EXAMPLES)]
+    Models(models::ModelsArgs),
 }
+
+// The examples under each command's `--help`. tests/cli_help.rs runs every line that starts
+// with `  llmage ` against a demo server, so they stay true.
+const CHAT_EXAMPLES: &str = "\
+Examples / 示例 (LLMAGE_BASE_URL and LLMAGE_API_KEY set):
+  llmage chat -m qwen3-max 你好
+  llmage chat -m qwen3-max -s 回答要简洁 --no-stream 介绍一下你自己
+  echo 1+2 | llmage chat --model qwen3-max
+";
+const IMAGE_EXAMPLES: &str = "\
+Examples / 示例:
+  llmage image -m wan2.2-t2i-plus --prompt 一只猫 --out /tmp
+  llmage image -m wan2.2-t2i-plus --prompt 一只猫 --param negative_prompt=模糊 --no-wait
+";
+const VIDEO_EXAMPLES: &str = "\
+Examples / 示例:
+  llmage video --catelogid t2v -m happyhorse-1.0-t2v --prompt 海边日落 --param duration=5 --out /tmp
+  llmage video --catelogid t2v -m viduq3-pro --prompt 海边日落 --no-wait
+";
+const TASK_EXAMPLES: &str = "\
+Examples / 示例 (TASKID from `llmage image … --no-wait`):
+  llmage task TASKID
+  llmage task TASKID --json
+";
+const MODELS_EXAMPLES: &str = "\
+Examples / 示例:
+  llmage models
+  llmage models --category t2v
+  llmage models --json
+";
 
 /// Where the server is and who we are; shared by every client command.
 #[derive(Args, Clone, Debug)]
@@ -74,6 +112,7 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Image(args) => media::run_image(args).await,
         ClientCommand::Video(args) => media::run_video(args).await,
         ClientCommand::Task(args) => task::run(args).await,
+        ClientCommand::Models(args) => models::run(args).await,
     }
 }
 

@@ -144,12 +144,24 @@ impl Orders {
                 order.user_id,
                 crate::billing::units(order.credits),
                 EntryKind::Recharge,
-                &format!(
-                    "支付宝充值 {} 元 / Alipay recharge, order {}, trade {trade_no}",
-                    order.amount_yuan(),
-                    order.id
-                ),
-                Some(&format!("支付宝充值 ¥{}", order.amount_yuan())),
+                &if order.provider == "sandbox" {
+                    format!(
+                        "沙盒充值 {} 元(演示,未收款)/ sandbox recharge (demo, no money), order {}, trade {trade_no}",
+                        order.amount_yuan(),
+                        order.id
+                    )
+                } else {
+                    format!(
+                        "支付宝充值 {} 元 / Alipay recharge, order {}, trade {trade_no}",
+                        order.amount_yuan(),
+                        order.id
+                    )
+                },
+                Some(&if order.provider == "sandbox" {
+                    format!("沙盒充值 ¥{}(演示)", order.amount_yuan())
+                } else {
+                    format!("支付宝充值 ¥{}", order.amount_yuan())
+                }),
                 &format!("recharge:{}", order.id),
             )
             .await?;

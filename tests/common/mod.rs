@@ -63,6 +63,34 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_llmage"))
 }
 
+/// The name of a new test database: `llmage_test_` (or `LLMAGE_TEST_DB_PREFIX`, which the test
+/// command sets per run so that it drops only its own databases) and a random suffix.
+pub fn test_database_name() -> String {
+    let prefix = std::env::var("LLMAGE_TEST_DB_PREFIX")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "llmage_test_".into());
+    format!("{prefix}{}", llmage::billing::ledger::random_id())
+}
+
+/// The PostgreSQL server for tests that always need one (`LLMAGE_TEST_DATABASE_URL`, else
+/// `LLMAGE_TEST_POSTGRES_URL`, else the local default).
+pub fn postgres_admin_url() -> String {
+    ["LLMAGE_TEST_DATABASE_URL", "LLMAGE_TEST_POSTGRES_URL"]
+        .iter()
+        .filter_map(|v| std::env::var(v).ok())
+        .find(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// The Redis server for tests that need one (`LLMAGE_TEST_REDIS_URL`, else the local default).
+pub fn redis_url() -> String {
+    std::env::var("LLMAGE_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379/0".into())
+}
+
 /// A database URL for a new test: a fresh PostgreSQL database or SQLite in `dir`.
 pub async fn database_url(dir: &std::path::Path) -> String {
     match std::env::var("LLMAGE_TEST_DATABASE_URL") {
@@ -73,7 +101,7 @@ pub async fn database_url(dir: &std::path::Path) -> String {
                 .unwrap_or_else(|e| {
                     panic!("LLMAGE_TEST_DATABASE_URL is set but PostgreSQL is unreachable: {e}")
                 });
-            let name = format!("llmage_test_{}", llmage::billing::ledger::random_id());
+            let name = test_database_name();
             sqlx::query(&format!("CREATE DATABASE \"{name}\""))
                 .execute(&mut conn)
                 .await
@@ -115,6 +143,10 @@ impl Server {
             .env("LLMAGE_BILLING__HOLD_LEASE_SECS", "3")
             .env("LLMAGE_SANDBOX__IMAGE_MS", "300")
             .env("LLMAGE_SANDBOX__VIDEO_MS", "800")
+            // New phones start at 0 credits and recharge needs Alipay, as outside demo mode;
+            // tests of demo mode's trial credits and sandbox cashier turn them back on.
+            .env("LLMAGE_SIGNUP_CREDITS", "0")
+            .env("LLMAGE_SANDBOX__CASHIER", "false")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -100,41 +100,251 @@ page(
   { admin: true, title: 'admin.users' },
 );
 
+// ------------------------------------------------------------------ channels
+// List with health, priority, weight, models and mapping; add / edit / enable-disable / delete;
+// "测试" runs the smallest real call through the channel (POST /api/admin/channels/{id}/test).
+
+Object.assign(window.LLMAGE_I18N.zh, {
+  'channels.add': '添加渠道',
+  'channels.edit': '编辑渠道 #{id}',
+  'channels.edit_btn': '编辑',
+  'channels.key': '密钥',
+  'channels.key_keep': '留空则保持原密钥',
+  'channels.models_hint': '逗号或换行分隔；写成 模型=上游名称 可映射到供应商的模型名',
+  'channels.mapping': '映射',
+  'channels.test': '测试',
+  'channels.test_ok': '可用 · {ms} ms',
+  'channels.test_failed': '失败',
+  'channels.enable': '启用',
+  'channels.disable': '停用',
+  'channels.confirm_delete': '确定删除渠道 {name} 吗？',
+  'channels.deleted': '已删除',
+  'channels.saved': '已保存',
+  'channels.need': '请填写：{fields}',
+  'channels.base_hint': '例如 {example}',
+  'channels.limits': '并发上限 / 每分钟请求（可空）',
+  'channels.none': '还没有渠道。演示模式下没有渠道的模型由离线沙盒回答；添加渠道后由真实模型回答。',
+});
+Object.assign(window.LLMAGE_I18N.en, {
+  'channels.add': 'Add channel',
+  'channels.edit': 'Edit channel #{id}',
+  'channels.edit_btn': 'Edit',
+  'channels.key': 'Key',
+  'channels.key_keep': 'Leave empty to keep the current key',
+  'channels.models_hint': 'Comma or newline separated; model=upstream-name maps to the vendor\'s model name',
+  'channels.mapping': 'Mapping',
+  'channels.test': 'Test',
+  'channels.test_ok': 'OK · {ms} ms',
+  'channels.test_failed': 'Failed',
+  'channels.enable': 'Enable',
+  'channels.disable': 'Disable',
+  'channels.confirm_delete': 'Delete channel {name}?',
+  'channels.deleted': 'Deleted',
+  'channels.saved': 'Saved',
+  'channels.need': 'Please fill in: {fields}',
+  'channels.base_hint': 'e.g. {example}',
+  'channels.limits': 'Max concurrency / requests per minute (optional)',
+  'channels.none': 'No channels yet. In demo mode the offline sandbox answers models without a channel; add a channel and real models answer.',
+});
+
+// Vendors a channel can speak, with a base URL example each (as `llmage admin channel add --help`).
+const CHANNEL_VENDORS = [
+  ['openai', 'OpenAI-compatible', 'https://api.openai.com/v1'],
+  ['dashscope', 'DashScope 阿里云百炼', 'https://dashscope.aliyuncs.com'],
+  ['ark', 'Volcengine Ark 火山方舟', 'https://ark.cn-beijing.volces.com/api/v3'],
+  ['modelark', 'BytePlus ModelArk', 'https://ark.ap-southeast.bytepluses.com/api/v3'],
+  ['vidu', 'Vidu', 'https://api.vidu.cn'],
+  ['zhipu', 'Zhipu 智谱', 'https://open.bigmodel.cn/api/paas/v4'],
+];
+
 page(
   '/admin/channels',
   async (main, params, ctx) => {
     const slot = h('div#admin-channels', spinner());
-    main.append(pageHead(t('admin.channels')), card(null, slot));
-    try {
-      const r = await get('/api/admin/channels');
-      if (!ctx.alive) return;
+    const addBtn = h('button.btn.btn-primary#channel-add', { type: 'button', onclick: () => editDialog(null) }, t('channels.add'));
+    main.append(pageHead(t('admin.channels'), addBtn), card(null, slot));
+    const results = {}; // channel id -> last test outcome
+    let channels = [];
+
+    function testCell(c) {
+      const out = results[c.id];
+      const box = h('span.channel-test', { id: 'channel-test-' + c.id });
+      if (out && out.ok) box.appendChild(badge(t('channels.test_ok', { ms: out.latency_ms }), 'ok'));
+      else if (out) box.append(badge(t('channels.test_failed'), 'bad'), h('div.small.muted.channel-test-error', out.error || ''));
+      return box;
+    }
+    function render() {
       const now = Date.now() / 1000;
+      if (!channels.length) {
+        clear(slot).appendChild(h('p.muted#channels-empty', t('channels.none')));
+        return;
+      }
       clear(slot).appendChild(
         table(
           [
             { label: 'ID', get: (c) => c.id },
             { label: t('common.name'), get: (c) => h('strong', c.name) },
             { label: t('admin.vendor'), get: (c) => c.vendor },
-            { label: t('admin.base_url'), get: (c) => h('code.small.break', c.base_url || '–') },
+            { label: t('admin.base_url'), get: (c) => [h('code.small.break', c.base_url || '–'), h('div.small.muted', t('channels.key') + ' ' + (c.key || ''))] },
             { label: t('admin.models'), get: (c) => h('div.chip-list', (c.models || []).map((m) => h('code.chip', m))) },
+            {
+              label: t('channels.mapping'),
+              get: (c) => {
+                const pairs = Object.entries(c.mapping || {});
+                return pairs.length ? h('div.small', pairs.map(([a, b]) => h('div', h('code', a), ' → ', h('code', b)))) : '–';
+              },
+            },
             { label: t('admin.priority') + ' / ' + t('admin.weight'), get: (c) => `${c.priority ?? '–'} / ${c.weight ?? '–'}`, cls: 'num' },
             {
               label: t('admin.health'),
-              get: (c) =>
+              get: (c) => [
                 !c.enabled
                   ? badge(t('admin.off'), 'neutral')
                   : c.cooling_until && c.cooling_until > now
                     ? [badge(t('admin.cooling', { time: fmtTime(c.cooling_until) }), 'warn'), c.cooling_reason ? h('div.small.muted', c.cooling_reason) : null]
                     : badge(t('admin.healthy'), 'ok'),
+                testCell(c),
+              ],
+            },
+            {
+              label: t('common.actions'),
+              cls: 'actions',
+              get: (c) => [
+                h('button.btn.btn-small.btn-ghost.channel-test-btn', { type: 'button', dataset: { id: c.id }, onclick: (e) => test(c, e.currentTarget) }, t('channels.test')),
+                h('button.btn.btn-small.btn-ghost.channel-edit-btn', { type: 'button', dataset: { id: c.id }, onclick: () => editDialog(c) }, t('channels.edit_btn')),
+                h(
+                  'button.btn.btn-small.btn-ghost.channel-toggle-btn',
+                  { type: 'button', dataset: { id: c.id }, onclick: (e) => setEnabled(c, !c.enabled, e.currentTarget) },
+                  c.enabled ? t('channels.disable') : t('channels.enable'),
+                ),
+                h('button.btn.btn-small.btn-danger-ghost.channel-delete-btn', { type: 'button', dataset: { id: c.id }, onclick: (e) => remove(c, e.currentTarget) }, t('common.delete')),
+              ],
             },
           ],
-          r.data || [],
+          channels,
           { id: 'channels-table' },
         ),
       );
-    } catch (err) {
-      showError(slot, err);
     }
+    async function load() {
+      try {
+        const r = await get('/api/admin/channels');
+        if (!ctx.alive) return;
+        channels = r.data || [];
+        render();
+      } catch (err) {
+        showError(slot, err);
+      }
+    }
+    const path = (c) => '/api/admin/channels/' + encodeURIComponent(c.id);
+    async function test(c, btn) {
+      await busy(btn, async () => {
+        try {
+          results[c.id] = await post(path(c) + '/test');
+          if (ctx.alive) render();
+        } catch (err) {
+          toastError(err);
+        }
+      });
+    }
+    async function setEnabled(c, enabled, btn) {
+      await busy(btn, async () => {
+        try {
+          await api('PATCH', path(c), { enabled });
+          load();
+        } catch (err) {
+          toastError(err);
+        }
+      });
+    }
+    async function remove(c, btn) {
+      if (!(await confirmDialog(t('common.delete'), t('channels.confirm_delete', { name: c.name }), t('common.delete'), 'danger'))) return;
+      await busy(btn, async () => {
+        try {
+          await api('DELETE', path(c));
+          toast(t('channels.deleted'), 'ok');
+          load();
+        } catch (err) {
+          toastError(err);
+        }
+      });
+    }
+    function editDialog(c) {
+      const vendor = h(
+        'select#channel-vendor',
+        CHANNEL_VENDORS.map(([v, label]) => h('option', { value: v, selected: c ? c.vendor === v : v === 'openai' }, label)),
+      );
+      const baseHint = h('span');
+      const name = h('input#channel-name', { type: 'text', maxlength: 100, value: c ? c.name : '' });
+      const base = h('input#channel-base-url', { type: 'url', value: c ? c.base_url : '' });
+      const key = h('input#channel-key', { type: 'password', autocomplete: 'off', placeholder: c ? t('channels.key_keep') : '' });
+      const specs = c ? (c.models || []).map((m) => (c.mapping && c.mapping[m] ? m + '=' + c.mapping[m] : m)) : [];
+      const models = h('textarea#channel-models', { rows: 3 }, specs.join('\n'));
+      const priority = h('input#channel-priority', { type: 'number', step: 1, value: c ? c.priority : 0 });
+      const weight = h('input#channel-weight', { type: 'number', min: 1, step: 1, value: c ? c.weight : 1 });
+      const conc = h('input#channel-max-concurrency', { type: 'number', min: 1, step: 1, value: c && c.max_concurrency != null ? c.max_concurrency : '' });
+      const rpm = h('input#channel-rpm', { type: 'number', min: 1, step: 1, value: c && c.rpm != null ? c.rpm : '' });
+      const msg = h('div.form-msg#channel-error');
+      const showHint = () => {
+        const v = CHANNEL_VENDORS.find(([id]) => id === vendor.value);
+        baseHint.textContent = v ? t('channels.base_hint', { example: v[2] }) : '';
+        base.placeholder = v ? v[2] : '';
+      };
+      vendor.addEventListener('change', showHint);
+      showHint();
+      const optionalInt = (el) => (el.value.trim() === '' ? null : Number(el.value));
+      dialog(
+        c ? t('channels.edit', { id: c.id }) : t('channels.add'),
+        [
+          h('div.grid-2', field(t('admin.vendor'), vendor), field(t('common.name'), name)),
+          field(t('admin.base_url'), base, baseHint),
+          field(t('channels.key'), key),
+          field(t('admin.models'), models, t('channels.models_hint')),
+          h('div.grid-2', field(t('admin.priority'), priority), field(t('admin.weight'), weight)),
+          h('div.grid-2', field(t('channels.limits'), conc), field('RPM', rpm)),
+          msg,
+        ],
+        [
+          { label: t('common.cancel') },
+          {
+            label: t('common.save'),
+            kind: 'primary',
+            id: 'channel-save',
+            onclick: async (close) => {
+              clear(msg);
+              const list = models.value.split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
+              const missing = [];
+              if (!base.value.trim()) missing.push(t('admin.base_url'));
+              if (!c && !key.value.trim()) missing.push(t('channels.key'));
+              if (!list.length) missing.push(t('admin.models'));
+              if (missing.length) return showError(msg, new Error(t('channels.need', { fields: missing.join('、') })));
+              const body = {
+                vendor: vendor.value,
+                base_url: base.value.trim(),
+                models: list,
+                priority: Number(priority.value || 0),
+                weight: Number(weight.value || 1),
+              };
+              if (name.value.trim()) body.name = name.value.trim();
+              if (key.value.trim()) body.api_key = key.value.trim();
+              if (optionalInt(conc) !== null) body.max_concurrency = optionalInt(conc);
+              if (optionalInt(rpm) !== null) body.rpm = optionalInt(rpm);
+              try {
+                if (c) await api('PATCH', path(c), body);
+                else await post('/api/admin/channels', body);
+                close();
+                toast(t('channels.saved'), 'ok');
+                load();
+              } catch (err) {
+                showError(msg, err);
+              }
+            },
+          },
+        ],
+        { id: 'channel-dialog', sticky: true },
+      );
+    }
+    load();
   },
   { admin: true, title: 'admin.channels' },
 );
