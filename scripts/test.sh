@@ -131,10 +131,10 @@ if [ -x "$venv/bin/python" ] || python3 -m venv "$venv" >/dev/null 2>&1; then
   fi
 fi
 if [ "$python_ok" = 0 ]; then
-  skip 'binary(s3) | test(openai_python_sdk_works) | test(the_document_is_valid_openapi_3_1_and_matches_the_router) | test(the_docs_examples_run_against_the_demo_server)' \
+  skip 'binary(s3) | test(openai_python_sdk_works) | test(the_official_python_sdk_works_on_both_bases) | test(the_official_node_sdk_works_on_both_bases) | test(the_document_is_valid_openapi_3_1_and_matches_the_router) | test(the_docs_examples_run_against_the_demo_server)' \
     "Python tests (S3 via moto, the OpenAI SDK, the OpenAPI validator, the docs' examples): no Python virtual environment (apt-get install python3-venv)"
 elif ! command -v node >/dev/null; then
-  skip 'test(the_docs_examples_run_against_the_demo_server)' "the docs' examples: no Node.js (apt-get install nodejs)"
+  skip 'test(the_docs_examples_run_against_the_demo_server) | test(the_official_node_sdk_works_on_both_bases)' "the docs' examples and the OpenAI Node SDK: no Node.js (apt-get install nodejs)"
 fi
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   skip "$browser_tests" "browser tests of the console: no /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium chromium-driver)"

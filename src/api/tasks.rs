@@ -230,10 +230,11 @@ pub(super) async fn read_multipart(
         }
         let filename = field.file_name().map(str::to_owned);
         let is_file = filename.is_some();
-        if is_file && submission.files.is_empty() {
-            if let Some(gate) = &gate {
-                gate.check(&submission.fields).await?;
-            }
+        if is_file
+            && submission.files.is_empty()
+            && let Some(gate) = &gate
+        {
+            gate.check(&submission.fields).await?;
         }
         let limit = if is_file {
             limits.max_file_bytes

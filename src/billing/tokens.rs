@@ -222,7 +222,7 @@ mod tests {
             {"type": "text", "text": "hi"},
             {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]});
         let with_image = input_bound(image.as_object().unwrap());
-        assert!(with_image >= MEDIA_PART_TOKENS && with_image < MEDIA_PART_TOKENS + 64);
+        assert!((MEDIA_PART_TOKENS..MEDIA_PART_TOKENS + 64).contains(&with_image));
         let settings = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
             "temperature": 0.5, "max_tokens": 10, "n": 3});
         assert_eq!(input_bound(settings.as_object().unwrap()), base);

@@ -627,7 +627,7 @@ impl Pump {
             if let Some(u) = chunk.usage().and_then(usage_from) {
                 reported = Some(u);
             }
-            if !(usage_only && !self.req.include_usage) {
+            if !usage_only || self.req.include_usage {
                 let credits = reported
                     .filter(|_| usage_only)
                     .map(|u| credits_json(self.bill.price_of(u)));

@@ -141,7 +141,7 @@ impl<'a> Answer<'a> {
                     if let (Some(credits), Some(Value::Object(usage))) =
                         (credits, obj.get_mut("usage"))
                     {
-                        usage.insert("credits".into(), credits.into());
+                        usage.insert("credits".into(), credits);
                     }
                 }
                 // Serializing a Value into a Vec cannot fail.
@@ -281,7 +281,7 @@ impl<'a> Shallow<'a> {
             (None, _) => None,
         };
         if let (Some(credits), Some(Value::Object(u))) = (credits, usage.as_mut()) {
-            u.insert("credits".into(), credits.into());
+            u.insert("credits".into(), credits);
         }
 
         let write_seed_field = |out: &mut Vec<u8>, i: usize| match i {

@@ -192,18 +192,18 @@ async fn chat(
         let mut written = 0;
         let mut first = true;
         while left.iter().any(|l| *l > 0) {
-            for i in 0..plan.n {
-                if left[i] == 0 {
+            for (i, left) in left.iter_mut().enumerate().take(plan.n) {
+                if *left == 0 {
                     continue;
                 }
-                let t = step.min(left[i]);
-                left[i] -= t;
+                let t = step.min(*left);
+                *left -= t;
                 let mut delta = json!({"content": "字".repeat(t as usize)});
                 if first {
                     delta["role"] = json!("assistant");
                     first = false;
                 }
-                let finish = if left[i] == 0 {
+                let finish = if *left == 0 {
                     json!("length")
                 } else {
                     Value::Null
