@@ -248,7 +248,7 @@ async fn fails_over_to_the_next_channel_on_503() {
     )
     .await;
     // (Calls made while waiting for the disable to land succeeded and were billed.)
-    let before = server.money(PHONE).await;
+    let before = server.money_units(PHONE).await;
     assert_eq!(before.0, before.1);
     let (status, v) = server
         .post_json(
@@ -263,7 +263,7 @@ async fn fails_over_to_the_next_channel_on_503() {
         json!({"error": "Upstream error: upstream answered HTTP 503"})
     );
     assert_eq!(
-        server.money(PHONE).await,
+        server.money_units(PHONE).await,
         before,
         "a failed call costs nothing"
     );

@@ -34,9 +34,11 @@ async fn login(b: &Browser, server: &Server, phone: &str) {
     b.wait_for("#balance-chip").await;
 }
 
+/// The top bar's balance, in ledger units (it shows credits with up to 4 decimals).
 async fn shown_balance(b: &Browser) -> i64 {
     let text = b.text("#balance-chip [data-balance]").await;
-    text.replace([',', ' '], "").parse().unwrap_or(-1)
+    let credits: f64 = text.replace([',', ' '], "").parse().unwrap_or(-1.0);
+    (credits * 10_000.0).round() as i64
 }
 
 /// Demo mode as a newcomer meets it: trial credits and the sandbox cashier on.
@@ -81,7 +83,7 @@ async fn a_new_phone_in_demo_mode_tries_the_playground_and_recharges_at_the_sand
         "{answer}"
     );
     b.wait_text(".chat-usage", "积分").await;
-    let after_chat = eventually_balance_below(&server, phone, 1000).await;
+    let after_chat = eventually_balance_below(&server, phone, 1000 * 10_000).await;
     b.screenshot("demo-playground").await;
 
     // Recharge ¥10: the pay link opens the sandbox cashier on this server.
@@ -110,16 +112,17 @@ async fn a_new_phone_in_demo_mode_tries_the_playground_and_recharges_at_the_sand
     b.click("#sandbox-pay").await;
     b.wait_text("#pay-success", "支付成功").await;
     assert!(b.text("#cashier-status").await.contains("成功"));
-    let expected = after_chat + 1000;
+    let expected = after_chat + 1000 * 10_000;
+    let shown = llmage::billing::credits_text(expected);
     b.wait_js(
         &format!(
-            "return document.querySelector('#balance-chip [data-balance]').textContent.replace(/,/g, '') === '{expected}'"
+            "return document.querySelector('#balance-chip [data-balance]').textContent.replace(/,/g, '') === '{shown}'"
         ),
         "the balance 1,000 higher",
     )
     .await;
     assert_eq!(shown_balance(&b).await, expected);
-    assert_eq!(server.money(phone).await, (expected, expected));
+    assert_eq!(server.money_units(phone).await, (expected, expected));
     b.screenshot("demo-cashier-paid").await;
 
     // The order is SUCCEEDED; paying again credits nothing more.
@@ -131,17 +134,17 @@ async fn a_new_phone_in_demo_mode_tries_the_playground_and_recharges_at_the_sand
         .await;
     assert_eq!(again[0], 200, "{again}");
     assert_eq!(again[1]["status"], "SUCCEEDED");
-    assert_eq!(server.money(phone).await, (expected, expected));
+    assert_eq!(server.money_units(phone).await, (expected, expected));
     b.close().await;
 }
 
-/// The ledger balance once it dropped below `limit` (the chat's settlement).
+/// The ledger balance (units) once it dropped below `limit` (the chat's settlement).
 async fn eventually_balance_below(server: &Server, phone: &str, limit: i64) -> i64 {
     eventually(Duration::from_secs(10), "the chat charged", || async {
-        server.money(phone).await.0 < limit
+        server.money_units(phone).await.0 < limit
     })
     .await;
-    let (balance, sum) = server.money(phone).await;
+    let (balance, sum) = server.money_units(phone).await;
     assert_eq!(balance, sum);
     balance
 }

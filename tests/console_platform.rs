@@ -418,10 +418,11 @@ async fn eventually_spent(b: &Browser, key_id: i64) -> i64 {
         let spent = keys["data"]
             .as_array()
             .and_then(|d| d.iter().find(|k| k["id"] == key_id))
-            .and_then(|k| k["month_spent"].as_i64())
-            .unwrap_or(0);
-        if spent > 0 {
-            return spent;
+            .and_then(|k| k["month_spent"].as_f64())
+            .unwrap_or(0.0);
+        // The limit is whole credits: the spend so far, rounded up.
+        if spent > 0.0 {
+            return spent.ceil() as i64;
         }
         assert!(
             tokio::time::Instant::now() < deadline,

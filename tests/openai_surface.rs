@@ -645,16 +645,17 @@ async fn embeddings_are_billed_on_the_upstreams_input_tokens_and_released_on_fai
         "POST",
         "/v1/embeddings",
         &key,
-        Some(&json!({"model": EMBED_MODEL, "input": ["a", "b", "c"]})),
+        // Inputs the upstream can bill 750,000 tokens for (a token per digit at most).
+        Some(&json!({"model": EMBED_MODEL, "input": ["1".repeat(250_000), "2".repeat(250_000), "3".repeat(250_000)]})),
     )
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["model"], EMBED_MODEL);
     assert_eq!(body["usage"]["prompt_tokens"], 750_000);
+    // 750,000 tokens at 10 credits per million: 7.5 credits exactly (ledger units).
     assert_eq!(
-        server.money("13900000088").await,
-        (1_000 - 8, 1_000 - 8),
-        "7.5 rounded up"
+        server.money_units("13900000088").await,
+        (1_000 * 10_000 - 75_000, 1_000 * 10_000 - 75_000),
     );
     // Listed among the models, and not a chat model.
     let (_, list) = server.get_json("/v1/models", Some(&key)).await;
@@ -712,5 +713,8 @@ async fn embeddings_are_billed_on_the_upstreams_input_tokens_and_released_on_fai
         broken.seen.calls.load(std::sync::atomic::Ordering::SeqCst),
         1
     );
-    assert_eq!(server.money("13900000088").await, (1_000 - 8, 1_000 - 8));
+    assert_eq!(
+        server.money_units("13900000088").await,
+        (1_000 * 10_000 - 75_000, 1_000 * 10_000 - 75_000)
+    );
 }

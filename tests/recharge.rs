@@ -152,11 +152,16 @@ async fn a_new_phone_recharges_with_alipay_and_pays_for_a_chat_with_the_ledger_e
         .post_json("/llmage/v1/chat/completions", Some(&key), &chat)
         .await;
     assert_eq!(status, 200, "{body}");
-    let cost = body["usage"]["credits"].as_i64().unwrap();
+    // usage.credits is a decimal of up to 4 places: exact in units.
+    let cost = (body["usage"]["credits"].as_f64().unwrap() * 10_000.0).round() as i64;
     assert!(cost > 0);
-    assert_money(&server, phone, 1000 - cost, "after the chat").await;
-    let (_, balance) = server.get_json("/llmage/v1/balance", Some(&key)).await;
-    assert_eq!(balance["balance"], 1000 - cost);
+    let (balance, sum) = server.money_units(phone).await;
+    assert_eq!((balance, sum), (1000 * 10_000 - cost, 1000 * 10_000 - cost));
+    let (_, shown) = server.get_json("/llmage/v1/balance", Some(&key)).await;
+    assert_eq!(
+        shown["balance"],
+        llmage::billing::credits_json(1000 * 10_000 - cost)
+    );
 
     // Finance views.
     let (status, ledger) = get(&http, &server, "/api/finance/ledger").await;
@@ -192,10 +197,16 @@ async fn a_new_phone_recharges_with_alipay_and_pays_for_a_chat_with_the_ledger_e
     let (status, usage) = get(&http, &server, "/api/finance/usage").await;
     assert_eq!(status, 200);
     assert_eq!(usage["data"][0]["model"], "qwen3-max");
-    assert_eq!(usage["data"][0]["credits"], cost);
+    assert_eq!(
+        usage["data"][0]["credits"],
+        llmage::billing::credits_json(cost)
+    );
     let (status, me) = get(&http, &server, "/api/me").await;
     assert_eq!(status, 200);
-    assert_eq!(me["balance"], 1000 - cost);
+    assert_eq!(
+        me["balance"],
+        llmage::billing::credits_json(1000 * 10_000 - cost)
+    );
 
     // Another user cannot see the order; the log holds no key material.
     let (other, _) = login(&server, "13700002222").await;

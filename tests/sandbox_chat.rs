@@ -88,6 +88,6 @@ async fn the_sandbox_honours_n_tools_response_format_and_the_system_prompt() {
     );
 
     // Every call was billed: balance = ledger sum.
-    let (balance, sum) = server.money(demo_phone()).await;
+    let (balance, sum) = server.money_units(demo_phone()).await;
     assert_eq!(balance, sum);
 }

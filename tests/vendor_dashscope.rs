@@ -339,8 +339,8 @@ async fn qwen3_max_chat_goes_through_compatible_mode() {
         "{streamed}"
     );
     assert_eq!(mock.seen.bodies.lock().unwrap()[0]["model"], "qwen3-max");
-    let (balance, sum) = server.money(PHONE).await;
-    assert!(balance < 1_000_000 && balance == sum);
+    let (balance, sum) = server.money_units(PHONE).await;
+    assert!(balance < 1_000_000 * 10_000 && balance == sum);
 }
 
 #[tokio::test]

@@ -209,11 +209,12 @@ pub async fn login(
         // Once per user, whatever happens to this request (the key is the user's).
         let applied = state
             .ledger
-            .apply(
+            .apply_labelled(
                 user.id,
-                signup_credits,
+                crate::billing::units(signup_credits),
                 EntryKind::Grant,
-                "注册赠送 / signup credits",
+                "signup credits",
+                Some("注册赠送"),
                 &format!("signup:{}", user.id),
             )
             .await

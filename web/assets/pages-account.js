@@ -436,7 +436,7 @@ page(
   async (main, params, ctx) => {
     await loadRechargeConfig();
     const head = pageHead(t('recharge.title'), h('span.balance-big', t('nav.balance') + ' ', h('b', { 'data-balance': '1' }, fmtNum(S.balance)), ' ' + t('unit.credits')));
-    if (!RECHARGE_LIMITS || !RECHARGE_LIMITS.alipay) {
+    if (!RECHARGE_LIMITS || !(RECHARGE_LIMITS.alipay || RECHARGE_LIMITS.sandbox)) {
       // Alipay is off on this server: say so before anything can be clicked, and offer the
       // redemption code, which works without it.
       main.append(
