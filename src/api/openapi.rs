@@ -237,6 +237,10 @@ fn add_shared_errors(doc: &mut Value) {
                         .all(|r| r.as_object().is_some_and(|o| !o.is_empty()))
                 });
             let has_body = op.contains_key("requestBody");
+            let has_params = op
+                .get("parameters")
+                .and_then(Value::as_array)
+                .is_some_and(|p| !p.is_empty());
             let is_console = path == "/" || path.starts_with("/assets/");
             let Some(Value::Object(responses)) = op.get_mut("responses") else {
                 continue;
@@ -255,6 +259,9 @@ fn add_shared_errors(doc: &mut Value) {
             if has_body {
                 add("400", "Malformed body");
                 add("413", "Body over the size limit");
+            }
+            if has_params {
+                add("400", "Malformed path, query or header parameter");
             }
             if !is_console {
                 add(

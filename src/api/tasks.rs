@@ -39,6 +39,7 @@ const MAX_TEXT_PART: usize = 64 * 1024;
         (status = 400, description = "Missing or invalid parameter", body = super::schema::ErrorBody),
         (status = 403, description = "The key may not call this model", body = super::schema::ErrorBody),
         (status = 404, description = "Model not found", body = super::schema::ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with a different request body", body = super::schema::ErrorBody),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn image(
@@ -61,6 +62,7 @@ pub async fn image(
         (status = 400, description = "Missing or invalid parameter", body = super::schema::ErrorBody),
         (status = 403, description = "The key may not call this model", body = super::schema::ErrorBody),
         (status = 404, description = "Model not found", body = super::schema::ErrorBody),
+        (status = 422, description = "Idempotency-Key reused with a different request body", body = super::schema::ErrorBody),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn video(

@@ -387,8 +387,10 @@ pub struct ContentQuery {
         ("variant" = Option<String>, Query, description = "`video` (MP4, default) or `thumbnail` (JPEG)", pattern = "^(video|thumbnail)$"),
     ),
     responses(
-        (status = 200, description = "The file", content((String = "application/octet-stream"))),
-        (status = 206, description = "A byte range of it", content((String = "application/octet-stream"))),
+        (status = 200, description = "The file (an MP4 video, or the thumbnail as JPEG or PNG)", content(
+            (String = "video/mp4"), (String = "image/jpeg"), (String = "image/png"), (String = "application/octet-stream"))),
+        (status = 206, description = "A byte range of it", content(
+            (String = "video/mp4"), (String = "image/jpeg"), (String = "image/png"), (String = "application/octet-stream"))),
         (status = 400, description = "Not completed, or unknown variant", body = super::schema::OpenAiError),
         (status = 404, description = "No such video of this user, or no thumbnail", body = super::schema::OpenAiError),
         (status = 416, description = "Range not satisfiable", body = super::schema::OpenAiError),
