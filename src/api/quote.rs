@@ -6,12 +6,12 @@
 //! priced as if given (no price depends on a file).
 
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header;
 use serde_json::{Map, Value, json};
 
-use super::extract::{ApiKey, JsonBody};
-use crate::catalog::validate::{Endpoint, FieldValue, Limits, Submission, validate};
+use super::extract::ApiKey;
+use crate::catalog::validate::{Endpoint, FieldValue, Limits, validate};
 use crate::catalog::{ParamType, Price};
 use crate::error::ApiError;
 use crate::server::AppState;
@@ -46,27 +46,10 @@ pub async fn quote(
         max_file_bytes: state.config.max_upload_bytes,
     };
     let mut submission = if is_multipart {
-        let multipart = Multipart::from_request(request, &state)
-            .await
-            .map_err(|e| {
-                ApiError::InvalidParameter(format!(
-                    "malformed multipart/form-data body: {}",
-                    e.body_text()
-                ))
-            })?;
+        let multipart = super::tasks::open_multipart(request, &state).await?;
         super::tasks::read_multipart(multipart, limits, None).await?
     } else {
-        let JsonBody(body) = JsonBody::from_request(request, &state).await?;
-        let Value::Object(fields) = body else {
-            return Err(ApiError::InvalidJson("expected a JSON object".into()));
-        };
-        Submission {
-            fields: fields
-                .into_iter()
-                .map(|(k, v)| (k, FieldValue::Json(v)))
-                .collect(),
-            files: Vec::new(),
-        }
+        super::tasks::json_submission(request, &state).await?
     };
     let text = |name: &str| {
         submission

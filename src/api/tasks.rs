@@ -98,14 +98,7 @@ async fn submit(
     let mut _upload = None;
     let submission = if is_multipart {
         _upload = Some(state.limits.begin_upload(owner.user_id)?);
-        let multipart = Multipart::from_request(request, &state)
-            .await
-            .map_err(|e| {
-                ApiError::InvalidParameter(format!(
-                    "malformed multipart/form-data body: {}",
-                    e.body_text()
-                ))
-            })?;
+        let multipart = open_multipart(request, &state).await?;
         let gate = BeforeFiles {
             state: &state,
             owner: &owner,
@@ -114,17 +107,7 @@ async fn submit(
         };
         read_multipart(multipart, limits, Some(gate)).await?
     } else {
-        let JsonBody(body) = JsonBody::from_request(request, &state).await?;
-        let Value::Object(fields) = body else {
-            return Err(ApiError::InvalidJson("expected a JSON object".into()));
-        };
-        Submission {
-            fields: fields
-                .into_iter()
-                .map(|(k, v)| (k, FieldValue::Json(v)))
-                .collect(),
-            files: Vec::new(),
-        }
+        json_submission(request, &state).await?
     };
     let table = state.channels.table();
     let checked = validate(&table.catalog, endpoint, submission, limits)?;
@@ -202,6 +185,37 @@ impl BeforeFiles<'_> {
         }
         Ok(())
     }
+}
+
+/// A multipart/form-data request's form (400 naming what is malformed).
+pub(super) async fn open_multipart(
+    request: Request,
+    state: &AppState,
+) -> Result<Multipart, ApiError> {
+    Multipart::from_request(request, state).await.map_err(|e| {
+        ApiError::InvalidParameter(format!(
+            "malformed multipart/form-data body: {}",
+            e.body_text()
+        ))
+    })
+}
+
+/// A JSON request's object as a submission's fields.
+pub(super) async fn json_submission(
+    request: Request,
+    state: &AppState,
+) -> Result<Submission, ApiError> {
+    let JsonBody(body) = JsonBody::from_request(request, state).await?;
+    let Value::Object(fields) = body else {
+        return Err(ApiError::InvalidJson("expected a JSON object".into()));
+    };
+    Ok(Submission {
+        fields: fields
+            .into_iter()
+            .map(|(k, v)| (k, FieldValue::Json(v)))
+            .collect(),
+        files: Vec::new(),
+    })
 }
 
 pub(super) async fn read_multipart(

@@ -7,13 +7,13 @@
 //! task id, and it is the same task `GET /llmage/v1/tasks?taskid=` shows.
 
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::{ApiKey, ApiPath, ApiQuery, JsonBody};
+use super::extract::{ApiKey, ApiPath, ApiQuery};
 use crate::catalog::validate::{Endpoint, FieldValue, Limits, Submission, Upload, validate};
 use crate::catalog::{FileKind, ParamType};
 use crate::error::ApiError;
@@ -102,27 +102,10 @@ pub async fn create(
         if state.ledger.balance(owner.user_id).await? <= 0 {
             return Err(ApiError::InsufficientBalance);
         }
-        let multipart = Multipart::from_request(request, &state)
-            .await
-            .map_err(|e| {
-                ApiError::InvalidParameter(format!(
-                    "malformed multipart/form-data body: {}",
-                    e.body_text()
-                ))
-            })?;
+        let multipart = super::tasks::open_multipart(request, &state).await?;
         super::tasks::read_multipart(multipart, limits, None).await?
     } else {
-        let JsonBody(body) = JsonBody::from_request(request, &state).await?;
-        let Value::Object(fields) = body else {
-            return Err(ApiError::InvalidJson("expected a JSON object".into()));
-        };
-        Submission {
-            fields: fields
-                .into_iter()
-                .map(|(k, v)| (k, FieldValue::Json(v)))
-                .collect(),
-            files: Vec::new(),
-        }
+        super::tasks::json_submission(request, &state).await?
     };
 
     let mut model_id = None;
