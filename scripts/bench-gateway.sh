@@ -45,6 +45,8 @@
 #   LITELLM_REF         1 = also measure LiteLLM proxy (the harness' run-peer-litellm.sh; it
 #                       installs LiteLLM into a venv on first use), once, after the runs
 #   SKIP_BUILD          1 = use the existing target/release/llmage
+#   LLMAGE_BIN          the llmage binary to measure (default target/release/llmage; with
+#                       SKIP_BUILD=1 e.g. a build of an earlier commit, for before/after runs)
 #   BENCH_DATABASE_URL  PostgreSQL server URL (see 3.); unset = SQLite
 #   KEEP_DATA           1 = keep the temp data dir (and the PostgreSQL database)
 #   LLMAGE_RUST_LOG     log filter for the server (default warn)
@@ -83,7 +85,7 @@ esac
 : "${LLMAGE_RUST_LOG:=warn}"
 export BENCH_TMP PIN LOADGEN_CPUS MOCK_CPUS GW_CPUS  # the harness scripts see the same values
 
-BIN="$REPO/target/release/llmage"
+BIN="${LLMAGE_BIN:-$REPO/target/release/llmage}"
 BARE_BIN="$REPO/target/release/examples/bare_proxy"
 STAMP=$(date +%Y%m%d-%H%M%S)
 WORK="" GW_PID="" BARE_PID="" STARTED_MOCK=0 PG_DB="" PG_ADMIN_URL="" DB_URL=""

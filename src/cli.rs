@@ -225,6 +225,7 @@ enum ChannelCommand {
 
 /// Parse the command line, run, and turn errors into a message and an exit code.
 pub fn main() -> ExitCode {
+    crate::allocator::return_large_blocks_to_the_system();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod allocator;
 pub mod api;
 pub mod billing;
 pub mod catalog;

@@ -124,13 +124,18 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         total: Duration::from_secs(config.upstream_total_timeout_secs),
         idle: Duration::from_secs(config.upstream_idle_timeout_secs),
     };
+    // Uploads and downloads are written here as they arrive, then copied into the store.
+    let staging = crate::storage::staging::Staging::new(&config.data_dir.join("tmp"))
+        .context("cannot open the staging directory")?;
     let files = match &config.storage.url {
-        Some(_) => crate::storage::files::FileStore::s3(core.db.clone(), &config.storage)
+        Some(_) => crate::storage::files::FileStore::s3(core.db.clone(), &config.storage, staging)
             .context("cannot open the S3 file store")?,
-        None => {
-            crate::storage::files::FileStore::local(core.db.clone(), &config.data_dir.join("files"))
-                .context("cannot open the file store")?
-        }
+        None => crate::storage::files::FileStore::local(
+            core.db.clone(),
+            &config.data_dir.join("files"),
+            staging,
+        )
+        .context("cannot open the file store")?,
     };
     let ledger = Ledger::new(core.db.clone());
     let lease = crate::billing::holds::ProcessLease::register(

@@ -106,6 +106,13 @@ fn file_bytes() -> impl Strategy<Value = Bytes> {
     ]
 }
 
+/// One staging directory for the process's proptest cases.
+fn staging() -> &'static llmage::storage::staging::Staging {
+    static STAGING: std::sync::OnceLock<llmage::storage::staging::Staging> =
+        std::sync::OnceLock::new();
+    STAGING.get_or_init(|| llmage::storage::staging::Staging::in_temp_dir().expect("staging dir"))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
 
@@ -135,7 +142,8 @@ proptest! {
             submission.fields.push((k, FieldValue::Text(v)));
         }
         for (k, bytes) in files {
-            submission.files.push((k, Upload { bytes, filename: Some("f".into()) }));
+            let file = staging().stage_bytes_blocking(&bytes).expect("staged");
+            submission.files.push((k, Upload { file, filename: Some("f".into()) }));
         }
         let endpoint = if video { Endpoint::Video } else { Endpoint::Image };
         if let Ok(v) = validate(catalog(), endpoint, submission, Limits { max_file_bytes: 1 << 20 }) {

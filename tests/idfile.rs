@@ -26,7 +26,10 @@ fn content(len: usize) -> Vec<u8> {
 
 async fn store(server: &Server, mime: &str, bytes: &[u8]) -> StoredFile {
     let db = server.db().await;
-    let files = FileStore::local(db.clone(), &server.data_dir.path().join("files")).unwrap();
+    let staging =
+        llmage::storage::staging::Staging::new(&server.data_dir.path().join("tmp")).unwrap();
+    let files =
+        FileStore::local(db.clone(), &server.data_dir.path().join("files"), staging).unwrap();
     let file = files
         .put(
             1,

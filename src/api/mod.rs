@@ -23,6 +23,7 @@ mod metrics_endpoint;
 mod models;
 pub mod openai;
 pub mod openapi;
+mod paced_body;
 mod quote;
 mod recharge;
 pub mod request_id;

@@ -47,7 +47,8 @@ pub async fn quote(
     };
     let mut submission = if is_multipart {
         let multipart = super::tasks::open_multipart(request, &state).await?;
-        super::tasks::read_multipart(multipart, limits, None).await?
+        super::tasks::read_multipart(multipart, limits, None, super::tasks::FileParts::Discard)
+            .await?
     } else {
         super::tasks::json_submission(request, &state).await?
     };

@@ -21,6 +21,7 @@ use crate::catalog::validate::{
 };
 use crate::error::ApiError;
 use crate::server::AppState;
+use crate::storage::staging::{Staging, StagingError};
 
 /// Most parts a form may have.
 const MAX_PARTS: usize = 64;
@@ -105,7 +106,13 @@ async fn submit(
             endpoint,
             limits,
         };
-        read_multipart(multipart, limits, Some(gate)).await?
+        read_multipart(
+            multipart,
+            limits,
+            Some(gate),
+            FileParts::Stage(state.files.staging()),
+        )
+        .await?
     } else {
         json_submission(request, &state).await?
     };
@@ -192,12 +199,14 @@ pub(super) async fn open_multipart(
     request: Request,
     state: &AppState,
 ) -> Result<Multipart, ApiError> {
-    Multipart::from_request(request, state).await.map_err(|e| {
-        ApiError::InvalidParameter(format!(
-            "malformed multipart/form-data body: {}",
-            e.body_text()
-        ))
-    })
+    Multipart::from_request(super::paced_body::paced(request), state)
+        .await
+        .map_err(|e| {
+            ApiError::InvalidParameter(format!(
+                "malformed multipart/form-data body: {}",
+                e.body_text()
+            ))
+        })
 }
 
 /// A JSON request's object as a submission's fields.
@@ -218,10 +227,22 @@ pub(super) async fn json_submission(
     })
 }
 
+/// What becomes of a form's file parts.
+pub(super) enum FileParts<'a> {
+    /// Staged on disk as they arrive (never whole in memory) for the submission.
+    Stage(&'a Staging),
+    /// Read and dropped (a quote needs only the plain fields).
+    Discard,
+}
+
+/// A form's parts as a submission: text parts in memory (each at most [`MAX_TEXT_PART`]),
+/// file parts per `files`, each checked against its size limit as its bytes arrive. `gate`
+/// runs when the first file part arrives, before any of its bytes are read.
 pub(super) async fn read_multipart(
     mut multipart: Multipart,
     limits: Limits,
     gate: Option<BeforeFiles<'_>>,
+    files: FileParts<'_>,
 ) -> Result<Submission, ApiError> {
     let bad = |e: axum::extract::multipart::MultipartError| {
         ApiError::InvalidParameter(format!(
@@ -231,6 +252,7 @@ pub(super) async fn read_multipart(
     };
     let mut submission = Submission::default();
     let mut parts = 0;
+    let mut gate = gate;
     while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
         parts += 1;
         if parts > MAX_PARTS {
@@ -244,46 +266,70 @@ pub(super) async fn read_multipart(
                 "every form part needs a name".into(),
             ));
         }
-        let filename = field.file_name().map(str::to_owned);
-        let is_file = filename.is_some();
-        if is_file
-            && submission.files.is_empty()
-            && let Some(gate) = &gate
-        {
-            gate.check(&submission.fields).await?;
-        }
-        let limit = if is_file {
-            limits.max_file_bytes
-        } else {
-            MAX_TEXT_PART
-        };
-        let mut data = Vec::new();
-        while let Some(chunk) = field.chunk().await.map_err(bad)? {
-            if data.len() + chunk.len() > limit {
-                return Err(ApiError::InvalidParameter(if is_file {
-                    format!("{name} is too large (at most {limit} bytes per file)")
-                } else {
-                    format!("{name} is too long (at most {limit} bytes)")
-                }));
+        let Some(filename) = field.file_name().map(str::to_owned) else {
+            let mut data = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                if data.len() + chunk.len() > MAX_TEXT_PART {
+                    return Err(ApiError::InvalidParameter(format!(
+                        "{name} is too long (at most {MAX_TEXT_PART} bytes)"
+                    )));
+                }
+                data.extend_from_slice(&chunk);
             }
-            data.extend_from_slice(&chunk);
-        }
-        if is_file {
-            submission.files.push((
-                name,
-                Upload {
-                    bytes: data.into(),
-                    filename,
-                },
-            ));
-        } else {
             let text = String::from_utf8(data).map_err(|_| {
                 ApiError::InvalidParameter(format!("{name} is not valid UTF-8 text"))
             })?;
             submission.fields.push((name, FieldValue::Text(text)));
+            continue;
+        };
+        if let Some(gate) = gate.take() {
+            gate.check(&submission.fields).await?;
+        }
+        let too_large = || {
+            ApiError::InvalidParameter(format!(
+                "{name} is too large (at most {} bytes per file)",
+                limits.max_file_bytes
+            ))
+        };
+        match files {
+            FileParts::Discard => {
+                let mut size = 0;
+                while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                    size += chunk.len();
+                    if size > limits.max_file_bytes {
+                        return Err(too_large());
+                    }
+                }
+            }
+            FileParts::Stage(staging) => {
+                let mut writer = staging
+                    .writer(limits.max_file_bytes as u64)
+                    .await
+                    .map_err(staging_error)?;
+                while let Some(chunk) = field.chunk().await.map_err(bad)? {
+                    writer.write(&chunk).await.map_err(|e| match e {
+                        StagingError::TooLarge { .. } => too_large(),
+                        e => staging_error(e),
+                    })?;
+                }
+                let file = writer.finish().await.map_err(staging_error)?;
+                submission.files.push((
+                    name,
+                    Upload {
+                        file,
+                        filename: Some(filename),
+                    },
+                ));
+            }
         }
     }
     Ok(submission)
+}
+
+/// A staging failure is ours (disk), not the client's.
+fn staging_error(e: StagingError) -> ApiError {
+    tracing::error!(error = %e, "cannot stage an uploaded file");
+    ApiError::Unavailable
 }
 
 #[derive(Deserialize)]

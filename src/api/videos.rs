@@ -103,7 +103,13 @@ pub async fn create(
             return Err(ApiError::InsufficientBalance);
         }
         let multipart = super::tasks::open_multipart(request, &state).await?;
-        super::tasks::read_multipart(multipart, limits, None).await?
+        super::tasks::read_multipart(
+            multipart,
+            limits,
+            None,
+            super::tasks::FileParts::Stage(state.files.staging()),
+        )
+        .await?
     } else {
         super::tasks::json_submission(request, &state).await?
     };

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use super::{Catalog, FileKind, Model, Param, ParamType};
 use crate::error::ApiError;
 use crate::media::{self, MediaKind};
+use crate::storage::staging::StagedFile;
 
 /// Which submission endpoint was called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,10 +43,10 @@ pub enum FieldValue {
     Text(String),
 }
 
-/// An uploaded file part.
+/// An uploaded file part, staged on disk as it arrived (never whole in memory).
 #[derive(Debug, Clone)]
 pub struct Upload {
-    pub bytes: Bytes,
+    pub file: StagedFile,
     pub filename: Option<String>,
 }
 
@@ -65,8 +66,13 @@ pub struct Limits {
 /// Where an input file comes from.
 #[derive(Debug, Clone)]
 pub enum InputSource {
-    /// Bytes we received (multipart or a `data:` URI), type sniffed.
+    /// Bytes we received in a `data:` URI, type sniffed.
     Bytes { bytes: Bytes, mime: &'static str },
+    /// A file part we received, staged on disk, type sniffed.
+    Staged {
+        file: StagedFile,
+        mime: &'static str,
+    },
     /// An http(s) URL the client gave.
     Url(String),
 }
@@ -408,7 +414,12 @@ fn check_files(
     }
     let mut sources = Vec::new();
     for upload in uploads {
-        sources.push(sniffed(name, accept, upload.bytes, limits)?);
+        let size = usize::try_from(upload.file.size).unwrap_or(usize::MAX);
+        let mime = sniffed(name, accept, &upload.file.head, size, limits)?;
+        sources.push(InputSource::Staged {
+            file: upload.file,
+            mime,
+        });
     }
     for value in values {
         let items = match value {
@@ -440,7 +451,11 @@ fn check_files(
                             "{name}: the data: URI is not valid base64"
                         ))
                     })?;
-                sources.push(sniffed(name, accept, Bytes::from(bytes), limits)?);
+                let mime = sniffed(name, accept, &bytes, bytes.len(), limits)?;
+                sources.push(InputSource::Bytes {
+                    bytes: Bytes::from(bytes),
+                    mime,
+                });
             } else if text.starts_with("https://") || text.starts_with("http://") {
                 if text.len() > 4096 {
                     return Err(ApiError::InvalidParameter(format!("{name}: URL too long")));
@@ -480,16 +495,18 @@ fn too_many(name: &str, max: usize, got: usize) -> ApiError {
     })
 }
 
+/// The sniffed type of a file of `size` bytes starting with `head`, if it is of the kind the
+/// field accepts and within the size limit.
 fn sniffed(
     name: &str,
     accept: FileKind,
-    bytes: Bytes,
+    head: &[u8],
+    size: usize,
     limits: Limits,
-) -> Result<InputSource, ApiError> {
-    if bytes.len() > limits.max_file_bytes {
+) -> Result<&'static str, ApiError> {
+    if size > limits.max_file_bytes {
         return Err(ApiError::InvalidParameter(format!(
-            "{name} is too large ({} bytes; at most {} bytes per file)",
-            bytes.len(),
+            "{name} is too large ({size} bytes; at most {} bytes per file)",
             limits.max_file_bytes
         )));
     }
@@ -498,11 +515,8 @@ fn sniffed(
         FileKind::Video => MediaKind::Video,
         FileKind::Audio => MediaKind::Audio,
     };
-    match media::sniff(&bytes) {
-        Some(s) if s.kind == wanted => Ok(InputSource::Bytes {
-            bytes,
-            mime: s.mime,
-        }),
+    match media::sniff(head) {
+        Some(s) if s.kind == wanted => Ok(s.mime),
         Some(s) => Err(ApiError::InvalidParameter(format!(
             "{name} must be {} (got {})",
             kind_words(accept),
@@ -524,20 +538,26 @@ mod tests {
         max_file_bytes: 1024 * 1024,
     };
 
-    fn png() -> Upload {
+    fn png_bytes() -> Vec<u8> {
         let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
         bytes.extend_from_slice(&[0u8; 64]);
+        bytes
+    }
+
+    fn upload(bytes: &[u8]) -> Upload {
+        let staging = crate::storage::staging::Staging::in_temp_dir().unwrap();
         Upload {
-            bytes: Bytes::from(bytes),
+            file: staging.stage_bytes_blocking(bytes).unwrap(),
             filename: Some("a.png".into()),
         }
     }
 
+    fn png() -> Upload {
+        upload(&png_bytes())
+    }
+
     fn text_file() -> Upload {
-        Upload {
-            bytes: Bytes::from_static(b"just some text, not an image"),
-            filename: Some("a.png".into()),
-        }
+        upload(b"just some text, not an image")
     }
 
     fn endpoint(category: &str) -> Endpoint {
@@ -748,16 +768,12 @@ mod tests {
         let mut s = minimal(hh, hh.category("i2v").unwrap());
         s.files = vec![(
             "image_file".into(),
-            Upload {
-                bytes: Bytes::from_static(b"\0\0\0\x18ftypisom\0\0\0\0isomavc1"),
-                filename: None,
-            },
+            upload(b"\0\0\0\x18ftypisom\0\0\0\0isomavc1"),
         )];
         assert!(err(&catalog, "i2v", s).contains("video/mp4"));
         // Oversized files.
         let mut s = minimal(hh, hh.category("i2v").unwrap());
-        let mut big = png();
-        big.bytes = Bytes::from([big.bytes.to_vec(), vec![0; 2 * 1024 * 1024]].concat());
+        let big = upload(&[png_bytes(), vec![0; 2 * 1024 * 1024]].concat());
         s.files = vec![("image_file".into(), big)];
         assert!(err(&catalog, "i2v", s).contains("too large"));
     }
@@ -837,7 +853,7 @@ mod tests {
         s.files.clear();
         let data_uri = format!(
             "data:image/png;base64,{}",
-            base64::engine::general_purpose::STANDARD.encode(&png().bytes)
+            base64::engine::general_purpose::STANDARD.encode(png_bytes())
         );
         s.fields.push((
             "image_files".into(),

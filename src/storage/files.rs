@@ -21,12 +21,14 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use tokio::io::AsyncReadExt;
 
 use crate::error::ApiError;
+use crate::storage::staging::{StagedFile, Staging, StagingError};
 use crate::storage::{Db, StoreError, now_ms};
 
 /// Why a file is stored.
@@ -108,6 +110,9 @@ pub enum FileError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A staged file could not be written or read.
+    #[error(transparent)]
+    Staging(#[from] StagingError),
 }
 
 impl From<sqlx::Error> for FileError {
@@ -126,7 +131,10 @@ impl From<FileError> for ApiError {
             }
             FileError::InvalidRange { .. } => ApiError::InvalidParameter("range".into()),
             FileError::Store(e) => e.into(),
-            FileError::SizeMismatch { .. } | FileError::Object(_) | FileError::Io { .. } => {
+            FileError::SizeMismatch { .. }
+            | FileError::Object(_)
+            | FileError::Io { .. }
+            | FileError::Staging(_) => {
                 tracing::error!(error = %e, "file storage failure");
                 ApiError::Unavailable
             }
@@ -142,7 +150,16 @@ pub type FileStream = BoxStream<'static, Result<Bytes, FileError>>;
 pub struct FileStore {
     db: Db,
     store: Arc<dyn ObjectStore>,
+    staging: Staging,
+    /// Size of the parts a staged file is copied into the object store in; a file no larger goes
+    /// in one request.
+    part_bytes: usize,
 }
+
+/// S3's minimum part size (every part but the last).
+const S3_PART_BYTES: usize = 5 * 1024 * 1024;
+/// Parts for the local filesystem, which has no minimum: less memory per upload in flight.
+const LOCAL_PART_BYTES: usize = 1024 * 1024;
 
 /// Whether `id` has the shape of a file id: exactly 32 lowercase hex characters.
 pub fn is_valid_id(id: &str) -> bool {
@@ -216,22 +233,41 @@ pub fn extension_for_mime(mime: &str) -> &'static str {
 
 impl FileStore {
     /// A store over any object store (S3 and friends; tests may use an in-memory one).
-    pub fn new(db: Db, store: Arc<dyn ObjectStore>) -> FileStore {
-        FileStore { db, store }
+    /// Incoming files are staged in `staging` (the server's is `<data_dir>/tmp`) before they
+    /// are copied into `store`.
+    pub fn new(db: Db, store: Arc<dyn ObjectStore>, staging: Staging) -> FileStore {
+        FileStore {
+            db,
+            store,
+            staging,
+            part_bytes: S3_PART_BYTES,
+        }
+    }
+
+    /// Where incoming files are written as they arrive.
+    pub fn staging(&self) -> &Staging {
+        &self.staging
     }
 
     /// A store on the local filesystem under `root` (created if missing).
-    pub fn local(db: Db, root: &Path) -> Result<FileStore, FileError> {
+    pub fn local(db: Db, root: &Path, staging: Staging) -> Result<FileStore, FileError> {
         std::fs::create_dir_all(root).map_err(|source| FileError::Io {
             path: root.display().to_string(),
             source,
         })?;
         let store = LocalFileSystem::new_with_prefix(root)?;
-        Ok(FileStore::new(db, Arc::new(store)))
+        Ok(FileStore {
+            part_bytes: LOCAL_PART_BYTES,
+            ..FileStore::new(db, Arc::new(store), staging)
+        })
     }
 
     /// A store in an S3 bucket (`s3://bucket/optional/prefix`), AWS or S3-compatible.
-    pub fn s3(db: Db, config: &crate::config::StorageConfig) -> Result<FileStore, FileError> {
+    pub fn s3(
+        db: Db,
+        config: &crate::config::StorageConfig,
+        staging: Staging,
+    ) -> Result<FileStore, FileError> {
         let url = config.url.as_deref().unwrap_or_default();
         let rest = url.strip_prefix("s3://").unwrap_or(url);
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -253,11 +289,12 @@ impl FileStore {
         let store = builder.build()?;
         let prefix = prefix.trim_matches('/');
         Ok(if prefix.is_empty() {
-            FileStore::new(db, Arc::new(store))
+            FileStore::new(db, Arc::new(store), staging)
         } else {
             FileStore::new(
                 db,
                 Arc::new(object_store::prefix::PrefixStore::new(store, prefix)),
+                staging,
             )
         })
     }
@@ -277,7 +314,7 @@ impl FileStore {
         let size = bytes.len() as u64;
         let location = ObjectPath::parse(&object_key).map_err(object_store::Error::from)?;
         self.store.put(&location, PutPayload::from(bytes)).await?;
-        let file = StoredFile {
+        self.insert_row(StoredFile {
             id,
             user_id,
             task_id: task_id.map(str::to_owned),
@@ -287,7 +324,54 @@ impl FileStore {
             etag,
             object_key,
             created_at: now_ms(),
-        };
+        })
+        .await
+    }
+
+    /// Store a staged file as a new file and return its row: copied into the object store a
+    /// part at a time (one part in flight, never the whole file in memory), then the row.
+    pub async fn put_staged(
+        &self,
+        user_id: i64,
+        task_id: Option<&str>,
+        kind: FileKind,
+        mime: &str,
+        staged: &StagedFile,
+    ) -> Result<StoredFile, FileError> {
+        let size = usize::try_from(staged.size).unwrap_or(usize::MAX);
+        if size <= self.part_bytes {
+            let bytes = staged.read_all().await?;
+            return self.put(user_id, task_id, kind, mime, bytes).await;
+        }
+        let id = crate::billing::ledger::random_id();
+        let object_key = object_key_for(&id);
+        let location = ObjectPath::parse(&object_key).map_err(object_store::Error::from)?;
+        let upload = self.store.put_multipart(&location).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_bytes);
+        if let Err(e) = copy_into(staged, &mut writer).await {
+            if let Err(abort) = writer.abort().await {
+                tracing::warn!(error = %abort, key = %object_key, "cannot abort a multipart upload");
+            }
+            return Err(e);
+        }
+        writer.finish().await?;
+        self.insert_row(StoredFile {
+            id,
+            user_id,
+            task_id: task_id.map(str::to_owned),
+            kind,
+            mime: normalize_mime(mime),
+            size: staged.size,
+            etag: format!("\"{}\"", hex::encode(&staged.sha256[..16])),
+            object_key,
+            created_at: now_ms(),
+        })
+        .await
+    }
+
+    /// The row of a file whose object is written (a failed insert deletes the object, best
+    /// effort).
+    async fn insert_row(&self, file: StoredFile) -> Result<StoredFile, FileError> {
         let inserted = sqlx::query(
             "INSERT INTO files (id, user_id, task_id, kind, mime, size, etag, object_key, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -304,7 +388,7 @@ impl FileStore {
         .execute(self.db.writer())
         .await;
         if let Err(e) = inserted {
-            if let Err(del) = self.store.delete(&location).await {
+            if let Err(del) = self.store.delete(&self.location(&file)?).await {
                 tracing::warn!(error = %del, key = %file.object_key, "cannot delete an orphan object");
             }
             return Err(e.into());
@@ -417,6 +501,23 @@ impl FileStore {
     }
 }
 
+/// Copy a staged file into a multipart upload, a buffer at a time, one part in flight.
+async fn copy_into(staged: &StagedFile, writer: &mut WriteMultipart) -> Result<(), FileError> {
+    let mut file = staged.open().await?;
+    let mut buf = vec![0; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf).await.map_err(|source| FileError::Io {
+            path: "a staged file".into(),
+            source,
+        })?;
+        if n == 0 {
+            return Ok(());
+        }
+        writer.wait_for_capacity(1).await?;
+        writer.write(&buf[..n]);
+    }
+}
+
 fn file_from_row(row: &AnyRow) -> Result<StoredFile, FileError> {
     let kind: String = row.try_get("kind")?;
     let size: i64 = row.try_get("size")?;
@@ -472,8 +573,28 @@ mod tests {
         let db = Db::connect(&format!("sqlite://{}/t.db?mode=rwc", dir.path().display()))
             .await
             .unwrap();
-        let files = FileStore::local(db, &dir.path().join("files")).unwrap();
+        let staging = Staging::new(&dir.path().join("tmp")).unwrap();
+        let files = FileStore::local(db, &dir.path().join("files"), staging).unwrap();
         (dir, files)
+    }
+
+    /// A staged file larger than one part goes up as a multipart upload and reads back whole,
+    /// with the same etag as the one-shot `put` gives the same bytes.
+    #[tokio::test]
+    async fn staged_files_over_one_part_round_trip() {
+        let (_dir, files) = store().await;
+        let content: Vec<u8> = (0..(3 * files.part_bytes + 17))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let staged = files.staging().stage_bytes_blocking(&content).unwrap();
+        let put = files
+            .put_staged(7, Some("task-2"), FileKind::Input, "image/jpeg", &staged)
+            .await
+            .unwrap();
+        assert_eq!(put.size, content.len() as u64);
+        assert_eq!(put.etag, etag_of(&content));
+        let back = files.read(&put).await.unwrap();
+        assert_eq!(back.as_ref(), content.as_slice());
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 //! failing with `SQLITE_BUSY`; reads use a separate pool. PostgreSQL uses one pool for both.
 
 pub mod files;
+pub mod staging;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -30,6 +29,7 @@ use crate::providers::media::{
 };
 use crate::storage::files::{FileKind, FileStore};
 use crate::storage::now_ms;
+use crate::storage::staging::{StagedFile, StagingError};
 
 /// Most tasks in work at once in this process.
 const CAPACITY: usize = 256;
@@ -37,8 +37,10 @@ const CAPACITY: usize = 256;
 pub const INPUT_LINK_SECS: i64 = 2 * 3600;
 /// Submission attempts before a task fails.
 const MAX_SUBMIT_ATTEMPTS: i64 = 5;
+/// Largest picture read back into memory to make its gallery thumbnail.
+const MAX_THUMBNAIL_SOURCE: u64 = 64 * 1024 * 1024;
 /// Largest result file we download.
-const MAX_RESULT_BYTES: usize = 2 * 1024 * 1024 * 1024;
+const MAX_RESULT_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
 /// The engine's parts.
 pub struct Engine {
@@ -420,18 +422,40 @@ impl Engine {
                 .extend_lease(&task.id, &self.owner, now_ms() + self.lease_ms())
                 .await
                 .map_err(|e| e.to_string())?;
-            let (bytes, mime) = match output.body {
-                OutputBody::Bytes { bytes, mime } => (bytes, mime),
-                OutputBody::Url(url) => self.download(&url).await?,
-            };
             let picture = matches!(output.role, OutputRole::Image | OutputRole::Cover)
                 && result.thumbnail.is_none();
-            let thumb_source = picture.then(|| bytes.clone());
-            let stored = self
-                .files
-                .put(task.user_id, Some(&task.id), FileKind::Result, &mime, bytes)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (stored, thumb_source) = match output.body {
+                OutputBody::Bytes { bytes, mime } => {
+                    let thumb_source = picture.then(|| bytes.clone());
+                    let stored = self
+                        .files
+                        .put(task.user_id, Some(&task.id), FileKind::Result, &mime, bytes)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    (stored, thumb_source)
+                }
+                OutputBody::Url(url) => {
+                    let (staged, mime) = self.download(&url).await?;
+                    let stored = self
+                        .files
+                        .put_staged(
+                            task.user_id,
+                            Some(&task.id),
+                            FileKind::Result,
+                            &mime,
+                            &staged,
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    // A picture small enough to decode is read back for its thumbnail.
+                    let thumb_source = if picture && staged.size <= MAX_THUMBNAIL_SOURCE {
+                        staged.read_all().await.ok()
+                    } else {
+                        None
+                    };
+                    (stored, thumb_source)
+                }
+            };
             if let Some(source) = thumb_source {
                 result.thumbnail = self.thumbnail(task, source).await;
             }
@@ -472,8 +496,10 @@ impl Engine {
         Ok(())
     }
 
-    async fn download(&self, url: &str) -> Result<(Bytes, String), String> {
-        let resp = self
+    /// A result file, staged on disk as its bytes arrive (the size cap checked on the way),
+    /// with its type: sniffed from its first bytes, else the answer's `Content-Type`.
+    async fn download(&self, url: &str) -> Result<(StagedFile, String), String> {
+        let mut resp = self
             .http
             .get(url)
             .timeout(Duration::from_secs(300))
@@ -483,23 +509,43 @@ impl Engine {
         if !resp.status().is_success() {
             return Err(format!("download answered HTTP {}", resp.status()));
         }
+        if resp
+            .content_length()
+            .is_some_and(|len| len > MAX_RESULT_BYTES)
+        {
+            return Err("result file too large".into());
+        }
         let mime = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
             .unwrap_or_else(|| "application/octet-stream".into());
-        let bytes = resp
-            .bytes()
+        let stage_error = |e: StagingError| match e {
+            StagingError::TooLarge { .. } => "result file too large".to_owned(),
+            e => {
+                tracing::error!(error = %e, "cannot stage a result file");
+                format!("cannot store the result: {e}")
+            }
+        };
+        let mut writer = self
+            .files
+            .staging()
+            .writer(MAX_RESULT_BYTES)
             .await
-            .map_err(|e| format!("download failed: {e}"))?;
-        if bytes.len() > MAX_RESULT_BYTES {
-            return Err("result file too large".into());
+            .map_err(stage_error)?;
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| format!("download failed: {e}"))?
+        {
+            writer.write(&chunk).await.map_err(stage_error)?;
         }
-        let mime = crate::media::sniff(&bytes)
+        let staged = writer.finish().await.map_err(stage_error)?;
+        let mime = crate::media::sniff(&staged.head)
             .map(|s| s.mime.to_owned())
             .unwrap_or(mime);
-        Ok((bytes, mime))
+        Ok((staged, mime))
     }
 
     /// Release the reservation and mark FAILED with a reason the user can read.

@@ -147,6 +147,8 @@ impl TaskService {
         Ok(())
     }
 
+    /// Store a submission's received files (URLs are kept as they are). On failure, the files
+    /// stored so far are deleted again.
     async fn store_inputs(
         &self,
         user_id: i64,
@@ -155,26 +157,39 @@ impl TaskService {
     ) -> Result<Vec<TaskInput>, ApiError> {
         let mut inputs = Vec::with_capacity(v.inputs.len());
         for input in &v.inputs {
-            inputs.push(match &input.source {
-                InputSource::Bytes { bytes, mime } => {
-                    let file = self
-                        .files
-                        .put(user_id, Some(task_id), FileKind::Input, mime, bytes.clone())
-                        .await?;
-                    TaskInput {
+            let stored = match &input.source {
+                InputSource::Bytes { bytes, mime } => self
+                    .files
+                    .put(user_id, Some(task_id), FileKind::Input, mime, bytes.clone())
+                    .await
+                    .map(|file| (file, mime)),
+                InputSource::Staged { file, mime } => self
+                    .files
+                    .put_staged(user_id, Some(task_id), FileKind::Input, mime, file)
+                    .await
+                    .map(|file| (file, mime)),
+                InputSource::Url(url) => {
+                    inputs.push(TaskInput {
                         field: input.field.clone(),
-                        file_id: Some(file.id),
-                        url: None,
-                        mime: Some((*mime).to_owned()),
-                    }
+                        file_id: None,
+                        url: Some(url.clone()),
+                        mime: None,
+                    });
+                    continue;
                 }
-                InputSource::Url(url) => TaskInput {
+            };
+            match stored {
+                Ok((file, mime)) => inputs.push(TaskInput {
                     field: input.field.clone(),
-                    file_id: None,
-                    url: Some(url.clone()),
-                    mime: None,
-                },
-            });
+                    file_id: Some(file.id),
+                    url: None,
+                    mime: Some((*mime).to_owned()),
+                }),
+                Err(e) => {
+                    self.delete_inputs(&inputs).await;
+                    return Err(e.into());
+                }
+            }
         }
         Ok(inputs)
     }
@@ -245,6 +260,10 @@ pub fn request_hash(v: &Validated) -> String {
             InputSource::Bytes { bytes, .. } => serde_json::json!({
                 "field": input.field,
                 "sha256": hex::encode(Sha256::digest(bytes)),
+            }),
+            InputSource::Staged { file, .. } => serde_json::json!({
+                "field": input.field,
+                "sha256": hex::encode(file.sha256),
             }),
             InputSource::Url(url) => serde_json::json!({"field": input.field, "url": url}),
         })
