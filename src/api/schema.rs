@@ -726,16 +726,18 @@ pub struct ImagesResponse {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"model": "viduq3-pro", "prompt": "海边日落", "seconds": "4", "size": "1280x720"}))]
 pub struct VideoCreate {
+    /// 视频模型 id / A video model id
     pub model: String,
+    /// 提示词 / The prompt
     #[schema(min_length = 1, pattern = "\\S")]
     pub prompt: String,
-    /// Duration in seconds (→ the model's `duration`).
+    /// 时长(秒,对应模型的 `duration`) / Duration in seconds (→ the model's `duration`)
     #[schema(nullable = false)]
     pub seconds: Option<String>,
-    /// `WxH` (→ the model's `size`, or `resolution` + `ratio`).
+    /// 尺寸 `宽x高`(对应模型的 `size`,或 `resolution` + `ratio`) / `WxH` (→ the model's `size`, or `resolution` + `ratio`)
     #[schema(nullable = false)]
     pub size: Option<String>,
-    /// The first frame: an image file (multipart), or `{"image_url": "https://…"}`.
+    /// 首帧:图片文件(multipart),或 `{"image_url": "https://…"}` / The first frame: an image file (multipart), or `{"image_url": "https://…"}`
     #[schema(nullable = false)]
     pub input_reference: Option<Value>,
 }
