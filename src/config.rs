@@ -147,6 +147,9 @@ pub struct AuthConfig {
     pub aliyun_access_key_secret: Option<String>,
     pub aliyun_sign_name: Option<String>,
     pub aliyun_template_code: Option<String>,
+    /// The approved template of the opt-in low-balance SMS (params `balance`, `threshold`);
+    /// without it no such SMS is sent through Aliyun.
+    pub aliyun_low_balance_template: Option<String>,
     pub code_ttl_secs: u64,
     pub resend_secs: u64,
     /// Codes per phone per day.
@@ -172,6 +175,7 @@ impl Default for AuthConfig {
             aliyun_access_key_secret: None,
             aliyun_sign_name: None,
             aliyun_template_code: None,
+            aliyun_low_balance_template: None,
             code_ttl_secs: 300,
             resend_secs: 60,
             daily_cap: 10,

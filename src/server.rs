@@ -459,6 +459,12 @@ fn spawn_background_jobs(state: &AppState, stop: CancellationToken) {
             }
         }
     });
+    // The opt-in low-balance SMS, one per downward crossing.
+    tokio::spawn(crate::accounts::low_balance::watch(
+        state.db.clone(),
+        state.sms.clone(),
+        stop.clone(),
+    ));
     // Holds live as long as their owner process: renew ours, release those of dead processes.
     tokio::spawn(state.lease.clone().keep(state.ledger.clone(), stop));
 }

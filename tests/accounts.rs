@@ -934,7 +934,7 @@ async fn the_console_session_calls_the_gateway_only_with_its_csrf_token() {
     let text = resp.text().await.unwrap();
     assert!(
         text.starts_with(r#"{"error":"Insufficient balance: this call needs at least "#)
-            && text.contains(r#""code":"insufficient_balance""#),
+            && text.contains(r#""code":"insufficient_quota""#),
         "{text}"
     );
     let resp = http

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::console::{self, login};
 use common::mock_alipay::{self, Mode, server_with_alipay};
-use common::{Opts, Server};
+use common::{Opts, Server, eventually};
 use serde_json::{Value, json};
 
 async fn get(http: &reqwest::Client, server: &Server, path: &str) -> (u16, Value) {
@@ -416,7 +416,7 @@ async fn console_errors_carry_codes_and_the_gateway_keeps_the_seed_shape() {
         .unwrap();
     assert_eq!(resp.status().as_u16(), 429);
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["code"], "insufficient_balance", "{body}");
+    assert_eq!(body["code"], "insufficient_quota", "{body}");
 
     // The low-balance threshold round trip.
     let (s, set) = send(
@@ -664,4 +664,98 @@ async fn every_seed_model_is_charged_what_it_was_quoted() {
     .unwrap();
     let quoted = (quote["credits"].as_f64().unwrap() * 10_000.0).round() as i64;
     assert_eq!(held, quoted, "{quote}");
+}
+
+/// The opt-in low-balance SMS: one per downward crossing through the configured sender (the log
+/// sender here), none for a user who did not opt in, again after the balance came back above,
+/// and never anything but the balance and the threshold.
+#[tokio::test]
+async fn the_low_balance_sms_goes_out_once_per_crossing_and_only_when_asked_for() {
+    let server = Server::start(Opts::demo()).await;
+    let (opted, silent, marker) = ("13900008871", "13900008872", "13900008873");
+    let mut keys = Vec::new();
+    for phone in [opted, silent, marker] {
+        keys.push(server.user(phone, 100));
+        let (http, csrf) = login(&server, phone).await;
+        let (s, set) = send(
+            &http,
+            &server,
+            reqwest::Method::PUT,
+            "/api/me/low-balance",
+            &csrf,
+            json!({"threshold": 50, "sms": phone != silent}),
+        )
+        .await;
+        assert_eq!((s, set["sms"] == (phone != silent)), (200, true), "{set}");
+        let (_, me) = get(&http, &server, "/api/me").await;
+        assert_eq!(me["low_balance_sms"], phone != silent, "{me}");
+    }
+    let take = |phone: &str, amount: i64| {
+        server.admin_ok(&[
+            "credits",
+            "add",
+            "--phone",
+            phone,
+            "--amount",
+            &amount.to_string(),
+            "--reason",
+            "test",
+        ]);
+    };
+    let notices = |phone: &str| {
+        server
+            .log()
+            .matches(&format!("SMS-NOTICE {phone} "))
+            .count()
+    };
+    let wait_notices = |phone: &'static str, n: usize| {
+        let server = &server;
+        async move {
+            eventually(
+                Duration::from_secs(15),
+                &format!("{n} low-balance SMS to {phone}"),
+                || {
+                    let found = server
+                        .log()
+                        .matches(&format!("SMS-NOTICE {phone} "))
+                        .count();
+                    async move { found == n }
+                },
+            )
+            .await;
+        }
+    };
+    // Down across the threshold: one SMS to the user who asked, with the amounts in it.
+    take(opted, -60);
+    take(silent, -60);
+    wait_notices(opted, 1).await;
+    // Further down: no second one. The marker's SMS shows a whole sweep ran after these changes.
+    take(opted, -10);
+    take(marker, -60);
+    wait_notices(marker, 1).await;
+    assert_eq!((notices(opted), notices(silent)), (1, 0));
+    // Back above, then down again: a new crossing, a new SMS.
+    take(opted, 100);
+    let rearmed = format!(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM users WHERE phone = '{opted}' AND low_balance_alerted = 0"
+    );
+    eventually(Duration::from_secs(15), "the alert re-armed", || {
+        let server = &server;
+        let sql = rearmed.clone();
+        async move { server.count(&sql).await == 1 }
+    })
+    .await;
+    take(opted, -100);
+    wait_notices(opted, 2).await;
+    let log = server.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("SMS-NOTICE")).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for line in &lines {
+        assert!(line.contains("50 积分"), "{line}");
+        for key in &keys {
+            assert!(!line.contains(key.as_str()), "a key in an SMS: {line}");
+        }
+        assert!(!line.contains("sk-"), "{line}");
+    }
+    assert!(lines[0].contains("余额 40 积分"), "{}", lines[0]);
 }

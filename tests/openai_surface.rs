@@ -190,6 +190,48 @@ async fn send(
     )
 }
 
+/// Every chat answer's `id` (the whole completion's, each stream chunk's) is the request's
+/// `X-Request-Id`, on both bases; two calls get two ids.
+#[tokio::test]
+async fn completion_ids_are_the_request_id_on_both_bases() {
+    let server = Server::start(Opts::demo()).await;
+    let mut seen = Vec::new();
+    for prefix in ["/v1", "/llmage/v1"] {
+        for stream in [false, true] {
+            let resp = server
+                .http
+                .post(server.url(&format!("{prefix}/chat/completions")))
+                .bearer_auth(DEMO_KEY)
+                .json(&json!({"model": "qwen3-max", "stream": stream,
+                    "stream_options": {"include_usage": true},
+                    "messages": [{"role": "user", "content": "你好"}]}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200, "{prefix} stream={stream}");
+            let header = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+            assert!(header.starts_with("req_"), "{header}");
+            let text = resp.text().await.unwrap();
+            if stream {
+                let chunks: Vec<Value> = common::sse_data(&text)
+                    .iter()
+                    .filter(|d| *d != "[DONE]")
+                    .map(|d| serde_json::from_str(d).unwrap())
+                    .collect();
+                assert!(chunks.len() > 2, "{text}");
+                for chunk in &chunks {
+                    assert_eq!(chunk["id"].as_str(), Some(header.as_str()), "{chunk}");
+                }
+            } else {
+                let body: Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(body["id"].as_str(), Some(header.as_str()), "{body}");
+            }
+            assert!(!seen.contains(&header), "ids repeat: {header}");
+            seen.push(header);
+        }
+    }
+}
+
 fn openai_error(message: &str, kind: &str, param: Option<&str>, code: &str) -> Value {
     json!({"error": {"message": message, "type": kind, "param": param, "code": code}})
 }

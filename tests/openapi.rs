@@ -248,3 +248,119 @@ async fn the_docs_examples_run_against_the_demo_server() {
     }
     assert_eq!(ran.len(), 6, "{ran:?}");
 }
+
+fn has_chinese(s: &str) -> bool {
+    s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+}
+
+/// The reference is Chinese first with English: every operation's summary and description and
+/// every parameter's description (path, query, header, and the JSON bodies' fields) has a
+/// Chinese part and an English one after the last ` / ` (the console shows the half of the
+/// current language).
+#[tokio::test]
+async fn every_description_of_the_reference_is_bilingual() {
+    let server = Server::start(Opts::demo()).await;
+    let doc = document(&server).await;
+    let bilingual = |what: &str, text: &str| {
+        let (zh, en) = text
+            .rsplit_once(" / ")
+            .unwrap_or_else(|| panic!("{what}: not `中文 / English`: {text}"));
+        assert!(has_chinese(zh), "{what}: no Chinese part: {text}");
+        assert!(
+            !has_chinese(en) && en.chars().any(|c| c.is_ascii_alphabetic()),
+            "{what}: no English part: {text}"
+        );
+    };
+    let mut bodies = std::collections::BTreeSet::new();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let what = format!("{method} {path}");
+            bilingual(&format!("{what} summary"), op["summary"].as_str().unwrap());
+            if let Some(d) = op["description"].as_str() {
+                bilingual(&format!("{what} description"), d);
+            }
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let d = p["description"].as_str().unwrap_or("");
+                bilingual(&format!("{what} parameter {}", p["name"]), d);
+            }
+            if let Some(r) =
+                op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str()
+            {
+                bodies.insert(r.trim_start_matches("#/components/schemas/").to_owned());
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 50, "{checked}");
+    for name in &bodies {
+        let schema = &doc["components"]["schemas"][name];
+        for (field, prop) in schema["properties"].as_object().into_iter().flatten() {
+            let d = prop["description"].as_str().unwrap_or("");
+            bilingual(&format!("body {name}.{field}"), d);
+        }
+    }
+    assert!(bodies.contains("ChatRequest"), "{bodies:?}");
+    for (name, tag) in doc["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (&t["name"], t))
+    {
+        bilingual(&format!("tag {name}"), tag["description"].as_str().unwrap());
+    }
+}
+
+/// One source for required fields: for every seed model and category, the reference's required
+/// list is exactly the catalog's (the table the model page shows), beyond the implicit `model`
+/// and `catelogid`; for chat, the catalog's required fields or `messages`.
+#[tokio::test]
+async fn the_references_required_fields_are_the_catalogs() {
+    let server = Server::start(Opts::demo()).await;
+    let doc = document(&server).await;
+    let (_, models) = server.get_json("/llmage/v1/models", Some(DEMO_KEY)).await;
+    let schemas = &doc["components"]["schemas"];
+    let names = |v: &Value| -> std::collections::BTreeSet<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter(|n| *n != "model" && *n != "catelogid")
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut checked = 0;
+    for model in models["data"].as_array().unwrap() {
+        let id = model["id"].as_str().unwrap();
+        for (category, table) in model["parameters"].as_object().unwrap() {
+            let catalog: std::collections::BTreeSet<String> = table
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|row| row["required"] == true)
+                .map(|row| row["name"].as_str().unwrap().to_owned())
+                .filter(|n| n != "model" && n != "catelogid")
+                .collect();
+            if category == "t2t" {
+                let chat = &schemas["ChatRequest"];
+                assert_eq!(names(&chat["required"]), Default::default(), "{id}");
+                let alternatives = chat["anyOf"].as_array().expect("ChatRequest.anyOf");
+                assert_eq!(names(&alternatives[0]["required"]), catalog, "{id} t2t");
+                assert_eq!(alternatives[1]["required"], serde_json::json!(["messages"]));
+                assert!(catalog.contains("prompt"), "{id}: {catalog:?}");
+                checked += 1;
+                continue;
+            }
+            for suffix in ["", ".multipart"] {
+                let name = format!("params.{id}.{category}{suffix}");
+                assert_eq!(
+                    names(&schemas[&name]["required"]),
+                    catalog,
+                    "{name}: the reference's required fields are not the catalog's"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 25, "only {checked} checked");
+}

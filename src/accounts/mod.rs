@@ -2,6 +2,7 @@
 
 pub mod codes;
 pub mod keys;
+pub mod low_balance;
 pub mod sessions;
 pub mod sms;
 pub mod spend;

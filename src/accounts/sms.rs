@@ -1,7 +1,9 @@
-//! Sending login codes. `log` (development and demo mode) writes `SMS <phone> <code>` to the
-//! server log — the one place a code is ever logged, on purpose. `aliyun` calls Aliyun SMS
-//! (dysmsapi `SendSms`, RPC signature V1: HMAC-SHA1 over the sorted, RFC 3986-encoded query with
-//! the AccessKey secret + `&`), with the code in `TemplateParam` as `{"code":"…"}`.
+//! Sending login codes and the opt-in low-balance notice. `log` (development and demo mode)
+//! writes `SMS <phone> <code>` (or `SMS-NOTICE <phone> <text>`) to the server log — the one place
+//! a code is ever logged, on purpose. `aliyun` calls Aliyun SMS (dysmsapi `SendSms`, RPC
+//! signature V1: HMAC-SHA1 over the sorted, RFC 3986-encoded query with the AccessKey secret +
+//! `&`), with the code in `TemplateParam` as `{"code":"…"}` (the notice: its own template with
+//! `{"balance":"…","threshold":"…"}`).
 
 use std::time::Duration;
 
@@ -27,6 +29,8 @@ pub struct AliyunSms {
     pub access_key_secret: String,
     pub sign_name: String,
     pub template_code: String,
+    /// The low-balance notice's template (none: no notice through Aliyun).
+    pub low_balance_template: Option<String>,
     pub http: reqwest::Client,
 }
 
@@ -47,6 +51,7 @@ impl SmsSender {
                 access_key_secret: auth.aliyun_access_key_secret.clone().unwrap_or_default(),
                 sign_name: auth.aliyun_sign_name.clone().unwrap_or_default(),
                 template_code: auth.aliyun_template_code.clone().unwrap_or_default(),
+                low_balance_template: auth.aliyun_low_balance_template.clone(),
                 http,
             }),
             _ => SmsSender::Log,
@@ -59,7 +64,39 @@ impl SmsSender {
                 tracing::info!(target: "llmage::sms", "SMS {phone} {code}");
                 Ok(())
             }
-            SmsSender::Aliyun(aliyun) => aliyun.send(phone, code).await,
+            SmsSender::Aliyun(aliyun) => {
+                let param = serde_json::json!({ "code": code }).to_string();
+                aliyun.send(phone, &aliyun.template_code, &param).await
+            }
+        }
+    }
+
+    /// The low-balance notice: the balance and the threshold (credits), nothing else.
+    pub async fn send_low_balance(
+        &self,
+        phone: &str,
+        balance: &str,
+        threshold: i64,
+    ) -> Result<(), SmsError> {
+        match self {
+            SmsSender::Log => {
+                tracing::info!(
+                    target: "llmage::sms",
+                    "SMS-NOTICE {phone} 【元境平台】您的余额 {balance} 积分已低于提醒阈值 {threshold} 积分,请及时充值。/ Your balance of {balance} credits is below your alert threshold of {threshold} credits."
+                );
+                Ok(())
+            }
+            SmsSender::Aliyun(aliyun) => {
+                let Some(template) = &aliyun.low_balance_template else {
+                    return Err(SmsError::Failed(
+                        "auth.aliyun_low_balance_template is not set".into(),
+                    ));
+                };
+                let param =
+                    serde_json::json!({ "balance": balance, "threshold": threshold.to_string() })
+                        .to_string();
+                aliyun.send(phone, template, &param).await
+            }
         }
     }
 }
@@ -97,7 +134,7 @@ pub fn sign(method: &str, params: &[(String, String)], secret: &str) -> String {
 }
 
 impl AliyunSms {
-    async fn send(&self, phone: &str, code: &str) -> Result<(), SmsError> {
+    async fn send(&self, phone: &str, template: &str, param: &str) -> Result<(), SmsError> {
         let mut params: Vec<(String, String)> = [
             ("Action", "SendSms"),
             ("Version", "2017-05-25"),
@@ -114,11 +151,8 @@ impl AliyunSms {
         params.push(("Timestamp".into(), utc_timestamp(now_ms())));
         params.push(("PhoneNumbers".into(), phone.to_owned()));
         params.push(("SignName".into(), self.sign_name.clone()));
-        params.push(("TemplateCode".into(), self.template_code.clone()));
-        params.push((
-            "TemplateParam".into(),
-            serde_json::json!({ "code": code }).to_string(),
-        ));
+        params.push(("TemplateCode".into(), template.to_owned()));
+        params.push(("TemplateParam".into(), param.to_owned()));
         let signature = sign("GET", &params, &self.access_key_secret);
         let query = params
             .iter()

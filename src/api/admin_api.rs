@@ -41,8 +41,8 @@ pub struct UsersQuery {
 #[utoipa::path(get, path = "/api/admin/users", tag = "admin",
     summary = "管理 · 用户 / users",
     params(
-        ("limit" = Option<i64>, Query, description = "1–500 (default 50)"),
-        ("before" = Option<i64>, Query, description = "Users with a smaller id (paging)"),
+        ("limit" = Option<i64>, Query, description = "每页数量 1–500(默认 50) / 1–500 (default 50)"),
+        ("before" = Option<i64>, Query, description = "只列 id 更小的用户(翻页) / Users with a smaller id (paging)"),
     ),
     responses(
         (status = 200, description = "Users", body = super::schema::AdminUserList),
@@ -67,7 +67,7 @@ pub async fn users(
 
 #[utoipa::path(post, path = "/api/admin/users/{id}/credits", tag = "admin",
     summary = "管理 · 调整积分 / adjust a user's credits",
-    params(("id" = i64, Path, description = "User id")),
+    params(("id" = i64, Path, description = "用户 id / User id")),
     request_body = super::schema::CreditsBody,
     responses(
         (status = 200, description = "Applied (or applied before)", body = super::schema::CreditsDone),
@@ -136,7 +136,7 @@ async fn set_disabled(state: &AppState, id: i64, disabled: bool) -> Result<Json<
 
 #[utoipa::path(post, path = "/api/admin/users/{id}/disable", tag = "admin",
     summary = "管理 · 停用用户 / disable a user",
-    params(("id" = i64, Path, description = "User id")),
+    params(("id" = i64, Path, description = "用户 id / User id")),
     responses(
         (status = 200, description = "Done", body = super::schema::UserDisabled),
         (status = 400, description = "Bad id", body = super::schema::ErrorBody),
@@ -155,7 +155,7 @@ pub async fn disable(
 
 #[utoipa::path(post, path = "/api/admin/users/{id}/enable", tag = "admin",
     summary = "管理 · 启用用户 / enable a user",
-    params(("id" = i64, Path, description = "User id")),
+    params(("id" = i64, Path, description = "用户 id / User id")),
     responses(
         (status = 200, description = "Done", body = super::schema::UserDisabled),
         (status = 400, description = "Bad id", body = super::schema::ErrorBody),
@@ -175,8 +175,8 @@ pub async fn enable(
 #[utoipa::path(get, path = "/api/admin/redeem-codes", tag = "admin",
     summary = "管理 · 兑换码 / redemption codes (state only)",
     params(
-        ("limit" = Option<i64>, Query, description = "1–1000 (default 200)"),
-        ("before" = Option<i64>, Query, description = "Unused here"),
+        ("limit" = Option<i64>, Query, description = "数量 1–1000(默认 200) / 1–1000 (default 200)"),
+        ("before" = Option<i64>, Query, description = "此处不使用 / Unused here"),
     ),
     responses(
         (status = 200, description = "Codes, newest first", body = super::schema::RedeemCodeList),

@@ -202,7 +202,7 @@ pub async fn create(
 
 #[utoipa::path(patch, path = "/api/admin/channels/{id}", tag = "admin",
     summary = "管理 · 修改渠道 / change a channel (also enable/disable)",
-    params(("id" = i64, Path, description = "Channel id")),
+    params(("id" = i64, Path, description = "渠道 id / Channel id")),
     request_body = ChannelBody,
     responses(
         (status = 200, description = "The channel (key masked)", body = super::schema::ChannelRow),
@@ -262,7 +262,7 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/admin/channels/{id}", tag = "admin",
     summary = "管理 · 删除渠道 / delete a channel",
-    params(("id" = i64, Path, description = "Channel id")),
+    params(("id" = i64, Path, description = "渠道 id / Channel id")),
     responses(
         (status = 200, description = "Deleted", body = super::schema::Done),
         (status = 403, description = "Not an admin, or no CSRF token", body = super::schema::ErrorBody),
@@ -293,8 +293,8 @@ pub async fn delete(
 
 #[utoipa::path(post, path = "/api/admin/channels/{id}/test", tag = "admin",
     summary = "管理 · 测试渠道 / test a channel (latency or the vendor's error)",
-    description = "Chat channels: a one-token chat completion. Media channels: the vendor's task query for a task that does not exist (costs nothing; a refused key answers 401/403).",
-    params(("id" = i64, Path, description = "Channel id")),
+    description = "文本渠道:发起一次只生成一个 token 的对话;媒体渠道:向厂商查询一个不存在的任务(不产生费用;密钥被拒时返回 401/403)。 / Chat channels: a one-token chat completion. Media channels: the vendor's task query for a task that does not exist (costs nothing; a refused key answers 401/403).",
+    params(("id" = i64, Path, description = "渠道 id / Channel id")),
     responses(
         (status = 200, description = "The outcome (ok or not)", body = super::schema::ChannelTest),
         (status = 403, description = "Not an admin, or no CSRF token", body = super::schema::ErrorBody),

@@ -1,32 +1,20 @@
 //! The low-balance notice: a user's threshold (`PUT /api/me/low-balance`), shown back in
-//! `GET /api/me` as `low_balance`; the console shows a notice while the balance is below it.
+//! `GET /api/me` as `low_balance` (and `low_balance_sms`); the console shows a notice while the
+//! balance is below it, and with `sms: true` one SMS goes out per downward crossing (see
+//! [`crate::accounts::low_balance`]).
 
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use super::auth::SessionUser;
 use super::extract::JsonBody;
 use crate::error::ApiError;
 use crate::server::AppState;
-use crate::storage::{Db, StoreError};
-
-/// A user's threshold (`None` = no notice).
-pub async fn threshold(db: &Db, user_id: i64) -> Result<Option<i64>, StoreError> {
-    let row = sqlx::query("SELECT low_balance FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(db.reader())
-        .await?;
-    Ok(match row {
-        Some(r) => r.try_get("low_balance")?,
-        None => None,
-    })
-}
 
 #[utoipa::path(put, path = "/api/me/low-balance", tag = "account",
     summary = "余额提醒 / set the low-balance notice threshold",
-    description = "`{\"threshold\": 500}` shows a notice in the console while the balance is below 500 credits; `null` turns it off.",
+    description = "`{\"threshold\": 500}`:余额低于 500 积分时在控制台显示提醒;`null` 关闭提醒;`\"sms\": true` 时每次跌破阈值发送一条短信。 / `{\"threshold\": 500}` shows a notice in the console while the balance is below 500 credits; `null` turns it off; `\"sms\": true` also sends one SMS each time the balance falls below it.",
     request_body = super::schema::LowBalance,
     responses(
         (status = 200, description = "Saved", body = super::schema::LowBalance),
@@ -52,11 +40,23 @@ pub async fn set_low_balance(
                 })?,
         ),
     };
-    sqlx::query("UPDATE users SET low_balance = $1 WHERE id = $2")
-        .bind(threshold)
-        .bind(who.user.id)
-        .execute(state.db.writer())
-        .await
-        .map_err(StoreError::from)?;
-    Ok(Json(json!({"threshold": threshold})))
+    let sms = match body.get("sms") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ApiError::InvalidParameter(
+                "sms: 应为 true 或 false / must be true or false".into(),
+            ));
+        }
+    };
+    crate::accounts::low_balance::set(
+        &state.db,
+        who.user.id,
+        threshold,
+        sms && threshold.is_some(),
+    )
+    .await?;
+    Ok(Json(
+        json!({"threshold": threshold, "sms": sms && threshold.is_some()}),
+    ))
 }

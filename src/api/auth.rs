@@ -268,10 +268,11 @@ pub async fn logout(State(state): State<AppState>, who: SessionUser) -> Result<R
     security(("session" = [])))]
 /// `GET /api/me`.
 pub async fn me(State(state): State<AppState>, who: SessionUser) -> Result<Json<Value>, ApiError> {
-    let low_balance = super::alerts::threshold(&state.db, who.user.id).await?;
+    let (low_balance, low_balance_sms) =
+        crate::accounts::low_balance::get(&state.db, who.user.id).await?;
     Ok(Json(
         json!({"user": user_json(&who.user), "balance": crate::billing::credits_json(who.user.balance), "csrf_token": who.session.csrf_token,
-               "low_balance": low_balance}),
+               "low_balance": low_balance, "low_balance_sms": low_balance_sms}),
     ))
 }
 

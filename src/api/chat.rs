@@ -14,7 +14,7 @@ use crate::server::AppState;
 
 #[utoipa::path(post, path = "/llmage/v1/chat/completions", tag = "gateway",
     summary = "文本生成 / chat completion",
-    description = "The seed's prompt/sys_prompt form or OpenAI's messages. `stream: true` answers text/event-stream (chat.completion.chunk objects, then `data: [DONE]`).",
+    description = "支持 prompt/sys_prompt 形式或 OpenAI 的 messages;`stream: true` 时以 text/event-stream 返回(chat.completion.chunk 对象,最后是 `data: [DONE]`)。每个回答(及每个流式分片)的 `id` 即响应头 `X-Request-Id`。 / The seed's prompt/sys_prompt form or OpenAI's messages. `stream: true` answers text/event-stream (chat.completion.chunk objects, then `data: [DONE]`).",
     request_body = super::schema::ChatRequest,
     responses(
         (status = 200, description = "Completion (JSON), or an SSE stream when stream is true", content(

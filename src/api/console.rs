@@ -106,7 +106,7 @@ pub struct Version {
 }
 
 #[utoipa::path(get, path = "/", tag = "console",
-    summary = "The web console",
+    summary = "网页控制台 / The web console",
     responses(
         (status = 200, description = "HTML", content((String = "text/html"))),
         (status = 304, description = "Unchanged (If-None-Match)"),
@@ -133,9 +133,9 @@ pub async fn index(headers: HeaderMap) -> Response {
 }
 
 #[utoipa::path(get, path = "/assets/{path}", tag = "console",
-    summary = "The web console's assets",
-    params(("path" = String, Path, description = "Asset path"),
-        ("h" = Option<String>, Query, description = "The asset's content hash (as the page links it): answered immutable")),
+    summary = "控制台静态资源 / The web console's assets",
+    params(("path" = String, Path, description = "资源路径 / Asset path"),
+        ("h" = Option<String>, Query, description = "资源内容哈希(与页面链接一致),带此参数时按 immutable 缓存 / The asset's content hash (as the page links it): answered immutable")),
     responses(
         (status = 200, description = "The asset", content((String = "application/octet-stream"))),
         (status = 304, description = "Unchanged (If-None-Match)"),

@@ -179,9 +179,9 @@ fn checked_name(body: &Value) -> Result<Option<String>, ApiError> {
 }
 
 #[utoipa::path(patch, path = "/api/keys/{id}", tag = "keys",
-    summary = "Change a key: name, allow-lists, monthly limit, on/off",
-    description = "Fields absent are kept; `models`, `allowed_ips`, `monthly_limit` set to null are cleared. `disabled: true` switches the key off (refused like a revoked key) until `disabled: false`.",
-    params(("id" = i64, Path, description = "Key id")),
+    summary = "修改 API Key:名称、允许列表、月度限额、启停 / Change a key: name, allow-lists, monthly limit, on/off",
+    description = "未提供的字段保持不变;`models`、`allowed_ips`、`monthly_limit` 设为 null 即清除;`disabled: true` 停用该 Key(与已吊销同样被拒),直到 `disabled: false`。 / Fields absent are kept; `models`, `allowed_ips`, `monthly_limit` set to null are cleared. `disabled: true` switches the key off (refused like a revoked key) until `disabled: false`.",
+    params(("id" = i64, Path, description = "API Key 编号 / Key id")),
     request_body = super::schema::KeyPatch,
     responses(
         (status = 200, description = "The key as listed", body = super::schema::KeyInfo),
@@ -229,8 +229,8 @@ pub async fn update(
 }
 
 #[utoipa::path(post, path = "/api/keys/{id}/remove", tag = "keys",
-    summary = "Remove a revoked key from the list",
-    params(("id" = i64, Path, description = "Key id")),
+    summary = "从列表中删除已吊销的 Key / Remove a revoked key from the list",
+    params(("id" = i64, Path, description = "API Key 编号 / Key id")),
     responses(
         (status = 200, description = "Removed", body = super::schema::Removed),
         (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
@@ -263,7 +263,7 @@ async fn listed(state: &AppState, k: &KeySummary) -> Result<Value, ApiError> {
 }
 
 #[utoipa::path(get, path = "/api/keys", tag = "keys",
-    summary = "API keys (masked)",
+    summary = "API Key 列表(已打码) / API keys (masked)",
     responses((status = 200, description = "The user's keys", body = super::schema::KeyList)),
     security(("session" = [])))]
 /// `GET /api/keys`.
@@ -280,8 +280,8 @@ pub async fn list(
 }
 
 #[utoipa::path(delete, path = "/api/keys/{id}", tag = "keys",
-    summary = "Revoke a key",
-    params(("id" = i64, Path, description = "Key id")),
+    summary = "吊销 API Key / Revoke a key",
+    params(("id" = i64, Path, description = "API Key 编号 / Key id")),
     responses(
         (status = 200, description = "Revoked", body = super::schema::Revoked),
         (status = 400, description = "Bad id", body = super::schema::ErrorBody),

@@ -27,8 +27,8 @@ pub const EMBEDDING_PURPOSE: &str = "embedding";
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[utoipa::path(post, path = "/llmage/v1/embeddings", tag = "openai",
-    summary = "OpenAI Embeddings API",
-    description = "Relayed to an OpenAI-compatible channel serving the model as an embedding model; billed on input tokens (the model's input price per million).",
+    summary = "文本向量 / OpenAI Embeddings API",
+    description = "转发到以向量模型提供该模型的 OpenAI 兼容渠道;按输入 token 计费(模型的每百万输入价格)。 / Relayed to an OpenAI-compatible channel serving the model as an embedding model; billed on input tokens (the model's input price per million).",
     request_body = super::schema::EmbeddingsRequest,
     responses(
         (status = 200, description = "The embeddings (the upstream's answer, `model` as you named it)", body = super::schema::EmbeddingsResponse),

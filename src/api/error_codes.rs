@@ -1,6 +1,7 @@
 //! Stable error codes for the console's own endpoints (`/api/*`): the JSON error body there
 //! carries `code` next to `error`, and the console translates by code (never by matching the
-//! English text). The gateway surface (`/llmage/v1`) keeps the seed's exact `{"error": "…"}`
+//! English text). The codes are [`ApiError::code`]'s, the one table (OpenAI's spellings where
+//! OpenAI has the error). The gateway surface (`/llmage/v1`) keeps the seed's exact `{"error": "…"}`
 //! for API-key clients; the console calling it with its session (no `Authorization`) gets the
 //! code too.
 
@@ -36,40 +37,9 @@ impl ErrorCode {
             _ => None,
         };
         ErrorCode {
-            code: code(e),
+            code: e.code(),
             detail,
         }
-    }
-}
-
-/// One code per kind of error (exhaustive: a new variant must be given one).
-pub fn code(e: &ApiError) -> &'static str {
-    match e {
-        ApiError::InvalidApiKey => "invalid_api_key",
-        ApiError::MissingParameter(_) => "missing_parameter",
-        ApiError::InvalidParameter(_) => "invalid_parameter",
-        ApiError::InvalidJson(_) => "invalid_json",
-        ApiError::PayloadTooLarge { .. } => "payload_too_large",
-        ApiError::ModelNotFound(_) => "model_not_found",
-        ApiError::NotFound(_) => "not_found",
-        ApiError::InsufficientBalance | ApiError::BalanceShort { .. } => "insufficient_balance",
-        ApiError::KeySpendLimit { .. } => "key_spend_limit",
-        ApiError::RateLimited { .. } => "rate_limited",
-        ApiError::NoChannel(_) => "no_channel",
-        ApiError::UpstreamRejected { .. } => "upstream_rejected",
-        ApiError::UpstreamFailed(_) => "upstream_error",
-        ApiError::UpstreamTimeout => "upstream_timeout",
-        ApiError::UpstreamBusy { .. } => "upstream_busy",
-        ApiError::Unavailable => "unavailable",
-        ApiError::NotConfigured(_) => "not_configured",
-        ApiError::Internal => "internal_error",
-        ApiError::LoginRequired => "login_required",
-        ApiError::Forbidden(_) => "forbidden",
-        ApiError::BadCode(_) => "bad_sms_code",
-        ApiError::CodeRefused { .. } => "sms_code_refused",
-        ApiError::IdempotencyKeyReused(_) => "idempotency_key_reused",
-        ApiError::Timeout(_) => "timeout",
-        ApiError::Conflict(_) => "conflict",
     }
 }
 
@@ -105,4 +75,143 @@ pub async fn add_code(request: Request, next: Next) -> Response {
         _ => bytes.to_vec(),
     };
     Response::from_parts(parts, Body::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::ApiError;
+
+    /// One of every variant; the match below stops compiling when a variant is added, so it
+    /// cannot be forgotten here.
+    fn every() -> Vec<ApiError> {
+        let s = || String::from("x");
+        let all = vec![
+            ApiError::InvalidApiKey,
+            ApiError::MissingParameter(s()),
+            ApiError::InvalidParameter(s()),
+            ApiError::InvalidJson(s()),
+            ApiError::PayloadTooLarge { limit: 1 },
+            ApiError::ModelNotFound(s()),
+            ApiError::NotFound(s()),
+            ApiError::Conflict(s()),
+            ApiError::InsufficientBalance,
+            ApiError::BalanceShort {
+                needed: s(),
+                balance: s(),
+            },
+            ApiError::KeySpendLimit {
+                limit: s(),
+                spent: s(),
+                hold: s(),
+            },
+            ApiError::RateLimited {
+                retry_after_secs: 1,
+            },
+            ApiError::NoChannel(s()),
+            ApiError::UpstreamRejected {
+                status: 400,
+                message: s(),
+            },
+            ApiError::UpstreamFailed(s()),
+            ApiError::UpstreamTimeout,
+            ApiError::UpstreamBusy {
+                retry_after_secs: 1,
+            },
+            ApiError::Unavailable,
+            ApiError::NotConfigured(s()),
+            ApiError::Internal,
+            ApiError::LoginRequired,
+            ApiError::Forbidden(s()),
+            ApiError::BadCode(s()),
+            ApiError::CodeRefused {
+                message: s(),
+                retry_after_secs: None,
+            },
+            ApiError::IdempotencyKeyReused(s()),
+            ApiError::Timeout(s()),
+        ];
+        for e in &all {
+            match e {
+                ApiError::InvalidApiKey
+                | ApiError::MissingParameter(_)
+                | ApiError::InvalidParameter(_)
+                | ApiError::InvalidJson(_)
+                | ApiError::PayloadTooLarge { .. }
+                | ApiError::ModelNotFound(_)
+                | ApiError::NotFound(_)
+                | ApiError::Conflict(_)
+                | ApiError::InsufficientBalance
+                | ApiError::BalanceShort { .. }
+                | ApiError::KeySpendLimit { .. }
+                | ApiError::RateLimited { .. }
+                | ApiError::NoChannel(_)
+                | ApiError::UpstreamRejected { .. }
+                | ApiError::UpstreamFailed(_)
+                | ApiError::UpstreamTimeout
+                | ApiError::UpstreamBusy { .. }
+                | ApiError::Unavailable
+                | ApiError::NotConfigured(_)
+                | ApiError::Internal
+                | ApiError::LoginRequired
+                | ApiError::Forbidden(_)
+                | ApiError::BadCode(_)
+                | ApiError::CodeRefused { .. }
+                | ApiError::IdempotencyKeyReused(_)
+                | ApiError::Timeout(_) => {}
+            }
+        }
+        all
+    }
+
+    /// The console's translations (`errcode.<code>` in `web/assets/i18n.js`), per language.
+    fn console_codes(lang: &str) -> Vec<String> {
+        let js = include_str!("../../web/assets/i18n.js");
+        let start = js
+            .find(&format!("\n  {lang}: {{"))
+            .unwrap_or_else(|| panic!("no {lang} table"));
+        let section = &js[start + 1..];
+        let end = section.find("\n  },").expect("end of the table");
+        section[..end]
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("'errcode."))
+            .filter_map(|l| l.split_once('\''))
+            .map(|(code, _)| code.to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn every_code_is_translated_in_both_languages_and_none_is_stale() {
+        let codes: std::collections::BTreeSet<&str> = every().iter().map(ApiError::code).collect();
+        for lang in ["zh", "en"] {
+            let table: std::collections::BTreeSet<String> =
+                console_codes(lang).into_iter().collect();
+            for code in &codes {
+                assert!(
+                    table.contains(*code),
+                    "errcode.{code} is missing from the console's {lang} table"
+                );
+            }
+            for code in &table {
+                assert!(
+                    codes.contains(code.as_str()),
+                    "errcode.{code} in the {lang} table is no server code"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_console_body_carries_the_one_code() {
+        for e in every() {
+            assert_eq!(super::ErrorCode::of(&e).code, e.code());
+        }
+        assert_eq!(ApiError::InsufficientBalance.code(), "insufficient_quota");
+        assert_eq!(
+            ApiError::RateLimited {
+                retry_after_secs: 1
+            }
+            .code(),
+            "rate_limit_exceeded"
+        );
+    }
 }

@@ -75,8 +75,8 @@ pub(super) fn csv_response(
 #[utoipa::path(get, path = "/api/finance/ledger", tag = "finance",
     summary = "财务 · 账本 / every balance change",
     params(
-        ("format" = Option<String>, Query, description = "json (default) or csv"),
-        ("limit" = Option<i64>, Query, description = "Rows, 1–10000 (default 1000)", minimum = 1, maximum = 10000),
+        ("format" = Option<String>, Query, description = "格式 / format: json (default) or csv"),
+        ("limit" = Option<i64>, Query, description = "行数 1–10000(默认 1000) / Rows, 1–10000 (default 1000)", minimum = 1, maximum = 10000),
     ),
     responses(
         (status = 200, description = "Entries, newest first", content(
@@ -255,8 +255,8 @@ fn change_words(kind: &str, reason: &str) -> String {
 #[utoipa::path(get, path = "/api/finance/usage", tag = "finance",
     summary = "财务 · 用量 / calls and credits per day and model",
     params(
-        ("format" = Option<String>, Query, description = "json (default) or csv"),
-        ("limit" = Option<i64>, Query, description = "Rows, 1–10000 (default 1000)", minimum = 1, maximum = 10000),
+        ("format" = Option<String>, Query, description = "格式 / format: json (default) or csv"),
+        ("limit" = Option<i64>, Query, description = "行数 1–10000(默认 1000) / Rows, 1–10000 (default 1000)", minimum = 1, maximum = 10000),
     ),
     responses(
         (status = 200, description = "Rows, newest day first", content(

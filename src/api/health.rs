@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::server::AppState;
 
 #[utoipa::path(get, path = "/healthz", tag = "ops",
-    summary = "Health: the database answers",
+    summary = "健康检查 / Health: the database answers",
     responses(
         (status = 200, description = "Healthy", body = super::schema::Health),
         (status = 503, description = "Database unavailable", body = super::schema::Health),

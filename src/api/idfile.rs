@@ -42,11 +42,11 @@ impl IdfileQuery {
 }
 
 #[utoipa::path(get, path = "/idfile", tag = "tasks",
-    summary = "Result and input files (links from task answers)",
+    summary = "结果与输入文件(任务结果中的链接) / Result and input files (links from task answers)",
     params(
-        ("path" = String, Query, description = "The file id from a task's link"),
-        ("exp" = Option<i64>, Query, description = "Expiry of a signed input-file link"),
-        ("sig" = Option<String>, Query, description = "Signature of an input-file link"),
+        ("path" = String, Query, description = "任务链接中的文件 id / The file id from a task's link"),
+        ("exp" = Option<i64>, Query, description = "输入文件签名链接的过期时间 / Expiry of a signed input-file link"),
+        ("sig" = Option<String>, Query, description = "输入文件链接的签名 / Signature of an input-file link"),
     ),
     responses(
         (status = 200, description = "The file (PNG, JPEG, MP4, …)", content((String = "application/octet-stream"))),

@@ -21,10 +21,10 @@ use crate::tasks::{Task, TaskStatus, file_url};
 const LOOK_EVERY: Duration = Duration::from_millis(200);
 
 #[utoipa::path(post, path = "/llmage/v1/images/generations", tag = "openai",
-    summary = "OpenAI Images API: generate images (waits for the tasks)",
-    description = "`model`, `prompt`, `n` (up to the model's `max_images_per_request`; one task each), `size` (mapped onto the model's table; `auto` or absent for models without one), `response_format` `url` (default) or `b64_json`; other fields are the model's own parameters (`negative_prompt`, …). Charged exactly as `POST /llmage/v1/image/generations`. Past `images_wait_secs` (default 120) answers 504 naming the task ids; the tasks go on (`GET /llmage/v1/tasks?taskid=`).",
+    summary = "生成图片(等待任务完成) / OpenAI Images API: generate images (waits for the tasks)",
+    description = "`model`、`prompt`、`n`(不超过模型的 `max_images_per_request`,每张一个任务)、`size`(映射到模型的尺寸表)、`response_format` 为 `url`(默认)或 `b64_json`;其余字段为模型自身参数。扣费与 `POST /llmage/v1/image/generations` 完全相同;超过 `images_wait_secs`(默认 120 秒)返回 504 并给出任务 id,任务继续执行。 / `model`, `prompt`, `n` (up to the model's `max_images_per_request`; one task each), `size` (mapped onto the model's table; `auto` or absent for models without one), `response_format` `url` (default) or `b64_json`; other fields are the model's own parameters (`negative_prompt`, …). Charged exactly as `POST /llmage/v1/image/generations`. Past `images_wait_secs` (default 120) answers 504 naming the task ids; the tasks go on (`GET /llmage/v1/tasks?taskid=`).",
     request_body = super::schema::ImagesRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "A retried request with the same key and body creates no second task; a different body is refused with 422", min_length = 1, max_length = 255)),
+    params(("Idempotency-Key" = Option<String>, Header, description = "幂等键:相同键和请求体的重试不会创建第二个任务,请求体不同则返回 422 / A retried request with the same key and body creates no second task; a different body is refused with 422", min_length = 1, max_length = 255)),
     responses(
         (status = 200, description = "The images", body = super::schema::ImagesResponse),
         (status = 400, description = "Missing or invalid parameter", body = super::schema::OpenAiError),

@@ -9,7 +9,7 @@ use super::limits::peer_ip;
 use crate::server::AppState;
 
 #[utoipa::path(get, path = "/metrics", tag = "ops",
-    summary = "Prometheus metrics (loopback clients or the metrics token)",
+    summary = "Prometheus 指标(本机或指标令牌) / Prometheus metrics (loopback clients or the metrics token)",
     responses(
         (status = 200, description = "Prometheus text format", content((String = "text/plain"))),
         (status = 403, description = "Not allowed", body = super::schema::ErrorBody),

@@ -20,7 +20,7 @@ pub struct ModelsQuery {
 
 #[utoipa::path(get, path = "/llmage/v1/models", tag = "gateway",
     summary = "查询可用模型列表 / list models",
-    params(("catelogid" = Option<super::schema::CatelogId>, Query, description = "Only this category")),
+    params(("catelogid" = Option<super::schema::CatelogId>, Query, description = "只列此分类 / Only this category")),
     responses(
         (status = 200, description = "The models", body = super::schema::ModelList),
         (status = 400, description = "Unknown category", body = super::schema::ErrorBody),
@@ -53,7 +53,7 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/llmage/v1/models/{id}", tag = "openai",
     summary = "查询模型 / one model (OpenAI models.retrieve)",
-    params(("id" = String, Path, description = "The model id")),
+    params(("id" = String, Path, description = "模型 id / The model id")),
     responses(
         (status = 200, description = "The model", body = super::schema::ModelEntry),
         (status = 404, description = "Model not found", body = super::schema::OpenAiError),

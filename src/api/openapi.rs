@@ -2,7 +2,8 @@
 //! the router registers them (utoipa-axum: a route and its description are added together), the
 //! bodies from [`super::schema`], and the per-model task parameters from the catalog — one schema
 //! per model and category (`params.<model>.<category>` for JSON, `….multipart` for form uploads),
-//! with enums, ranges, defaults and required files. Served at `GET /llmage/v1/openapi.json`.
+//! with enums, ranges, defaults and required files; the chat body's required fields (or
+//! `messages`) from the catalog's t2t table too. Served at `GET /llmage/v1/openapi.json`.
 
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ use crate::catalog::{Catalog, FileKind, Param, ParamType};
     modifiers(&SecuritySchemes),
     components(schemas(super::schema::CatelogId)),
     tags(
-        (name = "gateway", description = "元境平台 API: models, chat, balance"),
+        (name = "gateway", description = "元境平台 API:模型、文本、余额 / models, chat, balance"),
         (name = "tasks", description = "图片与视频任务 / image and video tasks, result files"),
         (name = "openai", description = "OpenAI 标准接口 / the OpenAI-standard surface: one model, Images, Videos, Embeddings (also under /v1)"),
         (name = "account", description = "手机号登录 / phone login and the session"),
@@ -33,8 +34,8 @@ use crate::catalog::{Catalog, FileKind, Param, ParamType};
         (name = "finance", description = "财务 / ledger, usage, orders, redemption"),
         (name = "recharge", description = "充值 / Alipay recharge"),
         (name = "admin", description = "管理 / administration (admin role)"),
-        (name = "ops", description = "Health and metrics"),
-        (name = "console", description = "The web console"),
+        (name = "ops", description = "运维:健康检查与指标 / Health and metrics"),
+        (name = "console", description = "网页控制台 / The web console"),
     )
 )]
 pub struct ApiDoc;
@@ -80,7 +81,7 @@ pub struct Rendered(pub Arc<String>);
 
 /// `GET /llmage/v1/openapi.json`.
 #[utoipa::path(get, path = "/llmage/v1/openapi.json", tag = "gateway",
-    summary = "This document (OpenAPI 3.1)",
+    summary = "本文档(OpenAPI 3.1) / This document (OpenAPI 3.1)",
     responses((status = 200, description = "The OpenAPI document", content((Object = "application/json")))))]
 pub async fn document(Extension(doc): Extension<Rendered>) -> impl IntoResponse {
     (
@@ -101,6 +102,23 @@ pub fn finish(doc: utoipa::openapi::OpenApi, catalog: &Catalog) -> Value {
         .collect();
     if let Some(model) = doc.pointer_mut("/components/schemas/ChatRequest/properties/model") {
         model["examples"] = json!(chat_models);
+    }
+    // What a chat body must carry comes from the catalog (the model page reads the same table):
+    // its required t2t parameters, or OpenAI's `messages` instead.
+    let chat_required: std::collections::BTreeSet<&str> = catalog
+        .models()
+        .iter()
+        .flat_map(|m| m.categories.iter().filter(|c| c.id == "t2t"))
+        .flat_map(|c| c.params.iter().filter(|p| p.required))
+        .map(|p| p.name.as_str())
+        .collect();
+    if let Some(Value::Object(chat)) = doc.pointer_mut("/components/schemas/ChatRequest")
+        && !chat_required.is_empty()
+    {
+        chat.insert(
+            "anyOf".into(),
+            json!([{"required": chat_required}, {"required": ["messages"]}]),
+        );
     }
     let mut schemas = Map::new();
     let mut image = Vec::new();
@@ -297,7 +315,7 @@ fn param_schema(
     );
     properties.insert(
         "callback_url".into(),
-        json!({"type": "string", "format": "uri", "description": "任务结束时回调的 URL(可选)/ notified when the task ends"}),
+        json!({"type": "string", "format": "uri", "description": "任务结束时回调的 URL(可选) / notified when the task ends"}),
     );
     let mut required = vec![json!("model"), json!("catelogid")];
     for p in params {

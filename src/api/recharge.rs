@@ -186,7 +186,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/recharge/orders/{id}", tag = "recharge",
     summary = "充值订单状态 / one recharge order",
-    params(("id" = String, Path, description = "order_id")),
+    params(("id" = String, Path, description = "订单号 / order_id")),
     responses(
         (status = 200, description = "The order", body = super::schema::RechargeOrder),
         (status = 404, description = "No such order of this user", body = super::schema::ErrorBody),
@@ -222,8 +222,8 @@ pub async fn order(
 
 #[utoipa::path(post, path = "/api/recharge/orders/{id}/sandbox-pay", tag = "recharge",
     summary = "沙盒收银台 · 模拟支付成功 / pay a sandbox order (demo mode only)",
-    description = "Demo mode without Alipay only: completes the caller's open `sandbox` order through the same code as a verified Alipay payment notification (credits once).",
-    params(("id" = String, Path, description = "order_id")),
+    description = "仅限未配置支付宝的演示模式:通过与支付宝验签通知相同的代码完成调用者的 `sandbox` 订单(只入账一次)。 / Demo mode without Alipay only: completes the caller's open `sandbox` order through the same code as a verified Alipay payment notification (credits once).",
+    params(("id" = String, Path, description = "订单号 / order_id")),
     responses(
         (status = 200, description = "The order, now SUCCEEDED", body = super::schema::RechargeOrder),
         (status = 400, description = "The order is no longer payable", body = super::schema::ErrorBody),
@@ -275,8 +275,8 @@ pub async fn sandbox_pay(
 
 #[utoipa::path(post, path = "/api/recharge/orders/{id}/cancel", tag = "recharge",
     summary = "取消订单 / cancel a pending order",
-    description = "Closes a PENDING order of the caller (FAILED, `cancelled`). A payment that still arrives for it is credited all the same.",
-    params(("id" = String, Path, description = "order_id")),
+    description = "关闭调用者处于 PENDING 状态的订单(FAILED,`cancelled`);之后仍到账的付款照常入账。 / Closes a PENDING order of the caller (FAILED, `cancelled`). A payment that still arrives for it is credited all the same.",
+    params(("id" = String, Path, description = "订单号 / order_id")),
     responses(
         (status = 200, description = "The order", body = super::schema::RechargeOrder),
         (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
@@ -306,7 +306,7 @@ pub async fn cancel(
 
 #[utoipa::path(get, path = "/api/recharge/orders/{id}/qr.svg", tag = "recharge",
     summary = "付款二维码 / the order's QR code as SVG",
-    params(("id" = String, Path, description = "order_id")),
+    params(("id" = String, Path, description = "订单号 / order_id")),
     responses(
         (status = 200, description = "SVG image", content((String = "image/svg+xml"))),
         (status = 404, description = "No such open order with a QR code", body = super::schema::ErrorBody),
@@ -349,7 +349,7 @@ fn plain(text: &'static str) -> Response {
 
 #[utoipa::path(post, path = "/api/payments/alipay/notify", tag = "recharge",
     summary = "支付宝异步通知 / Alipay's payment notification",
-    description = "Form-encoded, RSA2-signed by Alipay. Answers exactly `success` when applied (or applied before), `failure` otherwise.",
+    description = "支付宝以表单格式发送并以 RSA2 签名;处理成功(或此前已处理)时只回答 `success`,否则 `failure`。 / Form-encoded, RSA2-signed by Alipay. Answers exactly `success` when applied (or applied before), `failure` otherwise.",
     request_body(content((super::schema::AlipayNotification = "application/x-www-form-urlencoded"))),
     responses((status = 200, description = "`success` or `failure`", content((String = "text/plain")))))]
 /// `POST /api/payments/alipay/notify`: answers exactly `success` once the notification is
@@ -487,8 +487,8 @@ fn orders_response(
 #[utoipa::path(get, path = "/api/finance/orders", tag = "finance",
     summary = "财务 · 充值订单 / the user's recharge orders",
     params(
-        ("format" = Option<String>, Query, description = "json (default) or csv"),
-        ("limit" = Option<i64>, Query, description = "Rows, 1–10000 (default 1000)", minimum = 1, maximum = 10000),
+        ("format" = Option<String>, Query, description = "格式 / format: json (default) or csv"),
+        ("limit" = Option<i64>, Query, description = "行数 1–10000(默认 1000) / Rows, 1–10000 (default 1000)", minimum = 1, maximum = 10000),
     ),
     responses(
         (status = 200, description = "Orders, newest first", content(
@@ -510,8 +510,8 @@ pub async fn my_orders(
 #[utoipa::path(get, path = "/api/admin/orders", tag = "admin",
     summary = "管理 · 全部充值订单 / every recharge order",
     params(
-        ("format" = Option<String>, Query, description = "json (default) or csv"),
-        ("limit" = Option<i64>, Query, description = "Rows, 1–10000 (default 1000)", minimum = 1, maximum = 10000),
+        ("format" = Option<String>, Query, description = "格式 / format: json (default) or csv"),
+        ("limit" = Option<i64>, Query, description = "行数 1–10000(默认 1000) / Rows, 1–10000 (default 1000)", minimum = 1, maximum = 10000),
     ),
     responses(
         (status = 200, description = "Orders, newest first", content(

@@ -33,15 +33,16 @@ pub enum CatelogId {
 /// A chat message (OpenAI form).
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ChatMessage {
+    /// 角色:system、user、assistant 或 tool / role: system, user, assistant or tool
     #[schema(example = "user")]
     pub role: String,
-    /// Text, or OpenAI content parts.
+    /// 文本,或 OpenAI 的内容分段 / Text, or OpenAI content parts
     pub content: Value,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct StreamOptions {
-    /// Send a final chunk with `usage` (and `usage.credits`).
+    /// 最后发送一个带 `usage`(含 `usage.credits`)的分片 / Send a final chunk with `usage` (and `usage.credits`)
     pub include_usage: Option<bool>,
 }
 
@@ -51,26 +52,30 @@ pub struct StreamOptions {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"model": "qwen3-max", "catelogid": "t2t", "prompt": "你的问题", "sys_prompt": "", "stream": false}))]
 pub struct ChatRequest {
-    /// A chat model id from `GET /llmage/v1/models?catelogid=t2t`.
+    /// 文本模型 id,见 `GET /llmage/v1/models?catelogid=t2t` / A chat model id from `GET /llmage/v1/models?catelogid=t2t`
     pub model: String,
-    /// Category: only `t2t` here.
+    /// 分类:此处只能是 `t2t` / Category: only `t2t` here
     #[schema(nullable = false)]
     pub catelogid: Option<String>,
-    /// The question (seed form).
+    /// 提示词(与 `messages` 二选一必填) / The question (seed form; this or `messages` is required)
     #[schema(nullable = false, min_length = 1, pattern = "\\S")]
     pub prompt: Option<String>,
-    /// System prompt (seed form).
+    /// 系统提示词 / System prompt (seed form)
     #[schema(nullable = false)]
     pub sys_prompt: Option<String>,
-    /// OpenAI form.
+    /// 对话消息(OpenAI 形式,与 `prompt` 二选一必填) / The conversation (OpenAI form; this or `prompt` is required)
     #[schema(nullable = false, min_items = 1)]
     pub messages: Option<Vec<ChatMessage>>,
+    /// 流式输出开关 / Answer as a text/event-stream
     #[schema(nullable = false)]
     pub stream: Option<bool>,
+    /// 流式选项:`include_usage` 时最后一个分片带 `usage` / Stream options: `include_usage` sends a last chunk with `usage`
     #[schema(nullable = false)]
     pub stream_options: Option<StreamOptions>,
+    /// 最多输出的 token 数 / Most tokens to generate
     #[schema(nullable = false, minimum = 1)]
     pub max_tokens: Option<u64>,
+    /// 最多输出的 token 数(OpenAI 新字段名) / Most tokens to generate (OpenAI's newer name)
     #[schema(nullable = false, minimum = 1)]
     pub max_completion_tokens: Option<u64>,
 }
@@ -225,7 +230,7 @@ pub struct Health {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct PhoneBody {
-    /// A mainland mobile number (11 digits, optionally +86).
+    /// 中国大陆手机号(11 位,可带 +86) / A mainland mobile number (11 digits, optionally +86)
     #[schema(example = "13912345678", pattern = "^(\\+86)?1[3-9][0-9]{9}$")]
     pub phone: String,
 }
@@ -239,9 +244,10 @@ pub struct CodeSent {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct LoginBody {
+    /// 手机号 / The phone number the code was sent to
     #[schema(example = "13912345678", pattern = "^(\\+86)?1[3-9][0-9]{9}$")]
     pub phone: String,
-    /// The 6-digit code.
+    /// 6 位短信验证码 / The 6-digit code
     #[schema(example = "123456", pattern = "^[0-9]{6}$")]
     pub code: String,
 }
@@ -271,6 +277,8 @@ pub struct Me {
     pub csrf_token: String,
     /// The low-balance notice threshold (credits), if set.
     pub low_balance: Option<i64>,
+    /// Whether an SMS goes out when the balance falls below the threshold.
+    pub low_balance_sms: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -280,18 +288,19 @@ pub struct Done {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct NewKey {
+    /// 名称 / Name
     #[schema(example = "脚本", max_length = 64)]
     pub name: String,
-    /// Unix seconds, in the future.
+    /// 过期时间(Unix 秒,须在未来) / Expiry, unix seconds, in the future
     #[schema(nullable = false, minimum = 0, maximum = 253_402_300_799_i64)]
     pub expires_at: Option<i64>,
-    /// Models the key may call (any when absent).
+    /// 允许调用的模型(不填为全部) / Models the key may call (any when absent)
     #[schema(nullable = false, min_items = 1)]
     pub models: Option<Vec<String>>,
-    /// Addresses or CIDR networks the key may be used from (any when absent).
+    /// 允许使用的 IP 或 CIDR 网段(不填为任意) / Addresses or CIDR networks the key may be used from (any when absent)
     #[schema(nullable = false, min_items = 1)]
     pub allowed_ips: Option<Vec<String>>,
-    /// Most credits the key may spend per calendar month (China time); none when absent.
+    /// 每自然月(北京时间)最多消费的积分(不填为不限) / Most credits the key may spend per calendar month (China time); none when absent
     #[schema(nullable = false, minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub monthly_limit: Option<i64>,
 }
@@ -299,14 +308,19 @@ pub struct NewKey {
 /// Changes to a key: absent fields are kept, null clears a limit.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct KeyPatch {
+    /// 新名称 / New name
     #[schema(example = "脚本", max_length = 64, nullable = false)]
     pub name: Option<String>,
+    /// 允许调用的模型,null 清除限制 / Models the key may call; null clears the limit
     #[schema(min_items = 1)]
     pub models: Option<Vec<String>>,
+    /// 允许使用的 IP 或网段,null 清除限制 / Addresses or networks; null clears the limit
     #[schema(min_items = 1)]
     pub allowed_ips: Option<Vec<String>>,
+    /// 月度消费上限(积分),null 清除 / Monthly spend limit in credits; null clears it
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub monthly_limit: Option<i64>,
+    /// 停用(true)或启用(false) / Switch the key off (true) or on (false)
     #[schema(nullable = false)]
     pub disabled: Option<bool>,
 }
@@ -405,6 +419,7 @@ pub struct UsagePage {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct RedeemBody {
+    /// 兑换码 / The redemption code
     #[schema(example = "ABCD-EFGH-JKLM-NPQR")]
     pub code: String,
 }
@@ -417,7 +432,7 @@ pub struct Redeemed {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct RechargeBody {
-    /// Yuan, at most two decimals, within the configured limits.
+    /// 充值金额(元,最多两位小数,在配置的范围内) / Yuan, at most two decimals, within the configured limits
     #[schema(example = "10.00")]
     pub amount: String,
 }
@@ -474,11 +489,12 @@ pub struct AdminUserList {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct CreditsBody {
-    /// Credits to add (negative: take), not 0; at most 4 decimal places.
+    /// 增加的积分(负数为扣减,不能为 0,最多 4 位小数) / Credits to add (negative: take), not 0; at most 4 decimal places
     #[schema(minimum = -1_000_000_000_000_i64, maximum = 1_000_000_000_000_i64)]
     pub amount: f64,
+    /// 原因(记入账本) / Reason, written to the ledger
     pub reason: String,
-    /// Makes a retried adjustment apply once.
+    /// 幂等键:重试的调整只生效一次 / Makes a retried adjustment apply once
     #[schema(nullable = false)]
     pub idempotency_key: Option<String>,
 }
@@ -527,25 +543,35 @@ pub struct ChannelRow {
 /// `api_key` keeps the current key).
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ChannelBody {
+    /// 渠道名称 / Channel name
     pub name: Option<String>,
-    /// openai, dashscope, ark, modelark, vidu, zhipu.
+    /// 厂商:openai、dashscope、ark、modelark、vidu、zhipu / openai, dashscope, ark, modelark, vidu, zhipu
     #[schema(example = "openai")]
     pub vendor: Option<String>,
+    /// 上游地址 / The upstream base URL
     #[schema(example = "https://api.openai.com/v1")]
     pub base_url: Option<String>,
+    /// 上游密钥(修改时不填则保留) / The upstream key (kept when absent on a change)
     pub api_key: Option<String>,
-    /// Model ids, each `model` or `model=upstream-name`.
+    /// 模型 id 列表,每项为 `model` 或 `model=上游名` / Model ids, each `model` or `model=upstream-name`
     #[schema(example = json!(["gpt-4o-mini", "qwen3-max=qwen-max"]))]
     pub models: Option<Vec<String>>,
-    /// Our model id → the vendor's name for it (applied on top of `models`).
+    /// 模型 id → 厂商的模型名(在 `models` 之上生效) / Our model id → the vendor's name for it (applied on top of `models`)
     pub mapping: Option<std::collections::BTreeMap<String, String>>,
+    /// 优先级(大者优先) / Priority (higher first)
     pub priority: Option<i64>,
+    /// 同优先级内的权重 / Weight among channels of the same priority
     #[schema(minimum = 1)]
     pub weight: Option<i64>,
+    /// 是否启用 / Enabled
     pub enabled: Option<bool>,
+    /// 最大并发数 / Most concurrent calls
     pub max_concurrency: Option<i64>,
+    /// 每分钟最多请求数 / Most requests per minute
     pub rpm: Option<i64>,
+    /// 自定义模型的输入价格(每百万 token 积分) / Input price of a custom model (credits per million tokens)
     pub price_in: Option<i64>,
+    /// 自定义模型的输出价格(每百万 token 积分) / Output price of a custom model (credits per million tokens)
     pub price_out: Option<i64>,
 }
 
@@ -573,10 +599,13 @@ pub struct RedeemCodeList {
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct NewRedeemCodes {
+    /// 每个兑换码的积分 / Credits per code
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub credits: i64,
+    /// 生成数量(默认 1) / How many codes (default 1)
     #[schema(nullable = false, minimum = 1, maximum = 1000)]
     pub count: Option<u64>,
+    /// 备注 / Note
     #[schema(nullable = false)]
     pub note: Option<String>,
 }
@@ -661,16 +690,18 @@ pub struct OpenAiErrorDetail {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"model": "wan2.2-t2i-flash", "prompt": "一只猫", "n": 1, "response_format": "url"}))]
 pub struct ImagesRequest {
+    /// 图片模型 id / An image model id
     pub model: String,
+    /// 提示词 / The prompt
     #[schema(min_length = 1, pattern = "\\S")]
     pub prompt: String,
-    /// Images (one task each), up to the model's `max_images_per_request`.
+    /// 图片数量(每张一个任务,不超过模型的 `max_images_per_request`) / Images (one task each), up to the model's `max_images_per_request`
     #[schema(nullable = false, minimum = 1)]
     pub n: Option<u32>,
-    /// `WxH` from the model's table, or `auto`.
+    /// 尺寸:模型尺寸表中的 `宽x高`,或 `auto` / `WxH` from the model's table, or `auto`
     #[schema(nullable = false)]
     pub size: Option<String>,
-    /// `url` (default) or `b64_json`.
+    /// 返回形式:`url`(默认)或 `b64_json` / `url` (default) or `b64_json`
     #[schema(nullable = false, pattern = "^(url|b64_json)$")]
     pub response_format: Option<String>,
 }
@@ -695,16 +726,18 @@ pub struct ImagesResponse {
 #[derive(Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"model": "viduq3-pro", "prompt": "海边日落", "seconds": "4", "size": "1280x720"}))]
 pub struct VideoCreate {
+    /// 视频模型 id / A video model id
     pub model: String,
+    /// 提示词 / The prompt
     #[schema(min_length = 1, pattern = "\\S")]
     pub prompt: String,
-    /// Duration in seconds (→ the model's `duration`).
+    /// 时长(秒,对应模型的 `duration`) / Duration in seconds (→ the model's `duration`)
     #[schema(nullable = false)]
     pub seconds: Option<String>,
-    /// `WxH` (→ the model's `size`, or `resolution` + `ratio`).
+    /// 尺寸 `宽x高`(对应模型的 `size`,或 `resolution` + `ratio`) / `WxH` (→ the model's `size`, or `resolution` + `ratio`)
     #[schema(nullable = false)]
     pub size: Option<String>,
-    /// The first frame: an image file (multipart), or `{"image_url": "https://…"}`.
+    /// 首帧:图片文件(multipart),或 `{"image_url": "https://…"}` / The first frame: an image file (multipart), or `{"image_url": "https://…"}`
     #[schema(nullable = false)]
     pub input_reference: Option<Value>,
 }
@@ -757,10 +790,11 @@ pub struct VideoDeleted {
 /// `POST /v1/embeddings` (other OpenAI fields such as `dimensions` are passed on).
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct EmbeddingsRequest {
+    /// 向量模型 id / An embedding model id
     pub model: String,
-    /// A string, an array of strings, or an array of token arrays.
+    /// 字符串、字符串数组或 token 数组的数组 / A string, an array of strings, or an array of token arrays
     pub input: Value,
-    /// `float` (default) or `base64`.
+    /// 编码:`float`(默认)或 `base64` / `float` (default) or `base64`
     #[schema(nullable = false)]
     pub encoding_format: Option<String>,
 }
@@ -805,8 +839,12 @@ pub struct CallPage {
 /// The low-balance notice threshold in credits (null = off).
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct LowBalance {
+    /// 余额提醒阈值(积分),null 关闭 / The notice threshold in credits; null turns it off
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub threshold: Option<i64>,
+    /// 跌破阈值时发送短信(每次跌破一条) / Also send one SMS each time the balance falls below it
+    #[schema(nullable = false)]
+    pub sms: Option<bool>,
 }
 
 /// A quote: what the submission would be charged.

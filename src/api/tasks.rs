@@ -30,11 +30,11 @@ const MAX_TEXT_PART: usize = 64 * 1024;
 
 #[utoipa::path(post, path = "/llmage/v1/image/generations", tag = "tasks",
     summary = "文生图 / create an image task",
-    description = "JSON or multipart/form-data; the parameters depend on the model: see the `params.*` schemas (one per model and category, from the catalog). Answers at once; poll `GET /llmage/v1/tasks?taskid=`.",
+    description = "JSON 或 multipart/form-data;参数因模型而异,见各 `params.*` 模式(每个模型和分类一个,来自模型目录)。立即返回;用 `GET /llmage/v1/tasks?taskid=` 查询结果。 / JSON or multipart/form-data; the parameters depend on the model: see the `params.*` schemas (one per model and category, from the catalog). Answers at once; poll `GET /llmage/v1/tasks?taskid=`.",
     request_body(content(
         (super::schema::TaskParams = "application/json"),
         (super::schema::TaskParams = "multipart/form-data"))),
-    params(("Idempotency-Key" = Option<String>, Header, description = "A retried submission with the same key creates no second task", min_length = 1, max_length = 255)),
+    params(("Idempotency-Key" = Option<String>, Header, description = "幂等键:相同键的重试提交不会创建第二个任务 / A retried submission with the same key creates no second task", min_length = 1, max_length = 255)),
     responses(
         (status = 200, description = "Task created", body = super::schema::TaskCreated),
         (status = 400, description = "Missing or invalid parameter", body = super::schema::ErrorBody),
@@ -52,12 +52,12 @@ pub async fn image(
 }
 
 #[utoipa::path(post, path = "/llmage/v1/video/generations", tag = "tasks",
-    summary = "文生视频 / 图生视频 / 参考生视频 — create a video task",
-    description = "JSON or multipart/form-data; the parameters depend on the model: see the `params.*` schemas (one per model and category, from the catalog). Answers at once; poll `GET /llmage/v1/tasks?taskid=`.",
+    summary = "文生视频、图生视频、参考生视频 / create a video task",
+    description = "JSON 或 multipart/form-data;参数因模型而异,见各 `params.*` 模式(每个模型和分类一个,来自模型目录)。立即返回;用 `GET /llmage/v1/tasks?taskid=` 查询结果。 / JSON or multipart/form-data; the parameters depend on the model: see the `params.*` schemas (one per model and category, from the catalog). Answers at once; poll `GET /llmage/v1/tasks?taskid=`.",
     request_body(content(
         (super::schema::TaskParams = "application/json"),
         (super::schema::TaskParams = "multipart/form-data"))),
-    params(("Idempotency-Key" = Option<String>, Header, description = "A retried submission with the same key creates no second task", min_length = 1, max_length = 255)),
+    params(("Idempotency-Key" = Option<String>, Header, description = "幂等键:相同键的重试提交不会创建第二个任务 / A retried submission with the same key creates no second task", min_length = 1, max_length = 255)),
     responses(
         (status = 200, description = "Task created", body = super::schema::TaskCreated),
         (status = 400, description = "Missing or invalid parameter", body = super::schema::ErrorBody),
@@ -363,9 +363,9 @@ fn valid_host(h: &str) -> bool {
 #[utoipa::path(get, path = "/llmage/v1/tasks", tag = "tasks",
     summary = "查询任务 / a task, or a page of the caller's tasks",
     params(
-        ("taskid" = Option<String>, Query, description = "One task; without it a page of tasks, newest first"),
-        ("limit" = Option<i64>, Query, description = "Page size 1–100 (default 20)", minimum = 1, maximum = 100),
-        ("after" = Option<String>, Query, description = "The `next` of the previous page", pattern = "^[0-9]{1,18}-[0-9a-f]*$"),
+        ("taskid" = Option<String>, Query, description = "查询单个任务;不填则按时间倒序返回一页任务 / One task; without it a page of tasks, newest first"),
+        ("limit" = Option<i64>, Query, description = "每页数量 1–100(默认 20) / Page size 1–100 (default 20)", minimum = 1, maximum = 100),
+        ("after" = Option<String>, Query, description = "上一页的 `next` / The `next` of the previous page", pattern = "^[0-9]{1,18}-[0-9a-f]*$"),
     ),
     responses(
         (status = 200, description = "The task (with `taskid`) or a page", content(

@@ -60,12 +60,12 @@ pub fn video_object(task: &Task) -> Value {
 }
 
 #[utoipa::path(post, path = "/llmage/v1/videos", tag = "openai",
-    summary = "OpenAI Videos API: create a video",
-    description = "JSON or multipart/form-data. `model` (a video model of `GET /llmage/v1/models`), `prompt`, `seconds` (→ `duration`), `size` (`WxH` → the model's `size`, or `resolution` + `ratio`), `input_reference` (an image file, or `{\"image_url\"}` in JSON → the model's first-frame field; makes an image-to-video task); other fields are the model's own parameters. The same task as `POST /llmage/v1/video/generations`, at the same price.",
+    summary = "创建视频 / OpenAI Videos API: create a video",
+    description = "JSON 或 multipart/form-data:`model`(视频模型)、`prompt`、`seconds`(→ `duration`)、`size`(`宽x高` → 模型的 `size`,或 `resolution` + `ratio`)、`input_reference`(图片文件,或 JSON 中的 `{\"image_url\"}`,即图生视频);其余字段为模型自身参数。与 `POST /llmage/v1/video/generations` 是同一种任务,价格相同。 / JSON or multipart/form-data. `model` (a video model of `GET /llmage/v1/models`), `prompt`, `seconds` (→ `duration`), `size` (`WxH` → the model's `size`, or `resolution` + `ratio`), `input_reference` (an image file, or `{\"image_url\"}` in JSON → the model's first-frame field; makes an image-to-video task); other fields are the model's own parameters. The same task as `POST /llmage/v1/video/generations`, at the same price.",
     request_body(content(
         (super::schema::VideoCreate = "application/json"),
         (super::schema::VideoCreate = "multipart/form-data"))),
-    params(("Idempotency-Key" = Option<String>, Header, description = "A retried request with the same key and body creates no second task; a different body is refused with 422", min_length = 1, max_length = 255)),
+    params(("Idempotency-Key" = Option<String>, Header, description = "幂等键:相同键和请求体的重试不会创建第二个任务,请求体不同则返回 422 / A retried request with the same key and body creates no second task; a different body is refused with 422", min_length = 1, max_length = 255)),
     responses(
         (status = 200, description = "The video (queued)", body = super::schema::Video),
         (status = 400, description = "Missing or invalid parameter", body = super::schema::OpenAiError),
@@ -284,8 +284,8 @@ async fn video_task(
 }
 
 #[utoipa::path(get, path = "/llmage/v1/videos/{id}", tag = "openai",
-    summary = "OpenAI Videos API: a video",
-    params(("id" = String, Path, description = "The video (task) id")),
+    summary = "查询视频 / OpenAI Videos API: a video",
+    params(("id" = String, Path, description = "视频(任务)id / The video (task) id")),
     responses(
         (status = 200, description = "The video", body = super::schema::Video),
         (status = 404, description = "No such video of this user", body = super::schema::OpenAiError),
@@ -307,11 +307,11 @@ pub struct ListQuery {
 }
 
 #[utoipa::path(get, path = "/llmage/v1/videos", tag = "openai",
-    summary = "OpenAI Videos API: the caller's videos",
+    summary = "视频列表 / OpenAI Videos API: the caller's videos",
     params(
-        ("after" = Option<String>, Query, description = "The last id of the previous page"),
-        ("limit" = Option<i64>, Query, description = "Page size 1–100 (default 20)", minimum = 1, maximum = 100),
-        ("order" = Option<String>, Query, description = "`desc` (newest first, default) or `asc`", pattern = "^(asc|desc)$"),
+        ("after" = Option<String>, Query, description = "上一页最后一个 id / The last id of the previous page"),
+        ("limit" = Option<i64>, Query, description = "每页数量 1–100(默认 20) / Page size 1–100 (default 20)", minimum = 1, maximum = 100),
+        ("order" = Option<String>, Query, description = "排序:`desc`(最新在前,默认)或 `asc` / `desc` (newest first, default) or `asc`", pattern = "^(asc|desc)$"),
     ),
     responses(
         (status = 200, description = "A page of videos", body = super::schema::VideoList),
@@ -369,11 +369,11 @@ pub struct ContentQuery {
 }
 
 #[utoipa::path(get, path = "/llmage/v1/videos/{id}/content", tag = "openai",
-    summary = "OpenAI Videos API: download a video (or its thumbnail)",
-    description = "The archived file, as `GET /idfile` serves it: `ETag`, single byte ranges (206).",
+    summary = "下载视频(或封面) / OpenAI Videos API: download a video (or its thumbnail)",
+    description = "归档文件,与 `GET /idfile` 相同:支持 `ETag` 与单段 Range(206)。 / The archived file, as `GET /idfile` serves it: `ETag`, single byte ranges (206).",
     params(
-        ("id" = String, Path, description = "The video (task) id"),
-        ("variant" = Option<String>, Query, description = "`video` (MP4, default) or `thumbnail` (JPEG)", pattern = "^(video|thumbnail)$"),
+        ("id" = String, Path, description = "视频(任务)id / The video (task) id"),
+        ("variant" = Option<String>, Query, description = "`video`(MP4,默认)或 `thumbnail`(JPEG 封面) / `video` (MP4, default) or `thumbnail` (JPEG)", pattern = "^(video|thumbnail)$"),
     ),
     responses(
         (status = 200, description = "The file (an MP4 video, or the thumbnail as JPEG or PNG)", content(
@@ -430,9 +430,9 @@ pub async fn content(
 }
 
 #[utoipa::path(delete, path = "/llmage/v1/videos/{id}", tag = "openai",
-    summary = "OpenAI Videos API: delete a finished video",
-    description = "Hides the video from its owner (lists, lookups, downloads); what was delivered is not refunded. A video still in progress cannot be deleted.",
-    params(("id" = String, Path, description = "The video (task) id")),
+    summary = "删除已完成的视频 / OpenAI Videos API: delete a finished video",
+    description = "对所有者隐藏该视频(列表、查询、下载);已交付的内容不退款;进行中的视频不能删除。 / Hides the video from its owner (lists, lookups, downloads); what was delivered is not refunded. A video still in progress cannot be deleted.",
+    params(("id" = String, Path, description = "视频(任务)id / The video (task) id")),
     responses(
         (status = 200, description = "Deleted", body = super::schema::VideoDeleted),
         (status = 400, description = "Still in progress", body = super::schema::OpenAiError),

@@ -381,6 +381,7 @@ async fn finish_complete(
         model: &model.id,
         credits: Some(credits_json(credits)),
         missing_usage: Some(usage_value),
+        id: req.request_id.as_deref(),
     };
     answer.write_decorated(&mut out, decoration);
     Bytes::from(out)
@@ -637,6 +638,7 @@ impl Pump {
                     model: &model_id,
                     credits,
                     missing_usage: None,
+                    id: self.req.request_id.as_deref(),
                 };
                 chunk.write_decorated(&mut pending, decoration);
                 pending.extend_from_slice(b"\n\n");
@@ -656,7 +658,12 @@ impl Pump {
         if end == End::Capped {
             // The answer ends as any capped answer does: finish_reason "length", the usage the
             // client asked for, [DONE].
-            let id = answer_id.unwrap_or_else(|| "chatcmpl-capped".into());
+            let id = self
+                .req
+                .request_id
+                .clone()
+                .or(answer_id)
+                .unwrap_or_else(|| "chatcmpl-capped".into());
             write_data_event(&mut pending, &capped_chunk(&id, &model_id, &meter));
             if self.req.include_usage {
                 let usage_chunk = serde_json::json!({

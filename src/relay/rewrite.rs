@@ -39,6 +39,9 @@ pub struct Decoration<'m> {
     pub credits: Option<Value>,
     /// Added as `usage` (with the credits) when the answer has none at all.
     pub missing_usage: Option<Value>,
+    /// The answer's `id` in place of the upstream's (the request's `X-Request-Id`), added when
+    /// the upstream sent none.
+    pub id: Option<&'m str>,
 }
 
 /// An upstream object, read.
@@ -127,6 +130,7 @@ impl<'a> Answer<'a> {
                     model,
                     credits,
                     missing_usage,
+                    id,
                 } = decoration;
                 let mut v = match kind {
                     Kind::Chunk => decorate::chunk(v, model),
@@ -142,6 +146,9 @@ impl<'a> Answer<'a> {
                         (credits, obj.get_mut("usage"))
                     {
                         usage.insert("credits".into(), credits);
+                    }
+                    if let Some(id) = id {
+                        obj.insert("id".into(), Value::String(id.to_owned()));
                     }
                 }
                 // Serializing a Value into a Vec cannot fail.
@@ -257,6 +264,7 @@ impl<'a> Shallow<'a> {
             model,
             credits,
             missing_usage,
+            id,
         } = decoration;
         let choices = self.choices.as_deref().unwrap_or_default();
         let message = choices.first().and_then(|c| match kind {
@@ -302,7 +310,11 @@ impl<'a> Shallow<'a> {
         out.push(b'{');
         for (key, value) in &self.members {
             member(out, key);
-            if let Some(i) = SEED_FIELDS.iter().position(|f| f == key) {
+            if key == "id"
+                && let Some(id) = id
+            {
+                write_string(out, id);
+            } else if let Some(i) = SEED_FIELDS.iter().position(|f| f == key) {
                 written[i] = true;
                 write_seed_field(out, i);
             } else if key == "usage"
@@ -322,6 +334,12 @@ impl<'a> Shallow<'a> {
         if !has_usage && let Some(usage) = &usage {
             member(out, "usage");
             let _ = serde_json::to_writer(&mut *out, usage);
+        }
+        if let Some(id) = id
+            && !self.members.iter().any(|(k, _)| k == "id")
+        {
+            member(out, "id");
+            write_string(out, id);
         }
         out.push(b'}');
     }
@@ -367,7 +385,13 @@ mod tests {
 
     /// The fast path and the reference path give the same answer: equal values, members in the
     /// same order, the same produced text, usage and `usage_only`.
-    fn same_as_reference(raw: &str, kind: Kind, credits: Option<Value>, missing: Option<Value>) {
+    fn same_as_reference(
+        raw: &str,
+        kind: Kind,
+        credits: Option<Value>,
+        missing: Option<Value>,
+        id: Option<&str>,
+    ) {
         let fast =
             Shallow::parse(raw.as_bytes()).unwrap_or_else(|| panic!("fast path refused {raw}"));
         let slow: Value = serde_json::from_str(raw).unwrap();
@@ -386,6 +410,7 @@ mod tests {
             model: "我的模型",
             credits,
             missing_usage: missing,
+            id,
         };
         fast.write_decorated(&mut a, decoration.clone());
         slow.write_decorated(&mut b, decoration);
@@ -394,6 +419,9 @@ mod tests {
         assert_eq!(a, b, "{raw}");
         let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
         assert_eq!(keys(&a), keys(&b), "{raw}");
+        if let Some(id) = id {
+            assert_eq!(a["id"].as_str(), Some(id), "{raw}");
+        }
     }
 
     const CASES: [&str; 19] = [
@@ -424,9 +452,10 @@ mod tests {
         let missing = json!({"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3});
         for raw in CASES {
             for kind in [Kind::Chunk, Kind::Completion] {
-                same_as_reference(raw, kind, None, None);
-                same_as_reference(raw, kind, Some(json!(0.2802)), None);
-                same_as_reference(raw, kind, Some(json!(7)), Some(missing.clone()));
+                same_as_reference(raw, kind, None, None, None);
+                same_as_reference(raw, kind, Some(json!(0.2802)), None, None);
+                same_as_reference(raw, kind, Some(json!(7)), Some(missing.clone()), None);
+                same_as_reference(raw, kind, None, None, Some("req_0123abcd"));
             }
         }
     }
@@ -449,6 +478,7 @@ mod tests {
                 model: "m",
                 credits: None,
                 missing_usage: None,
+                id: None,
             };
             answer.write_decorated(&mut out, decoration);
             let reference = decorate::chunk(serde_json::from_str(raw).unwrap(), "m");

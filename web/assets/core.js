@@ -124,7 +124,7 @@ class ApiError extends Error {
     return (this.body && (this.body.code || (this.body.error && this.body.error.code))) || null;
   }
   get insufficient() {
-    return this.code === 'insufficient_balance';
+    return this.code === 'insufficient_quota';
   }
 }
 
@@ -232,6 +232,7 @@ async function refreshMe() {
     S.csrf = me.csrf_token;
     S.balance = me.balance !== undefined ? me.balance : me.user.balance;
     S.lowBalance = me.low_balance ?? null;
+    S.lowBalanceSms = !!me.low_balance_sms;
   } catch (e) {
     if (e.status === 401) {
       S.user = null;

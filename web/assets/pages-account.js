@@ -672,16 +672,20 @@ function redeemForm() {
 function lowBalanceCard() {
   const input = h('input#low-balance', { type: 'number', min: 1, step: 1, inputmode: 'numeric', value: S.lowBalance || '', placeholder: t('alert.low_ph') });
   const save = h('button.btn.btn-ghost#low-balance-save', { type: 'submit' }, t('common.save'));
+  const sms = h('input#low-balance-sms', { type: 'checkbox', checked: !!S.lowBalanceSms });
   const msg = h('div.form-msg');
   const form = h('form.inline-form#low-balance-form', { novalidate: true }, field(t('alert.low_label'), input), save);
+  const smsRow = h('label.field-check.low-balance-sms', { for: 'low-balance-sms' }, sms, t('alert.sms'));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
     clear(msg);
     const v = input.value.trim();
     busy(save, async () => {
       try {
-        const r = await api('PUT', '/api/me/low-balance', { threshold: v ? Math.round(Number(v)) : null });
+        const r = await api('PUT', '/api/me/low-balance', { threshold: v ? Math.round(Number(v)) : null, sms: sms.checked });
         S.lowBalance = r.threshold;
+        S.lowBalanceSms = r.sms;
+        sms.checked = !!r.sms;
         toast(t('alert.saved'), 'ok');
         updateBalance();
       } catch (err) {
@@ -689,7 +693,7 @@ function lowBalanceCard() {
       }
     });
   });
-  return card(t('alert.low_title'), h('p.muted.small', t('alert.low_help')), form, msg);
+  return card(t('alert.low_title'), h('p.muted.small', t('alert.low_help')), form, smsRow, msg);
 }
 
 // ------------------------------------------------------------------ finance
@@ -802,7 +806,7 @@ page(
           null,
           h('div.stat-label', t('finance.balance')),
           h('div.stat-big#finance-balance', h('b', { 'data-balance': '1' }, fmtNum(S.balance)), h('span', ' ' + t('unit.credits'))),
-          h('div.muted.small', '≈ ¥' + (Number(S.balance || 0) / CREDITS_PER_YUAN).toFixed(2)),
+          h('div.muted.small', '≈ ¥' + (Number(S.balance || 0) / CREDITS_PER_YUAN).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })),
           h('a.btn.btn-primary.mt', { href: '#/recharge' }, t('finance.recharge_now')),
         ),
         card(t('finance.redeem'), redeemForm, redeemMsg),

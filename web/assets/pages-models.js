@@ -151,7 +151,9 @@ page(
       return;
     }
     if (!ctx.alive) return;
-    const vendors = [...new Map(models.map((m) => [m.vendor, m.vendor_label || m.vendor])).entries()];
+    // The filter lists the vendor names the cards show (one vendor key may carry several).
+    const vendorOf = (m) => m.vendor_label || m.vendor;
+    const vendors = [...new Set(models.map(vendorOf))].map((v) => [v, v]);
     const chips = h(
       'div.chips#cat-chips',
       [['', t('common.all')], ...CATS.map((c) => [c, t('cat.' + c)])].map(([c, label]) =>
@@ -190,7 +192,7 @@ page(
       const shown = models.filter(
         (m) =>
           (!squareState.cat || (m.catelogid || []).includes(squareState.cat)) &&
-          (!squareState.vendor || m.vendor === squareState.vendor) &&
+          (!squareState.vendor || vendorOf(m) === squareState.vendor) &&
           (!q || m.id.toLowerCase().includes(q) || (m.description || '').toLowerCase().includes(q) || (m.vendor_label || '').toLowerCase().includes(q)),
       );
       clear(grid);
@@ -1130,9 +1132,24 @@ function quickStart() {
   );
 }
 
-// Text with `code` spans (the document's descriptions are Markdown-ish).
+// The half of a bilingual "中文 / English" text in the current language: split at the last
+// " / " with Chinese before it and none after it (the English half never has Chinese).
+function langHalf(text) {
+  const s = String(text || '');
+  let at = s.lastIndexOf(' / ');
+  while (at > 0) {
+    const zh = s.slice(0, at);
+    const en = s.slice(at + 3);
+    if (CJK.test(zh) && !CJK.test(en) && en.trim()) return S.lang === 'en' ? en : zh;
+    at = s.lastIndexOf(' / ', at - 1);
+  }
+  return s;
+}
+
+// Text with `code` spans (the document's descriptions are Markdown-ish), in the current
+// language when it is bilingual.
 function richText(text) {
-  return String(text || '')
+  return langHalf(text)
     .split(/(`[^`]+`)/)
     .map((part) => (/^`[^`]+`$/.test(part) ? h('code.inline', part.slice(1, -1)) : part));
 }
@@ -1169,10 +1186,13 @@ function schemaRows(doc, schema) {
     Object.assign(props, part.properties || {});
     for (const r of part.required || []) required.add(r);
   }
+  // `anyOf: [{required: [a]}, {required: [b]}]`: one of a, b is required.
+  const oneOf = new Set();
+  for (const alt of s.anyOf || []) if (!alt.properties) for (const r of alt.required || []) oneOf.add(r);
   return Object.entries(props).map(([name, p]) => {
     const r = resolveRef(doc, p);
     const en = r.enum || (r.items && resolveRef(doc, r.items).enum);
-    return { name, type: typeOf(doc, p), required: required.has(name), description: r.description || r.title || '', enum: en, default: r.default };
+    return { name, type: typeOf(doc, p), required: required.has(name), oneOf: oneOf.has(name), description: r.description || r.title || '', enum: en, default: r.default };
   });
 }
 
@@ -1181,7 +1201,7 @@ function schemaTable(rows) {
     [
       { label: t('param.name'), get: (r) => h('code', r.name) },
       { label: t('param.type'), get: (r) => h('span.mono.small', r.type) },
-      { label: t('param.required'), get: (r) => (r.required ? badge(t('common.yes'), 'warn') : t('common.no')) },
+      { label: t('param.required'), get: (r) => (r.required ? badge(t('common.yes'), 'warn') : r.oneOf ? badge(t('param.one_of'), 'warn') : t('common.no')) },
       {
         label: t('param.description'),
         get: (r) => [
