@@ -221,6 +221,18 @@ pub struct Balance {
 pub struct Health {
     #[schema(example = "ok")]
     pub status: String,
+    /// The in-memory channel snapshot (absent when the database does not answer).
+    pub channels: Option<HealthChannels>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthChannels {
+    /// Snapshots built since the process started (1 after the first load).
+    #[schema(example = 3)]
+    pub generation: u64,
+    /// The live snapshot matches the stored channels; `false` for up to one 500 ms reload after
+    /// a change made by another process (the `admin` CLI, another node).
+    pub synced: bool,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
