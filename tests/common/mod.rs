@@ -457,6 +457,46 @@ pub async fn run_curl(block: &str, base: &str, key: &str, dir: &std::path::Path)
 }
 
 impl Server {
+    /// The one way tests add a channel: `admin channel add --vendor … --base-url … --api-key …
+    /// --models …` plus `extra` flags (`--priority`, `--price-in`, `--name`, …), then wait until
+    /// this server has loaded it ([`Server::wait_channels_synced`]). The CLI's output.
+    pub async fn add_channel(
+        &self,
+        vendor: &str,
+        base_url: &str,
+        api_key: &str,
+        models: &str,
+        extra: &[&str],
+    ) -> String {
+        let mut args = vec![
+            "channel",
+            "add",
+            "--vendor",
+            vendor,
+            "--base-url",
+            base_url,
+            "--api-key",
+            api_key,
+            "--models",
+            models,
+        ];
+        args.extend_from_slice(extra);
+        let out = self.admin_ok(&args);
+        self.wait_channels_synced().await;
+        out
+    }
+
+    /// Wait until this server's channel snapshot matches the database (`GET /healthz` answers
+    /// `"channels": {"synced": true}`): a change the `admin` CLI made before this call has
+    /// reached the server (its refresher reloads within 500 ms).
+    pub async fn wait_channels_synced(&self) {
+        eventually(Duration::from_secs(5), "channels synced", || async {
+            let (status, health) = self.get_json("/healthz", None).await;
+            status == 200 && health["channels"]["synced"] == true
+        })
+        .await;
+    }
+
     /// Wait until `/llmage/v1/models` shows `model` available (channels added by the CLI reach
     /// the server within its 500 ms reload).
     pub async fn wait_routable(&self, key: &str, model: &str) {
