@@ -490,8 +490,27 @@ impl Server {
     /// `"channels": {"synced": true}`): a change the `admin` CLI made before this call has
     /// reached the server (its refresher reloads within 500 ms).
     pub async fn wait_channels_synced(&self) {
+        let last = std::sync::Mutex::new(Value::Null);
+        let started = tokio::time::Instant::now();
+        let told = std::cell::Cell::new(false);
         eventually(Duration::from_secs(5), "channels synced", || async {
+            if !told.get() && started.elapsed() > Duration::from_secs(2) {
+                told.set(true);
+                let log = self.log();
+                let lines: Vec<&str> = log.lines().filter(|l| l.contains("channel")).collect();
+                eprintln!("not synced after 2 s; the server's channel log lines: {lines:#?}");
+            }
             let (status, health) = self.get_json("/healthz", None).await;
+            assert!(
+                status != 200 || health["channels"]["synced"].is_boolean(),
+                "/healthz without channels.synced: {health}"
+            );
+            // Shown when the wait fails (nextest prints a failing test's output).
+            let mut last = last.lock().unwrap();
+            if *last != health {
+                eprintln!("/healthz: {status} {health}");
+                *last = health.clone();
+            }
             status == 200 && health["channels"]["synced"] == true
         })
         .await;
