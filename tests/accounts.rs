@@ -183,6 +183,7 @@ async fn brute_force_locks_the_code_and_expiry_is_enforced() {
     )
     .await;
     let code = code_from_log(&server, phone);
+    // The scenario, not a wait for state: the code's 1 s lifetime must pass.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let (status, body) = post(
         &http,
@@ -225,6 +226,7 @@ async fn brute_force_locks_the_code_and_expiry_is_enforced() {
             .status(),
         200
     );
+    // The scenario, not a wait for state: the session's 1 s lifetime must pass.
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     assert_eq!(
         http.get(server.url("/api/me"))
@@ -805,20 +807,15 @@ async fn admins_see_channel_health_and_issue_redemption_codes() {
     let phone = "13655550001";
     server.admin_ok(&["user", "create", "--phone", phone]);
     server.admin_ok(&["user", "set-role", "--phone", phone, "--role", "admin"]);
-    server.admin_ok(&[
-        "channel",
-        "add",
-        "--vendor",
-        "openai",
-        "--base-url",
-        "http://127.0.0.1:9/v1",
-        "--api-key",
-        "sk-upstream-secret-value",
-        "--models",
-        "m1,m2",
-        "--name",
-        "上游一",
-    ]);
+    server
+        .add_channel(
+            "openai",
+            "http://127.0.0.1:9/v1",
+            "sk-upstream-secret-value",
+            "m1,m2",
+            &["--name", "上游一"],
+        )
+        .await;
     let (admin, csrf) = login(&server, phone).await;
     let channels: Value = eventually_json(&admin, &server.url("/api/admin/channels"), |v| {
         v["data"].as_array().is_some_and(|d| !d.is_empty())

@@ -14,35 +14,21 @@ use serde_json::{Value, json};
 
 const PHONE: &str = "13700000000";
 
-fn add_channel(server: &Server, base_url: &str, models: &str, extra: &[&str]) {
-    let mut args = vec![
-        "channel",
-        "add",
-        "--vendor",
-        "openai",
-        "--base-url",
-        base_url,
-        "--api-key",
-        MOCK_KEY,
-        "--models",
-        models,
-    ];
-    args.extend_from_slice(extra);
-    server.admin_ok(&args);
-}
-
 #[tokio::test]
 async fn relays_json_and_streams_intact_and_bills_upstream_usage() {
     let mock = mock_openai::start(Mode::Normal).await;
     let server = Server::start(Opts::default()).await;
     let key = server.user(PHONE, 1_000);
     // A model only this channel knows, priced 1000 / 3000 credits per million tokens.
-    add_channel(
-        &server,
-        &mock.base_url,
-        "my-llama=llama-3-70b",
-        &["--price-in", "1000", "--price-out", "3000"],
-    );
+    server
+        .add_channel(
+            "openai",
+            &mock.base_url,
+            MOCK_KEY,
+            "my-llama=llama-3-70b",
+            &["--price-in", "1000", "--price-out", "3000"],
+        )
+        .await;
     server.wait_routable(&key, "my-llama").await;
     let per_call = 1 + 6; // 1000 × 1000 / 1e6 + 2000 × 3000 / 1e6
 
@@ -169,6 +155,59 @@ async fn relays_json_and_streams_intact_and_bills_upstream_usage() {
     .await;
 }
 
+/// `GET /healthz` tells when a channel change made by the `admin` CLI (another process) has
+/// reached the server: `synced` is true only once the live snapshot matches the database, and
+/// `generation` counts the snapshots built.
+#[tokio::test]
+async fn healthz_shows_when_a_channel_change_has_been_loaded() {
+    let mock = mock_openai::start(Mode::Normal).await;
+    let server = Server::start(Opts::default()).await;
+    let key = server.user(PHONE, 1_000);
+    let generation = || async {
+        let (status, health) = server.get_json("/healthz", None).await;
+        assert_eq!(status, 200, "{health}");
+        health["channels"]["generation"].as_u64().unwrap()
+    };
+    let before = generation().await;
+    server
+        .add_channel("openai", &mock.base_url, MOCK_KEY, "synced-llama", &[])
+        .await;
+    assert!(generation().await > before);
+    // Synced means loaded: the new model is routable without any further wait.
+    let (_, list) = server.get_json("/llmage/v1/models", Some(&key)).await;
+    assert!(
+        list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "synced-llama" && m["available"] == true),
+        "{list}"
+    );
+    // A change that is not a new row (a disable) is seen too.
+    let id = server
+        .admin_ok(&["channel", "list"])
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let before = generation().await;
+    server.admin_ok(&["channel", "disable", &id]);
+    server.wait_channels_synced().await;
+    assert!(generation().await > before);
+    let (_, list) = server.get_json("/llmage/v1/models", Some(&key)).await;
+    assert!(
+        !list["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "synced-llama" && m["available"] == true),
+        "{list}"
+    );
+}
+
 #[tokio::test]
 async fn fails_over_to_the_next_channel_on_503() {
     let broken = mock_openai::start(Mode::Fail503).await;
@@ -176,19 +215,19 @@ async fn fails_over_to_the_next_channel_on_503() {
     let server = Server::start(Opts::default()).await;
     let key = server.user(PHONE, 100_000);
     // The broken channel has the higher priority, so it is always tried first.
-    add_channel(
-        &server,
-        &broken.base_url,
-        "qwen3-max",
-        &["--priority", "10"],
-    );
-    add_channel(&server, &good.base_url, "qwen3-max", &[]);
-    eventually(Duration::from_secs(5), "both channels loaded", || async {
-        let out = server.admin_ok(&["channel", "list"]);
-        out.lines().count() == 3
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    server
+        .add_channel(
+            "openai",
+            &broken.base_url,
+            MOCK_KEY,
+            "qwen3-max",
+            &["--priority", "10"],
+        )
+        .await;
+    server
+        .add_channel("openai", &good.base_url, MOCK_KEY, "qwen3-max", &[])
+        .await;
+    assert_eq!(server.admin_ok(&["channel", "list"]).lines().count(), 3);
 
     let (status, v) = server
         .post_json(
@@ -278,18 +317,15 @@ async fn a_wrong_vendor_key_is_not_blamed_on_the_user() {
     let mock = mock_openai::start(Mode::Normal).await;
     let server = Server::start(Opts::default()).await;
     let key = server.user(PHONE, 100_000);
-    server.admin_ok(&[
-        "channel",
-        "add",
-        "--vendor",
-        "openai",
-        "--base-url",
-        &mock.base_url,
-        "--api-key",
-        "wrong-vendor-key",
-        "--models",
-        "qwen3-max",
-    ]);
+    server
+        .add_channel(
+            "openai",
+            &mock.base_url,
+            "wrong-vendor-key",
+            "qwen3-max",
+            &[],
+        )
+        .await;
     server.wait_routable(&key, "qwen3-max").await;
     let (status, v) = server
         .post_json(
@@ -313,12 +349,15 @@ async fn a_client_that_hangs_up_before_the_answer_is_still_billed_exactly() {
     let mock = mock_openai::start(Mode::SlowStart).await;
     let server = Server::start(Opts::default()).await;
     let key = server.user(PHONE, 1_000);
-    add_channel(
-        &server,
-        &mock.base_url,
-        "late-model",
-        &["--price-in", "1000", "--price-out", "3000"],
-    );
+    server
+        .add_channel(
+            "openai",
+            &mock.base_url,
+            MOCK_KEY,
+            "late-model",
+            &["--price-in", "1000", "--price-out", "3000"],
+        )
+        .await;
     server.wait_routable(&key, "late-model").await;
     let per_call = 1 + 6; // the mock's usage: 1000 in, 2000 out
     for (n, stream) in [(1, false), (2, true)] {
@@ -361,12 +400,15 @@ async fn client_disconnect_stops_the_upstream_and_bills_what_was_produced() {
     let mock = mock_openai::start(Mode::Slow).await;
     let server = Server::start(Opts::default()).await;
     let key = server.user(PHONE, 1_000_000);
-    add_channel(
-        &server,
-        &mock.base_url,
-        "slow-model",
-        &["--price-in", "0", "--price-out", "100000"],
-    );
+    server
+        .add_channel(
+            "openai",
+            &mock.base_url,
+            MOCK_KEY,
+            "slow-model",
+            &["--price-in", "0", "--price-out", "100000"],
+        )
+        .await;
     server.wait_routable(&key, "slow-model").await;
     let resp = server
         .http
@@ -412,34 +454,38 @@ async fn upstream_errors_inside_a_stream() {
     let server = Server::start(Opts::default()).await;
     let key = server.user(PHONE, 1_000_000);
     // An error event before any data: the next channel answers instead.
-    add_channel(
-        &server,
-        &first_fails.base_url,
-        "m-a",
-        &[
-            "--priority",
-            "5",
-            "--price-in",
-            "0",
-            "--price-out",
-            "1000000",
-        ],
-    );
+    server
+        .add_channel(
+            "openai",
+            &first_fails.base_url,
+            MOCK_KEY,
+            "m-a",
+            &[
+                "--priority",
+                "5",
+                "--price-in",
+                "0",
+                "--price-out",
+                "1000000",
+            ],
+        )
+        .await;
     let good = mock_openai::start(Mode::Normal).await;
-    add_channel(&server, &good.base_url, "m-a", &[]);
+    server
+        .add_channel("openai", &good.base_url, MOCK_KEY, "m-a", &[])
+        .await;
     // An error after data: the client gets what was produced, then an SSE error event.
-    add_channel(
-        &server,
-        &breaks.base_url,
-        "m-b",
-        &["--price-in", "0", "--price-out", "1000000"],
-    );
+    server
+        .add_channel(
+            "openai",
+            &breaks.base_url,
+            MOCK_KEY,
+            "m-b",
+            &["--price-in", "0", "--price-out", "1000000"],
+        )
+        .await;
     server.wait_routable(&key, "m-b").await;
-    eventually(Duration::from_secs(5), "both m-a channels", || async {
-        server.admin_ok(&["channel", "list"]).lines().count() == 4
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(server.admin_ok(&["channel", "list"]).lines().count(), 4);
 
     let (status, text) = server
         .post_json(
@@ -488,12 +534,15 @@ async fn a_chunk_that_is_not_json_ends_the_stream_with_an_error_event() {
     let garbage = mock_openai::start(Mode::GarbageMidStream).await;
     let server = Server::start(Opts::default()).await;
     let key = server.user(PHONE, 1_000_000);
-    add_channel(
-        &server,
-        &garbage.base_url,
-        "m-g",
-        &["--price-in", "0", "--price-out", "1000000"],
-    );
+    server
+        .add_channel(
+            "openai",
+            &garbage.base_url,
+            MOCK_KEY,
+            "m-g",
+            &["--price-in", "0", "--price-out", "1000000"],
+        )
+        .await;
     server.wait_routable(&key, "m-g").await;
     let before = server.money(PHONE).await.0;
     let (status, text) = server
@@ -529,30 +578,34 @@ async fn a_channel_at_its_concurrency_cap_passes_calls_to_the_next() {
     let spare = mock_openai::start(Mode::Normal).await;
     let server = Server::start(Opts::default()).await;
     let key = server.user(PHONE, 1_000_000);
-    add_channel(
-        &server,
-        &busy.base_url,
-        "capped",
-        &[
-            "--priority",
-            "10",
-            "--max-concurrency",
-            "1",
-            "--price-in",
-            "1",
-            "--price-out",
-            "1",
-        ],
-    );
-    add_channel(
-        &server,
-        &spare.base_url,
-        "capped",
-        &["--price-in", "1", "--price-out", "1"],
-    );
+    server
+        .add_channel(
+            "openai",
+            &busy.base_url,
+            MOCK_KEY,
+            "capped",
+            &[
+                "--priority",
+                "10",
+                "--max-concurrency",
+                "1",
+                "--price-in",
+                "1",
+                "--price-out",
+                "1",
+            ],
+        )
+        .await;
+    server
+        .add_channel(
+            "openai",
+            &spare.base_url,
+            MOCK_KEY,
+            "capped",
+            &["--price-in", "1", "--price-out", "1"],
+        )
+        .await;
     server.wait_routable(&key, "capped").await;
-    // Channel changes reach the server within one 500 ms reload; nothing exposes the count.
-    tokio::time::sleep(Duration::from_millis(600)).await;
     let first = server
         .http
         .post(server.url("/llmage/v1/chat/completions"))
@@ -596,30 +649,34 @@ async fn a_channel_over_its_rpm_passes_calls_to_the_next() {
     let spare = mock_openai::start(Mode::Normal).await;
     let server = Server::start(Opts::default()).await;
     let key = server.user(PHONE, 1_000_000);
-    add_channel(
-        &server,
-        &limited.base_url,
-        "rated",
-        &[
-            "--priority",
-            "10",
-            "--rpm",
-            "2",
-            "--price-in",
-            "1",
-            "--price-out",
-            "1",
-        ],
-    );
-    add_channel(
-        &server,
-        &spare.base_url,
-        "rated",
-        &["--price-in", "1", "--price-out", "1"],
-    );
+    server
+        .add_channel(
+            "openai",
+            &limited.base_url,
+            MOCK_KEY,
+            "rated",
+            &[
+                "--priority",
+                "10",
+                "--rpm",
+                "2",
+                "--price-in",
+                "1",
+                "--price-out",
+                "1",
+            ],
+        )
+        .await;
+    server
+        .add_channel(
+            "openai",
+            &spare.base_url,
+            MOCK_KEY,
+            "rated",
+            &["--price-in", "1", "--price-out", "1"],
+        )
+        .await;
     server.wait_routable(&key, "rated").await;
-    // Channel changes reach the server within one 500 ms reload; nothing exposes the count.
-    tokio::time::sleep(Duration::from_millis(600)).await;
     for _ in 0..3 {
         let (status, _) = server
             .post_json(

@@ -492,7 +492,16 @@ async fn healthz_and_graceful_shutdown_finishes_streams() {
     };
     let mut server = Server::start(opts).await;
     let (s, v) = server.get_json("/healthz", None).await;
-    assert_eq!((s, v), (200, json!({"status":"ok"})));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["status"], "ok", "{v}");
+    assert_eq!(v["channels"]["synced"], true, "{v}");
+    assert!(v["channels"]["generation"].as_u64() >= Some(1), "{v}");
+    assert_eq!(
+        v.as_object().unwrap().len(),
+        2,
+        "nothing else on a public page: {v}"
+    );
+    assert_eq!(v["channels"].as_object().unwrap().len(), 2, "{v}");
     let resp = server
         .http
         .post(server.url("/llmage/v1/chat/completions"))
@@ -503,6 +512,8 @@ async fn healthz_and_graceful_shutdown_finishes_streams() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let status = tokio::task::spawn_blocking(move || {
+        // The scenario, not a wait for state: the 200 says the stream is open; SIGTERM lands a
+        // few 20 ms chunks into it, while the client is still reading.
         std::thread::sleep(std::time::Duration::from_millis(100));
         let status = server.terminate();
         (status, server)

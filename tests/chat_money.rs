@@ -26,22 +26,20 @@ fn price(prompt: u64, completion: u64) -> i64 {
 }
 
 async fn channel(server: &Server, mock: &MockMetered, key: &str, model: &str) {
-    server.admin_ok(&[
-        "channel",
-        "add",
-        "--vendor",
-        "openai",
-        "--base-url",
-        &mock.base_url,
-        "--api-key",
-        mock_metered::KEY,
-        "--models",
-        model,
-        "--price-in",
-        &PRICE_IN.to_string(),
-        "--price-out",
-        &PRICE_OUT.to_string(),
-    ]);
+    server
+        .add_channel(
+            "openai",
+            &mock.base_url,
+            mock_metered::KEY,
+            model,
+            &[
+                "--price-in",
+                &PRICE_IN.to_string(),
+                "--price-out",
+                &PRICE_OUT.to_string(),
+            ],
+        )
+        .await;
     server.wait_routable(key, model).await;
 }
 
@@ -372,6 +370,7 @@ async fn long_streams_and_slow_readers_pay_for_what_was_produced() {
         let first = resp.chunk().await.unwrap().unwrap();
         text.push_str(&String::from_utf8_lossy(&first));
         if slow_reader {
+            // The scenario: a client that stops reading for longer than the write timeout.
             tokio::time::sleep(Duration::from_secs(7)).await;
         }
         while let Some(chunk) = resp.chunk().await.unwrap() {
@@ -507,6 +506,7 @@ async fn random_schedule(calls: Vec<RandomCall>, kill_after_ms: Option<u64>, cre
         })
         .collect();
     if let Some(ms) = kill_after_ms {
+        // The scenario: SIGKILL at a random moment of the calls (part of the generated case).
         tokio::time::sleep(Duration::from_millis(ms)).await;
         server.kill9();
         server = server.restart(Opts::default()).await;

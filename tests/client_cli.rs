@@ -199,10 +199,9 @@ async fn chat_shows_reasoning_on_stderr_and_stream_errors() {
         (&mock.base_url, "my-llama"),
         (&broken.base_url, "my-broken"),
     ] {
-        let args = ["channel", "add", "--vendor", "openai", "--base-url", url];
-        let mut args = args.to_vec();
-        args.extend(["--api-key", MOCK_KEY, "--models", model]);
-        server.admin_ok(&args);
+        server
+            .add_channel("openai", url, MOCK_KEY, model, &[])
+            .await;
     }
     for model in ["my-llama", "my-broken"] {
         eventually(Duration::from_secs(5), "channel picked up", || async {

@@ -92,22 +92,15 @@ async fn a_new_phone_uses_the_whole_console_in_a_browser() {
     let mock = mock_alipay::start(Mode::Normal).await;
     let server = server_with_alipay(&mock, &[]).await;
     // A channel for the admin page (on a model the journey does not call).
-    server.admin_ok(&[
-        "channel",
-        "add",
-        "--vendor",
-        "dashscope",
-        "--name",
-        "备用通道",
-        "--base-url",
-        "http://127.0.0.1:9",
-        "--api-key",
-        "sk-unused",
-        "--models",
-        "wan2.5-t2i-preview",
-        "--priority",
-        "5",
-    ]);
+    server
+        .add_channel(
+            "dashscope",
+            "http://127.0.0.1:9",
+            "sk-unused",
+            "wan2.5-t2i-preview",
+            &["--name", "备用通道", "--priority", "5"],
+        )
+        .await;
     let b = Browser::start().await;
     let phone = "13900002222";
 

@@ -53,6 +53,7 @@ async fn sigkill_mid_stream_then_every_reservation_is_settled_or_released() {
                 }
             }));
         }
+        // The scenario: SIGKILL at a random moment (printed above, to repeat a run).
         tokio::time::sleep(Duration::from_millis(kill_after)).await;
         server = server.restart(chat_opts()).await;
         for s in streams {
@@ -98,18 +99,15 @@ async fn sigkill_during_submission_polling_and_archiving_loses_nothing_and_charg
     let phone = "13900000102";
     let mut server = Server::start(vendor_opts()).await;
     let key = server.user(phone, 1_000_000);
-    server.admin_ok(&[
-        "channel",
-        "add",
-        "--vendor",
-        "dashscope",
-        "--base-url",
-        &mock.base_url,
-        "--api-key",
-        DASHSCOPE_KEY,
-        "--models",
-        "wan2.2-t2i-plus",
-    ]);
+    server
+        .add_channel(
+            "dashscope",
+            &mock.base_url,
+            DASHSCOPE_KEY,
+            "wan2.2-t2i-plus",
+            &[],
+        )
+        .await;
     server.wait_routable(&key, "wan2.2-t2i-plus").await;
     let mut accepted: Vec<(String, String)> = Vec::new();
     for round in 0..3 {
@@ -134,8 +132,10 @@ async fn sigkill_during_submission_polling_and_archiving_loses_nothing_and_charg
                 let v: Value = resp.json().await.ok()?;
                 Some((v["taskid"].as_str()?.to_owned(), prompt))
             }));
+            // The scenario: submissions spread over time, so the kill finds them at every step.
             tokio::time::sleep(Duration::from_millis(3)).await;
         }
+        // The scenario: SIGKILL at a random moment (printed above, to repeat a run).
         tokio::time::sleep(Duration::from_millis(kill_after)).await;
         server = server.restart(vendor_opts()).await;
         for c in calls {
@@ -256,6 +256,7 @@ async fn sigkill_while_alipay_notifications_arrive_credits_every_order_once() {
             })
         })
         .collect();
+    // The scenario: the notifications run for a random while (printed above) before the kill.
     tokio::time::sleep(Duration::from_millis(kill_after)).await;
     for d in deliveries {
         let _ = d.await;
@@ -530,18 +531,9 @@ async fn one_task_against(mode: Option<DashScopeMode>) -> (Value, i64, String) {
     let server = Server::start(opts).await;
     let phone = "13900000110";
     let key = server.user(phone, 1_000);
-    server.admin_ok(&[
-        "channel",
-        "add",
-        "--vendor",
-        "dashscope",
-        "--base-url",
-        &base,
-        "--api-key",
-        DASHSCOPE_KEY,
-        "--models",
-        "wan2.2-t2i-plus",
-    ]);
+    server
+        .add_channel("dashscope", &base, DASHSCOPE_KEY, "wan2.2-t2i-plus", &[])
+        .await;
     server.wait_routable(&key, "wan2.2-t2i-plus").await;
     let (status, created) = server
         .post_json(
@@ -666,22 +658,15 @@ async fn one_chat_against(
     let server = Server::start(opts).await;
     let phone = "13900000120";
     let key = server.user(phone, 100_000);
-    server.admin_ok(&[
-        "channel",
-        "add",
-        "--vendor",
-        "openai",
-        "--base-url",
-        &base,
-        "--api-key",
-        common::mock_openai::MOCK_KEY,
-        "--models",
-        "metered",
-        "--price-in",
-        "1000",
-        "--price-out",
-        "1000",
-    ]);
+    server
+        .add_channel(
+            "openai",
+            &base,
+            common::mock_openai::MOCK_KEY,
+            "metered",
+            &["--price-in", "1000", "--price-out", "1000"],
+        )
+        .await;
     eventually(Duration::from_secs(5), "channel", || async {
         let (_, list) = server.get_json("/llmage/v1/models", Some(&key)).await;
         list["data"]

@@ -20,22 +20,15 @@ async fn concurrent_chats_never_overdraw() {
     // fit at once than the final price alone would allow.
     let credits = 100;
     let key = server.user(phone, credits);
-    server.admin_ok(&[
-        "channel",
-        "add",
-        "--vendor",
-        "openai",
-        "--base-url",
-        &mock.base_url,
-        "--api-key",
-        MOCK_KEY,
-        "--models",
-        "metered",
-        "--price-in",
-        "1000",
-        "--price-out",
-        "1000",
-    ]);
+    server
+        .add_channel(
+            "openai",
+            &mock.base_url,
+            MOCK_KEY,
+            "metered",
+            &["--price-in", "1000", "--price-out", "1000"],
+        )
+        .await;
     eventually(Duration::from_secs(5), "channel", || async {
         let (_, list) = server.get_json("/llmage/v1/models", Some(&key)).await;
         list["data"]

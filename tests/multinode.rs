@@ -185,7 +185,8 @@ async fn rate_limits_are_shared_through_redis() {
     ];
     let first = Server::start(opts.clone()).await;
     let second = first.start_sibling(opts).await;
-    // Start right after a second boundary, so all four requests fall in one window.
+    // Start right after a second boundary, so all four requests fall in one window (the
+    // scenario: a clock position for the per-second window, not a wait for server state).
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();

@@ -18,21 +18,16 @@ use serde_json::{Value, json};
 
 const EMBED_MODEL: &str = "text-embedding-3-small";
 
-fn add_embedding_channel(server: &Server, base_url: &str, price_in: i64) {
-    server.admin_ok(&[
-        "channel",
-        "add",
-        "--vendor",
-        "openai",
-        "--base-url",
-        base_url,
-        "--api-key",
-        MOCK_KEY,
-        "--models",
-        &format!("embedding:{EMBED_MODEL}=upstream-embed"),
-        "--price-in",
-        &price_in.to_string(),
-    ]);
+async fn add_embedding_channel(server: &Server, base_url: &str, price_in: i64) {
+    server
+        .add_channel(
+            "openai",
+            base_url,
+            MOCK_KEY,
+            &format!("embedding:{EMBED_MODEL}=upstream-embed"),
+            &["--price-in", &price_in.to_string()],
+        )
+        .await;
 }
 
 /// Every sample of the MP4's video track decodes as H.264 (what a player does).
@@ -97,7 +92,7 @@ async fn the_official_python_sdk_works_on_both_bases() {
     );
     let mock = mock_openai::start(Mode::Normal).await;
     let server = Server::start(quick_demo()).await;
-    add_embedding_channel(&server, &mock.base_url, 2);
+    add_embedding_channel(&server, &mock.base_url, 2).await;
     server.wait_routable(DEMO_KEY, EMBED_MODEL).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/openai_v1.py");
     for prefix in ["/v1", "/llmage/v1"] {
@@ -680,7 +675,7 @@ async fn embeddings_are_billed_on_the_upstreams_input_tokens_and_released_on_fai
     let server = Server::start(Opts::demo()).await;
     let key = server.user("13900000088", 1_000);
     // 10 credits per million input tokens; the mock counts 250,000 per input.
-    add_embedding_channel(&server, &mock.base_url, 10);
+    add_embedding_channel(&server, &mock.base_url, 10).await;
     server.wait_routable(&key, EMBED_MODEL).await;
     let (status, body) = send(
         &server,
@@ -726,20 +721,15 @@ async fn embeddings_are_billed_on_the_upstreams_input_tokens_and_released_on_fai
     assert_eq!(status, 400, "{body}");
 
     // A failing upstream: nothing charged.
-    server.admin_ok(&[
-        "channel",
-        "add",
-        "--vendor",
-        "openai",
-        "--base-url",
-        &broken.base_url,
-        "--api-key",
-        MOCK_KEY,
-        "--models",
-        "embedding:broken-embed",
-        "--price-in",
-        "10",
-    ]);
+    server
+        .add_channel(
+            "openai",
+            &broken.base_url,
+            MOCK_KEY,
+            "embedding:broken-embed",
+            &["--price-in", "10"],
+        )
+        .await;
     server.wait_routable(&key, "broken-embed").await;
     let (status, body) = send(
         &server,

@@ -359,6 +359,8 @@ async fn reconciliation_settles_orders_whose_notification_never_came() {
     assert!(waiting["pay_url"].is_string());
     // Paying it now: looking at the order settles it without waiting for the job.
     mock.pay_silently(&ids[2]);
+    // The scenario, not a wait for state: an open order is asked about at Alipay at most every
+    // 3 s when someone looks at it (LOOK_INTERVAL_MS), and the look above just did.
     tokio::time::sleep(Duration::from_millis(3100)).await;
     let (_, now) = get(&http, &server, &format!("/api/recharge/orders/{}", ids[2])).await;
     assert_eq!(now["status"], "SUCCEEDED", "{now}");

@@ -22,20 +22,9 @@ async fn no_secret_reaches_logs_errors_metrics_or_pages() {
         ("good", MOCK_KEY, "metered"),
         ("refused", WRONG_VENDOR_KEY, "metered-refused"),
     ] {
-        server.admin_ok(&[
-            "channel",
-            "add",
-            "--name",
-            name,
-            "--vendor",
-            "openai",
-            "--base-url",
-            &upstream.base_url,
-            "--api-key",
-            key,
-            "--models",
-            model,
-        ]);
+        server
+            .add_channel("openai", &upstream.base_url, key, model, &["--name", name])
+            .await;
     }
     let mut bodies: Vec<String> = Vec::new();
     let http = reqwest::Client::new();

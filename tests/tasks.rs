@@ -579,8 +579,27 @@ async fn callbacks_are_signed_and_retried_until_delivered() {
         async move { received.0.lock().unwrap().len() >= 2 }
     })
     .await;
-    // Nothing more after a 2xx.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Nothing more after a 2xx: the server records the callback as delivered (a failed or
+    // pending state would mean more attempts, or none of the 2xx counted), so nothing is due again.
+    let db = server.db().await;
+    eventually(
+        Duration::from_secs(5),
+        "callback recorded as delivered",
+        || {
+            let db = db.clone();
+            let id = id.clone();
+            async move {
+                let row = sqlx::query("SELECT callback_state FROM tasks WHERE id = $1")
+                    .bind(&id)
+                    .fetch_one(db.reader())
+                    .await
+                    .unwrap();
+                row.try_get::<Option<String>, _>("callback_state").unwrap()
+                    == Some("delivered".into())
+            }
+        },
+    )
+    .await;
     let calls = received.0.lock().unwrap().clone();
     assert_eq!(calls.len(), 2);
     let secret = llmage::accounts::keys::hash(DEMO_KEY);

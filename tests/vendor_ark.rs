@@ -28,23 +28,6 @@ fn opts() -> Opts {
     }
 }
 
-fn add_channel(server: &Server, vendor: &str, base_url: &str, models: &str, priority: i64) {
-    server.admin_ok(&[
-        "channel",
-        "add",
-        "--vendor",
-        vendor,
-        "--base-url",
-        base_url,
-        "--api-key",
-        KEY,
-        "--models",
-        models,
-        "--priority",
-        &priority.to_string(),
-    ]);
-}
-
 async fn submit(server: &Server, key: &str, body: Value) -> String {
     let (status, answer) = server
         .post_json("/llmage/v1/video/generations", Some(key), &body)
@@ -59,14 +42,18 @@ async fn every_seedance_model_succeeds_through_ark_and_modelark_channels() {
     let modelark = mock_ark::start(Mode::Normal).await;
     let server = Server::start(opts()).await;
     let key = server.user(PHONE, 10_000_000);
-    add_channel(&server, "ark", &ark.base_url, ARK_MODELS, 0);
-    add_channel(
-        &server,
-        "modelark",
-        &modelark.base_url,
-        "dreamina-seedance-2-0-260128",
-        0,
-    );
+    server
+        .add_channel("ark", &ark.base_url, KEY, ARK_MODELS, &["--priority", "0"])
+        .await;
+    server
+        .add_channel(
+            "modelark",
+            &modelark.base_url,
+            KEY,
+            "dreamina-seedance-2-0-260128",
+            &["--priority", "0"],
+        )
+        .await;
     server
         .wait_routable(&key, "dreamina-seedance-2-0-260128")
         .await;
@@ -247,13 +234,15 @@ async fn vendor_failures_are_refunded_and_throttled_channels_fail_over() {
     let failing = mock_ark::start(Mode::TaskFails).await;
     let server = Server::start(opts()).await;
     let key = server.user(PHONE, 100_000);
-    add_channel(
-        &server,
-        "ark",
-        &failing.base_url,
-        "doubao-seedance-2-0-fast-260128",
-        0,
-    );
+    server
+        .add_channel(
+            "ark",
+            &failing.base_url,
+            KEY,
+            "doubao-seedance-2-0-fast-260128",
+            &["--priority", "0"],
+        )
+        .await;
     server
         .wait_routable(&key, "doubao-seedance-2-0-fast-260128")
         .await;
@@ -273,25 +262,27 @@ async fn vendor_failures_are_refunded_and_throttled_channels_fail_over() {
     let good = mock_ark::start(Mode::Normal).await;
     let server = Server::start(opts()).await;
     let key = server.user(PHONE, 100_000);
-    add_channel(
-        &server,
-        "ark",
-        &throttled.base_url,
-        "doubao-seedance-2-0-fast-260128",
-        10,
-    );
-    add_channel(
-        &server,
-        "ark",
-        &good.base_url,
-        "doubao-seedance-2-0-fast-260128",
-        0,
-    );
+    server
+        .add_channel(
+            "ark",
+            &throttled.base_url,
+            KEY,
+            "doubao-seedance-2-0-fast-260128",
+            &["--priority", "10"],
+        )
+        .await;
+    server
+        .add_channel(
+            "ark",
+            &good.base_url,
+            KEY,
+            "doubao-seedance-2-0-fast-260128",
+            &["--priority", "0"],
+        )
+        .await;
     server
         .wait_routable(&key, "doubao-seedance-2-0-fast-260128")
         .await;
-    // Channel changes reach the server within one 500 ms reload; nothing exposes the count.
-    tokio::time::sleep(Duration::from_millis(600)).await;
     let id = submit(&server, &key, json!({"model": "doubao-seedance-2-0-fast-260128", "catelogid": "t2v", "prompt": "y", "duration": 4})).await;
     let task = server.finish_task(&key, &id, Duration::from_secs(30)).await;
     assert_eq!(task["status"], "SUCCEEDED", "{task}");
@@ -313,7 +304,9 @@ async fn uploaded_videos_reach_ark_as_short_lived_signed_links() {
     o.args = vec!["--public-base-url".into(), base.clone()];
     let server = Server::start(o).await;
     let key = server.user(PHONE, 10_000_000);
-    add_channel(&server, "ark", &ark.base_url, ARK_MODELS, 0);
+    server
+        .add_channel("ark", &ark.base_url, KEY, ARK_MODELS, &["--priority", "0"])
+        .await;
     server
         .wait_routable(&key, "doubao-seedance-2-0-260128")
         .await;
@@ -381,13 +374,15 @@ async fn uploaded_videos_reach_ark_as_short_lived_signed_links() {
 #[tokio::test]
 async fn an_ark_channel_without_a_public_base_url_stops_the_start_with_a_clear_error() {
     let server = Server::start(opts()).await;
-    add_channel(
-        &server,
-        "ark",
-        "https://ark.cn-beijing.volces.com/api/v3",
-        ARK_MODELS,
-        0,
-    );
+    server
+        .add_channel(
+            "ark",
+            "https://ark.cn-beijing.volces.com/api/v3",
+            KEY,
+            ARK_MODELS,
+            &["--priority", "0"],
+        )
+        .await;
     let out = std::process::Command::new(common::bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(server.data_dir.path())

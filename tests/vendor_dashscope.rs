@@ -27,29 +27,20 @@ fn opts() -> Opts {
 
 const MODELS: &str = "wan2.2-t2i-plus,wan2.5-t2i-preview,wan2.2-t2i-flash,happyhorse-1.0-t2v,happyhorse-1.0-i2v,happyhorse-1.0-r2v,wan2.6-t2v,wan2.6-r2v";
 
-fn add_channel(server: &Server, base_url: &str, models: &str, priority: i64) {
-    server.admin_ok(&[
-        "channel",
-        "add",
-        "--vendor",
-        "dashscope",
-        "--base-url",
-        base_url,
-        "--api-key",
-        KEY,
-        "--models",
-        models,
-        "--priority",
-        &priority.to_string(),
-    ]);
-}
-
 #[tokio::test]
 async fn every_dashscope_model_succeeds_through_a_channel() {
     let mock = mock_dashscope::start(Mode::Normal).await;
     let server = Server::start(opts()).await;
     let key = server.user(PHONE, 1_000_000);
-    add_channel(&server, &mock.base_url, MODELS, 0);
+    server
+        .add_channel(
+            "dashscope",
+            &mock.base_url,
+            KEY,
+            MODELS,
+            &["--priority", "0"],
+        )
+        .await;
     server.wait_routable(&key, "wan2.6-r2v").await;
     let dir = tempfile::tempdir().unwrap();
     for name in ["02.jpg", "1.jpg", "2.jpg"] {
@@ -203,8 +194,24 @@ async fn a_broken_throttled_or_slow_first_channel_hands_the_task_to_the_next() {
         let good = mock_dashscope::start(Mode::Normal).await;
         let server = Server::start(opts()).await;
         let key = server.user(PHONE, 10_000);
-        add_channel(&server, &bad.base_url, "wan2.2-t2i-flash", 10);
-        add_channel(&server, &good.base_url, "wan2.2-t2i-flash", 0);
+        server
+            .add_channel(
+                "dashscope",
+                &bad.base_url,
+                KEY,
+                "wan2.2-t2i-flash",
+                &["--priority", "10"],
+            )
+            .await;
+        server
+            .add_channel(
+                "dashscope",
+                &good.base_url,
+                KEY,
+                "wan2.2-t2i-flash",
+                &["--priority", "0"],
+            )
+            .await;
         server.wait_routable(&key, "wan2.2-t2i-flash").await;
         let (status, answer) = server
             .post_json(
@@ -244,8 +251,24 @@ async fn a_vendor_failure_is_refunded_with_its_reason_and_throttled_polls_are_re
     let throttled = mock_dashscope::start(Mode::PollThrottledOnce).await;
     let server = Server::start(opts()).await;
     let key = server.user(PHONE, 10_000);
-    add_channel(&server, &failing.base_url, "wan2.2-t2i-plus", 0);
-    add_channel(&server, &throttled.base_url, "wan2.2-t2i-flash", 0);
+    server
+        .add_channel(
+            "dashscope",
+            &failing.base_url,
+            KEY,
+            "wan2.2-t2i-plus",
+            &["--priority", "0"],
+        )
+        .await;
+    server
+        .add_channel(
+            "dashscope",
+            &throttled.base_url,
+            KEY,
+            "wan2.2-t2i-flash",
+            &["--priority", "0"],
+        )
+        .await;
     server.wait_routable(&key, "wan2.2-t2i-flash").await;
     server.wait_routable(&key, "wan2.2-t2i-plus").await;
 
@@ -298,18 +321,9 @@ async fn qwen3_max_chat_goes_through_compatible_mode() {
     let key = server.user(PHONE, 1_000_000);
     // The host root: the adapter adds /compatible-mode/v1.
     let root = mock.base_url.trim_end_matches("/v1").to_owned();
-    server.admin_ok(&[
-        "channel",
-        "add",
-        "--vendor",
-        "dashscope",
-        "--base-url",
-        &root,
-        "--api-key",
-        MOCK_KEY,
-        "--models",
-        "qwen3-max",
-    ]);
+    server
+        .add_channel("dashscope", &root, MOCK_KEY, "qwen3-max", &[])
+        .await;
     server.wait_routable(&key, "qwen3-max").await;
     // The seed's request body, non-streaming and streaming.
     let (status, answer) = server
@@ -354,11 +368,25 @@ async fn a_channel_that_keeps_failing_cools_off_and_says_why() {
         .push(("LLMAGE_VENDORS__COOL_SECS".into(), "600".into()));
     let server = Server::start(o).await;
     let key = server.user(PHONE, 10_000);
-    add_channel(&server, &broken.base_url, "wan2.2-t2i-flash", 10);
-    add_channel(&server, &good.base_url, "wan2.2-t2i-flash", 0);
+    server
+        .add_channel(
+            "dashscope",
+            &broken.base_url,
+            KEY,
+            "wan2.2-t2i-flash",
+            &["--priority", "10"],
+        )
+        .await;
+    server
+        .add_channel(
+            "dashscope",
+            &good.base_url,
+            KEY,
+            "wan2.2-t2i-flash",
+            &["--priority", "0"],
+        )
+        .await;
     server.wait_routable(&key, "wan2.2-t2i-flash").await;
-    // Channel changes reach the server within one 500 ms reload; nothing exposes the count.
-    tokio::time::sleep(Duration::from_millis(600)).await;
     let body = json!({"model": "wan2.2-t2i-flash", "catelogid": "t2i", "prompt": "猫"});
     for _ in 0..2 {
         let (_, answer) = server
@@ -386,8 +414,8 @@ async fn a_channel_that_keeps_failing_cools_off_and_says_why() {
         "{list}"
     );
     assert!(!list.contains(KEY));
-    // Once the servers reload, new tasks go straight to the healthy channel.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Once the server reloaded the cooling, new tasks go straight to the healthy channel.
+    server.wait_channels_synced().await;
     let (_, answer) = server
         .post_json("/llmage/v1/image/generations", Some(&key), &body)
         .await;

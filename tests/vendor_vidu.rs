@@ -23,23 +23,6 @@ fn opts() -> Opts {
     }
 }
 
-fn add_channel(server: &Server, base_url: &str, priority: i64) {
-    server.admin_ok(&[
-        "channel",
-        "add",
-        "--vendor",
-        "vidu",
-        "--base-url",
-        base_url,
-        "--api-key",
-        KEY,
-        "--models",
-        "viduq3-pro",
-        "--priority",
-        &priority.to_string(),
-    ]);
-}
-
 async fn ready(server: &Server, key: &str) {
     eventually(Duration::from_secs(5), "channel picked up", || async {
         let (_, list) = server
@@ -66,7 +49,15 @@ async fn viduq3_text_and_image_tasks_succeed_with_off_peak_pricing() {
     let mock = mock_vidu::start(Mode::Normal).await;
     let server = Server::start(opts()).await;
     let key = server.user(PHONE, 1_000_000);
-    add_channel(&server, &mock.base_url, 0);
+    server
+        .add_channel(
+            "vidu",
+            &mock.base_url,
+            KEY,
+            "viduq3-pro",
+            &["--priority", "0"],
+        )
+        .await;
     ready(&server, &key).await;
 
     let full = submit(&server, &key, json!({"model": "viduq3-pro", "catelogid": "t2v", "prompt": "雪山", "duration": 4, "resolution": "720p", "ratio": "9:16"})).await;
@@ -174,7 +165,15 @@ async fn vidu_failures_are_refunded_and_throttling_fails_over() {
     let failing = mock_vidu::start(Mode::TaskFails).await;
     let server = Server::start(opts()).await;
     let key = server.user(PHONE, 10_000);
-    add_channel(&server, &failing.base_url, 0);
+    server
+        .add_channel(
+            "vidu",
+            &failing.base_url,
+            KEY,
+            "viduq3-pro",
+            &["--priority", "0"],
+        )
+        .await;
     ready(&server, &key).await;
     let id = submit(
         &server,
@@ -197,11 +196,25 @@ async fn vidu_failures_are_refunded_and_throttling_fails_over() {
     let good = mock_vidu::start(Mode::Normal).await;
     let server = Server::start(opts()).await;
     let key = server.user(PHONE, 10_000);
-    add_channel(&server, &throttled.base_url, 10);
-    add_channel(&server, &good.base_url, 0);
+    server
+        .add_channel(
+            "vidu",
+            &throttled.base_url,
+            KEY,
+            "viduq3-pro",
+            &["--priority", "10"],
+        )
+        .await;
+    server
+        .add_channel(
+            "vidu",
+            &good.base_url,
+            KEY,
+            "viduq3-pro",
+            &["--priority", "0"],
+        )
+        .await;
     ready(&server, &key).await;
-    // Channel changes reach the server within one 500 ms reload; nothing exposes the count.
-    tokio::time::sleep(Duration::from_millis(600)).await;
     let id = submit(
         &server,
         &key,

@@ -13,23 +13,6 @@ use serde_json::{Value, json};
 
 const PHONE: &str = "13500000001";
 
-fn add_channel(server: &Server, base_url: &str, priority: i64) {
-    server.admin_ok(&[
-        "channel",
-        "add",
-        "--vendor",
-        "zhipu",
-        "--base-url",
-        base_url,
-        "--api-key",
-        KEY,
-        "--models",
-        "cogview-3-flash",
-        "--priority",
-        &priority.to_string(),
-    ]);
-}
-
 async fn run(server: &Server, key: &str, body: Value) -> Value {
     eventually(Duration::from_secs(5), "channel picked up", || async {
         let (_, list) = server
@@ -67,7 +50,15 @@ async fn cogview_images_are_generated_archived_and_failures_explained() {
     let good = mock_zhipu::start(Mode::Normal).await;
     let server = Server::start(Opts::default()).await;
     let key = server.user(PHONE, 100);
-    add_channel(&server, &good.base_url, 0);
+    server
+        .add_channel(
+            "zhipu",
+            &good.base_url,
+            KEY,
+            "cogview-3-flash",
+            &["--priority", "0"],
+        )
+        .await;
     let task = run(
         &server,
         &key,
@@ -101,7 +92,15 @@ async fn refusals_fail_with_the_reason_and_throttling_fails_over() {
     let refusing = mock_zhipu::start(Mode::ContentFilter).await;
     let server = Server::start(Opts::default()).await;
     let key = server.user(PHONE, 100);
-    add_channel(&server, &refusing.base_url, 0);
+    server
+        .add_channel(
+            "zhipu",
+            &refusing.base_url,
+            KEY,
+            "cogview-3-flash",
+            &["--priority", "0"],
+        )
+        .await;
     let task = run(
         &server,
         &key,
@@ -116,11 +115,24 @@ async fn refusals_fail_with_the_reason_and_throttling_fails_over() {
     let good = mock_zhipu::start(Mode::Normal).await;
     let server = Server::start(Opts::default()).await;
     let key = server.user(PHONE, 100);
-    add_channel(&server, &throttled.base_url, 10);
-    add_channel(&server, &good.base_url, 0);
-    // The server reloads channels within 500 ms of a change; nothing exposes the count, so wait
-    // one reload period for the second channel to join the first.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    server
+        .add_channel(
+            "zhipu",
+            &throttled.base_url,
+            KEY,
+            "cogview-3-flash",
+            &["--priority", "10"],
+        )
+        .await;
+    server
+        .add_channel(
+            "zhipu",
+            &good.base_url,
+            KEY,
+            "cogview-3-flash",
+            &["--priority", "0"],
+        )
+        .await;
     let task = run(
         &server,
         &key,

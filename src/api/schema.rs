@@ -226,6 +226,20 @@ pub struct Balance {
 pub struct Health {
     #[schema(example = "ok")]
     pub status: String,
+    /// 内存中的渠道快照(数据库无响应时缺省) / The in-memory channel snapshot (absent when the
+    /// database does not answer).
+    pub channels: Option<HealthChannels>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthChannels {
+    /// 进程启动以来构建的快照数 / Snapshots built since the process started (1 after the first
+    /// load).
+    #[schema(example = 3)]
+    pub generation: u64,
+    /// 快照与库中渠道一致 / The live snapshot matches the stored channels; `false` for up to one
+    /// 500 ms reload after a change made by another process (the `admin` CLI, another node).
+    pub synced: bool,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]

@@ -2,13 +2,16 @@
 //! served, priority, weight, enabled), stored in the database and held in memory as one
 //! immutable [`ChannelTable`] snapshot that also carries the catalog merged with channel-only
 //! chat models. A background refresher reloads the snapshot within a second of any change made
-//! by another process (the `admin` CLI); changes made here reload at once.
+//! by another process (the `admin` CLI); changes made here reload at once. `GET /healthz` shows
+//! how many snapshots were built (`generation`) and whether the live one matches the database
+//! (`synced`), so operators and tests can see a change arrive instead of waiting for the period.
 
 pub mod health;
 pub mod probe;
 pub mod store;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use rand::Rng;
@@ -275,6 +278,8 @@ pub struct Channels {
     base: Arc<Catalog>,
     default_price: (i64, i64),
     current: RwLock<Arc<ChannelTable>>,
+    /// Snapshots built so far (1 after [`Channels::load`]).
+    generation: AtomicU64,
 }
 
 impl Channels {
@@ -290,7 +295,20 @@ impl Channels {
             base,
             default_price,
             current: RwLock::new(Arc::new(table)),
+            generation: AtomicU64::new(1),
         })
+    }
+
+    /// How many snapshots were built since start (the first load included).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// Whether the live snapshot was built from the database's current channels: the stored
+    /// stamp (last change time, row count) equals the snapshot's. One aggregate query over the
+    /// channels table; a change made before this call shows as `false` until the reload.
+    pub async fn synced(&self) -> Result<bool, store::ChannelError> {
+        Ok(self.store.stamp().await? == self.table().stamp)
     }
 
     /// The current snapshot.
@@ -329,6 +347,7 @@ impl Channels {
             Ok(mut guard) => *guard = table,
             Err(poisoned) => *poisoned.into_inner() = table,
         }
+        self.generation.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

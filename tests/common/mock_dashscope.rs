@@ -172,6 +172,7 @@ async fn create(
             return error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "oops");
         }
         Mode::SubmitSlow => {
+            // The mock's behaviour: a vendor slower than the server's timeout.
             tokio::time::sleep(std::time::Duration::from_secs(3)).await;
             return error(StatusCode::GATEWAY_TIMEOUT, "RequestTimeOut", "too slow");
         }

@@ -216,6 +216,7 @@ async fn chat(
                 }
                 written += t;
                 seen.written.fetch_add(t, Ordering::SeqCst);
+                // The mock's behaviour (not a wait): an upstream that paces its chunks.
                 if !behaviour.chunk_delay.is_zero() {
                     tokio::time::sleep(behaviour.chunk_delay).await;
                 }

@@ -207,6 +207,7 @@ async fn chat(State(state): State<MockState>, headers: HeaderMap, body: String) 
         )
             .into_response();
     }
+    // The mock's behaviour (not a wait): an upstream slow to answer, or that never sends headers.
     if state.mode == Mode::SlowStart {
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
@@ -259,6 +260,7 @@ async fn chat(State(state): State<MockState>, headers: HeaderMap, body: String) 
             async move {
                 match i {
                     0 => Some((Ok::<_, std::io::Error>(head), 1)),
+                    // The mock's behaviour (not a wait): a stream that stalls, or breaks late.
                     _ if stall => {
                         tokio::time::sleep(Duration::from_secs(30)).await;
                         None
@@ -297,6 +299,7 @@ fn async_stream(
                 flag.finish();
                 return None;
             }
+            // The mock's behaviour (not a wait): a slow stream, 20 ms a chunk.
             if i > 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

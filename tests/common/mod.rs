@@ -457,6 +457,65 @@ pub async fn run_curl(block: &str, base: &str, key: &str, dir: &std::path::Path)
 }
 
 impl Server {
+    /// The one way tests add a channel: `admin channel add --vendor … --base-url … --api-key …
+    /// --models …` plus `extra` flags (`--priority`, `--price-in`, `--name`, …), then wait until
+    /// this server has loaded it ([`Server::wait_channels_synced`]). The CLI's output.
+    pub async fn add_channel(
+        &self,
+        vendor: &str,
+        base_url: &str,
+        api_key: &str,
+        models: &str,
+        extra: &[&str],
+    ) -> String {
+        let mut args = vec![
+            "channel",
+            "add",
+            "--vendor",
+            vendor,
+            "--base-url",
+            base_url,
+            "--api-key",
+            api_key,
+            "--models",
+            models,
+        ];
+        args.extend_from_slice(extra);
+        let out = self.admin_ok(&args);
+        self.wait_channels_synced().await;
+        out
+    }
+
+    /// Wait until this server's channel snapshot matches the database (`GET /healthz` answers
+    /// `"channels": {"synced": true}`): a change the `admin` CLI made before this call has
+    /// reached the server (its refresher reloads within 500 ms).
+    pub async fn wait_channels_synced(&self) {
+        let last = std::sync::Mutex::new(Value::Null);
+        let started = tokio::time::Instant::now();
+        let told = std::cell::Cell::new(false);
+        eventually(Duration::from_secs(5), "channels synced", || async {
+            if !told.get() && started.elapsed() > Duration::from_secs(2) {
+                told.set(true);
+                let log = self.log();
+                let lines: Vec<&str> = log.lines().filter(|l| l.contains("channel")).collect();
+                eprintln!("not synced after 2 s; the server's channel log lines: {lines:#?}");
+            }
+            let (status, health) = self.get_json("/healthz", None).await;
+            assert!(
+                status != 200 || health["channels"]["synced"].is_boolean(),
+                "/healthz without channels.synced: {health}"
+            );
+            // Shown when the wait fails (nextest prints a failing test's output).
+            let mut last = last.lock().unwrap();
+            if *last != health {
+                eprintln!("/healthz: {status} {health}");
+                *last = health.clone();
+            }
+            status == 200 && health["channels"]["synced"] == true
+        })
+        .await;
+    }
+
     /// Wait until `/llmage/v1/models` shows `model` available (channels added by the CLI reach
     /// the server within its 500 ms reload).
     pub async fn wait_routable(&self, key: &str, model: &str) {
