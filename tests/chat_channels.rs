@@ -89,6 +89,8 @@ async fn relays_json_and_streams_intact_and_bills_upstream_usage() {
             .unwrap()
             .starts_with("text/event-stream")
     );
+    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(request_id.starts_with("chatcmpl-"), "{request_id}");
     let events = sse_data(&resp.text().await.unwrap());
     assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
     let got: Vec<Value> = events[..events.len() - 1]
@@ -103,7 +105,9 @@ async fn relays_json_and_streams_intact_and_bills_upstream_usage() {
             "deltas, tool calls, finish reasons intact"
         );
         assert_eq!(g["model"], "my-llama");
-        assert_eq!(g["id"], e["id"]);
+        // The completion id is our request id (the call log's key), not the upstream's.
+        assert_eq!(g["id"], request_id.as_str());
+        assert_ne!(g["id"], e["id"]);
     }
     let reasoning: String = got
         .iter()

@@ -82,7 +82,7 @@ async fn the_call_log_lists_each_call_with_its_request_id() {
     let (s, chat_id, answer) = call(&server, &first, "/llmage/v1/chat/completions", &chat()).await;
     assert_eq!(s, 200, "{answer}");
     assert!(
-        chat_id.starts_with("req_") && chat_id.len() == 28,
+        chat_id.starts_with("chatcmpl-") && chat_id.len() == 33,
         "{chat_id}"
     );
     let (s, image_id, created) = call(

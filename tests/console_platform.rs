@@ -143,7 +143,7 @@ async fn chat_keys_limits_and_the_call_log_in_a_browser() {
         .await;
     let chat_id = b.js("return window.__ids[1]").await;
     let chat_id = chat_id.as_str().unwrap_or_default().to_owned();
-    assert!(chat_id.starts_with("req_"), "{chat_id}");
+    assert!(chat_id.starts_with("chatcmpl-"), "{chat_id}");
 
     // Markdown is rendered as elements; HTML in an answer stays text.
     let md = b

@@ -205,7 +205,7 @@ async fn completion_ids_are_the_request_id_on_both_bases() {
                 .unwrap();
             assert_eq!(resp.status().as_u16(), 200, "{prefix} stream={stream}");
             let header = resp.headers()["x-request-id"].to_str().unwrap().to_owned();
-            assert!(header.starts_with("req_"), "{header}");
+            assert!(header.starts_with("chatcmpl-"), "{header}");
             let text = resp.text().await.unwrap();
             if stream {
                 let chunks: Vec<Value> = common::sse_data(&text)
