@@ -519,7 +519,10 @@ async fn uploads_in_flight_and_unfinished_tasks_are_capped_per_user() {
     assert_eq!(resp.status(), 200);
     drop(first);
 
-    // Unfinished tasks: two image tasks that take ten minutes, then the third is refused.
+    // Unfinished tasks: two image tasks that take ten minutes, then the third is refused. (A
+    // user of their own: an upload of the loop above may have been accepted before the first
+    // one reached its file part, and its task would count.)
+    let key = server.user("13766662224", 1_000_000);
     let body = json!({"model": "wan2.2-t2i-plus", "catelogid": "t2i", "prompt": "猫"});
     for _ in 0..2 {
         let (status, answer) = server
