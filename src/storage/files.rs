@@ -176,8 +176,35 @@ pub fn object_key_for(id: &str) -> String {
 
 /// Strong ETag of some content: quoted hex of the first 16 bytes of its SHA-256.
 pub fn etag_of(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
+    etag_from_digest(&Sha256::digest(bytes).into())
+}
+
+/// The etag of content whose SHA-256 is `digest` (the same as [`etag_of`] its bytes).
+fn etag_from_digest(digest: &[u8; 32]) -> String {
     format!("\"{}\"", hex::encode(&digest[..16]))
+}
+
+/// The row of a new file (a fresh id and its object key), before its object is written.
+fn new_row(
+    user_id: i64,
+    task_id: Option<&str>,
+    kind: FileKind,
+    mime: &str,
+    size: u64,
+    etag: String,
+) -> StoredFile {
+    let id = crate::billing::ledger::random_id();
+    StoredFile {
+        object_key: object_key_for(&id),
+        id,
+        user_id,
+        task_id: task_id.map(str::to_owned),
+        kind,
+        mime: normalize_mime(mime),
+        size,
+        etag,
+        created_at: now_ms(),
+    }
 }
 
 /// Normalise a media type: the part before any `;`, trimmed and lowercased, when it is a
@@ -308,24 +335,18 @@ impl FileStore {
         mime: &str,
         bytes: Bytes,
     ) -> Result<StoredFile, FileError> {
-        let id = crate::billing::ledger::random_id();
-        let object_key = object_key_for(&id);
-        let etag = etag_of(&bytes);
-        let size = bytes.len() as u64;
-        let location = ObjectPath::parse(&object_key).map_err(object_store::Error::from)?;
-        self.store.put(&location, PutPayload::from(bytes)).await?;
-        self.insert_row(StoredFile {
-            id,
+        let row = new_row(
             user_id,
-            task_id: task_id.map(str::to_owned),
+            task_id,
             kind,
-            mime: normalize_mime(mime),
-            size,
-            etag,
-            object_key,
-            created_at: now_ms(),
-        })
-        .await
+            mime,
+            bytes.len() as u64,
+            etag_of(&bytes),
+        );
+        self.store
+            .put(&self.location(&row)?, PutPayload::from(bytes))
+            .await?;
+        self.insert_row(row).await
     }
 
     /// Store a staged file as a new file and return its row: copied into the object store a
@@ -343,30 +364,18 @@ impl FileStore {
             let bytes = staged.read_all().await?;
             return self.put(user_id, task_id, kind, mime, bytes).await;
         }
-        let id = crate::billing::ledger::random_id();
-        let object_key = object_key_for(&id);
-        let location = ObjectPath::parse(&object_key).map_err(object_store::Error::from)?;
-        let upload = self.store.put_multipart(&location).await?;
+        let etag = etag_from_digest(&staged.sha256);
+        let row = new_row(user_id, task_id, kind, mime, staged.size, etag);
+        let upload = self.store.put_multipart(&self.location(&row)?).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_bytes);
         if let Err(e) = copy_into(staged, &mut writer).await {
             if let Err(abort) = writer.abort().await {
-                tracing::warn!(error = %abort, key = %object_key, "cannot abort a multipart upload");
+                tracing::warn!(error = %abort, key = %row.object_key, "cannot abort a multipart upload");
             }
             return Err(e);
         }
         writer.finish().await?;
-        self.insert_row(StoredFile {
-            id,
-            user_id,
-            task_id: task_id.map(str::to_owned),
-            kind,
-            mime: normalize_mime(mime),
-            size: staged.size,
-            etag: format!("\"{}\"", hex::encode(&staged.sha256[..16])),
-            object_key,
-            created_at: now_ms(),
-        })
-        .await
+        self.insert_row(row).await
     }
 
     /// The row of a file whose object is written (a failed insert deletes the object, best
