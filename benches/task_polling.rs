@@ -22,6 +22,14 @@
 //!    settle all N (each result is a real MP4), then checks every task SUCCEEDED and the balance
 //!    equals the ledger sum.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "a benchmark/example program: a failed setup should stop it, and it may spawn freely"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

@@ -12,6 +12,14 @@
 //! `<upstream>/v1/chat/completions`, the `/llmage` prefix dropped), so the harness can point its
 //! JSON and streaming models at the two mock ports with `STREAM_UPSTREAM`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "a benchmark/example program: a failed setup should stop it, and it may spawn freely"
+)]
+
 use std::time::Duration;
 
 use anyhow::Context;

@@ -653,7 +653,7 @@ impl Config {
             return invalid("security.connection_idle_secs", "must be at least 1");
         }
         if let Err(e) = crate::net::TrustedProxies::new(&self.security.trusted_proxies) {
-            return invalid("security.trusted_proxies", &e);
+            return invalid("security.trusted_proxies", &e.to_string());
         }
         if self.max_body_bytes < 1024 {
             return invalid("max_body_bytes", "must be at least 1024");
@@ -678,7 +678,7 @@ impl Config {
             return invalid("log_format", "must be \"text\" or \"json\"");
         }
         if let Err(e) = crate::net::OutboundGuard::new(&self.outbound_allow) {
-            return invalid("outbound_allow", &e);
+            return invalid("outbound_allow", &e.to_string());
         }
         if let Some(url) = &self.public_base_url
             && !(url.starts_with("http://") || url.starts_with("https://"))

@@ -30,6 +30,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 /// Largest request head (request line and headers) we read.
@@ -190,6 +191,9 @@ pub async fn serve(
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .max_header_list_size(MAX_HEADER_BYTES as u32);
     let graceful = GracefulShutdown::new();
+    // One task per connection; they end with their connections, which the graceful shutdown
+    // below waits for.
+    let connections = TaskTracker::new();
     loop {
         let (stream, peer) = tokio::select! {
             () = stop.cancelled() => break,
@@ -245,7 +249,7 @@ pub async fn serve(
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let connection = graceful.watch(connection);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             tokio::pin!(connection);
             loop {
                 let check = activity
@@ -270,4 +274,6 @@ pub async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
+    connections.close();
+    connections.wait().await;
 }

@@ -52,7 +52,8 @@ pub struct Inner {
     pub tasks: TaskService,
     /// Shared outbound HTTP client (vendors, downloads, callbacks).
     pub http: reqwest::Client,
-    /// Background work that must finish before exit (task steps, callbacks).
+    /// Background work that must finish before exit (task steps, callbacks, the periodic jobs,
+    /// which end at the stop signal).
     pub background: TaskTracker,
     pub limits: crate::api::limits::RateLimits,
     pub links: crate::secrets::LinkSigner,
@@ -187,8 +188,13 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         },
         demo: config.demo,
         default_max_output: config.default_max_output_tokens,
-        ledger: crate::billing::group_commit::GroupCommit::start(core.db.clone())
-            .context("cannot start the ledger writer")?,
+        // The writer ends with the last handle, i.e. with the state: on a tracker of its own,
+        // which shutdown does not wait on (every call waits for its own commit before it ends).
+        ledger: crate::billing::group_commit::GroupCommit::start(
+            core.db.clone(),
+            &TaskTracker::new(),
+        )
+        .context("cannot start the ledger writer")?,
         balances: ledger.clone(),
         owner: lease.owner().to_owned(),
         write_timeout: Duration::from_secs(config.client_write_timeout_secs),
@@ -279,15 +285,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         crate::http_server::ConnectionLimits::from_config(&state.config),
         stop.clone(),
     );
-    let signal_stop = stop.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutdown requested; finishing in-flight requests");
-        signal_stop.cancel();
-    });
     let abort = state.relay.abort.clone();
+    // Watches for the signal (no task of its own: nothing to wait for at exit), then gives
+    // in-flight requests the grace period.
     let grace_timer = async {
-        stop.cancelled().await;
+        tokio::select! {
+            () = wait_for_signal() => {
+                tracing::info!("shutdown requested; finishing in-flight requests");
+                stop.cancel();
+            }
+            () = stop.cancelled() => {}
+        }
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
@@ -410,13 +418,15 @@ fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToke
     state.background.spawn(callbacks.run(stop));
 }
 
+/// The periodic jobs, on [`Inner::background`]: each ends at `stop` (cancelled when shutdown
+/// starts), so the wait for that tracker at exit does not wait on them.
 fn spawn_background_jobs(state: &AppState, stop: CancellationToken) {
-    tokio::spawn(crate::accounts::streams::watch(
+    state.background.spawn(crate::accounts::streams::watch(
         state.db.clone(),
         stop.clone(),
     ));
     if let Some(alipay) = &state.alipay {
-        tokio::spawn(crate::payments::reconcile::run(
+        state.background.spawn(crate::payments::reconcile::run(
             alipay.clone(),
             state.orders.clone(),
             Duration::from_secs(state.config.alipay.reconcile_secs),
@@ -426,7 +436,7 @@ fn spawn_background_jobs(state: &AppState, stop: CancellationToken) {
     }
     let channels = state.channels.clone();
     let stop_channels = stop.clone();
-    tokio::spawn(async move {
+    state.background.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
@@ -441,7 +451,7 @@ fn spawn_background_jobs(state: &AppState, stop: CancellationToken) {
     // Unfinished tasks by status (over all processes) for /metrics.
     let store = state.tasks.store.clone();
     let stop_gauges = stop.clone();
-    tokio::spawn(async move {
+    state.background.spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
         loop {
             tokio::select! {
@@ -460,13 +470,15 @@ fn spawn_background_jobs(state: &AppState, stop: CancellationToken) {
         }
     });
     // The opt-in low-balance SMS, one per downward crossing.
-    tokio::spawn(crate::accounts::low_balance::watch(
+    state.background.spawn(crate::accounts::low_balance::watch(
         state.db.clone(),
         state.sms.clone(),
         stop.clone(),
     ));
     // Holds live as long as their owner process: renew ours, release those of dead processes.
-    tokio::spawn(state.lease.clone().keep(state.ledger.clone(), stop));
+    state
+        .background
+        .spawn(state.lease.clone().keep(state.ledger.clone(), stop));
 }
 
 async fn wait_for_signal() {

@@ -2,6 +2,14 @@
 //! user, the session cookie and its CSRF token, logout; brute force locking a code, resend limits,
 //! expired codes and sessions; `GET /llmage/v1/balance` for API keys.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,14 @@
 //! call, reasoning text, finish reason and usage), failover on 503, billing by the upstream's
 //! usage, and a client that hangs up mid-stream.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::sync::atomic::Ordering;

@@ -2,6 +2,14 @@
 //! exactly as the document writes them (only the host differs), the seed's error bodies, and the
 //! official OpenAI Python SDK.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::process::Command;

@@ -7,6 +7,14 @@
 //! and slow readers pay for what was produced. SQLite by default, PostgreSQL when
 //! `LLMAGE_TEST_DATABASE_URL` is set.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::sync::atomic::Ordering;

@@ -2,6 +2,14 @@
 //! against a demo server, and `admin channel add --help` names all six vendors with a base URL
 //! each and its examples add channels.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::path::Path;

@@ -4,6 +4,14 @@
 //! mock of the task API (JSON and multipart bodies, polling, download, failure, Ctrl-C); and
 //! image/video against the real demo server.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::path::Path;

@@ -5,6 +5,14 @@
 //! and cancel, the low-balance threshold, and the console's assets (compressed, immutable by
 //! content hash, admin script not on the page).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::time::Duration;

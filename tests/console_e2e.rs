@@ -6,6 +6,14 @@
 //! JSON): a refused phone number, a wrong SMS code, an insufficient balance. Every page is
 //! photographed at desktop and phone width into `target/console-screenshots/`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::time::Duration;

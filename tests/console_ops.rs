@@ -6,6 +6,14 @@
 //!   and chat calls are then served by it (with its model mapping); a channel with a wrong key
 //!   tests as failed with the vendor's own message; keys are never returned; disable and delete.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::sync::atomic::Ordering;

@@ -6,6 +6,14 @@
 //! paying through Alipay's WAP cashier. Screenshots of every page at 1440 and 390 px in Chinese
 //! and English go to `$LLMAGE_SHOTS_DIR` (default `target/console-screenshots/platform`).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::path::PathBuf;

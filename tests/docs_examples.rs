@@ -11,6 +11,14 @@
 //! - `llmage …` synopses in ```` ```text ```` blocks are checked flag by flag against that
 //!   command's `--help`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,14 @@
 //! PostgreSQL cut off for a while behind a proxy; the object store's disk full. Random kill points
 //! are printed so a failing run can be repeated.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::sync::Arc;

@@ -3,6 +3,14 @@
 //! connections, metrics label growth, uploads before the balance check, and the rest. Tests that
 //! could connect out assert the refusal before any connection.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::time::Duration;

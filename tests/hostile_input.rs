@@ -4,6 +4,14 @@
 //! classic attacks over HTTP: deep nesting, malformed UTF-8, 10,000 form parts, huge fields,
 //! wrong content types, SQL-injection strings, oversized headers.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::sync::OnceLock;

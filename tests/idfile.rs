@@ -2,6 +2,14 @@
 //! the server's own root are served without an API key, with caching and content headers, byte
 //! ranges, conditional requests, and nothing but 404 JSON for any `path` that is not a known id.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use bytes::Bytes;

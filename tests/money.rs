@@ -2,6 +2,14 @@
 //! calls and 200 concurrent task reservations from one user whose credits cover only some of them
 //! (SQLite by default; PostgreSQL when `LLMAGE_TEST_DATABASE_URL` is set).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::time::Duration;

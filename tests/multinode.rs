@@ -3,6 +3,14 @@
 //! exactly once, every charge is exact, and a key revoked meanwhile is refused by the survivor
 //! within a second.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -4,6 +4,14 @@
 //! refused; images and videos made through the OpenAI routes cost exactly what the seed's routes
 //! charge, refunds included; embeddings billed on the upstream's input tokens.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::io::Cursor;

@@ -3,6 +3,14 @@
 //! registers nothing but documented handlers), every catalog model appears with its parameter
 //! table, and the docs page's examples run against `serve --demo`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::process::Command;

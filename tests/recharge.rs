@@ -4,6 +4,14 @@
 //! at every step; forged, replayed and mismatched notifications; reconciliation by trade.query;
 //! precreate failing; amount limits; recharge switched off without `[alipay]`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,14 @@
 //! PyPI; `scripts/test.sh` installs it) started by the test. A task's inputs and results land in
 //! the bucket under the configured prefix, and `/idfile` serves them with ranges.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::process::{Child, Command, Stdio};

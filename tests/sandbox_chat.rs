@@ -2,6 +2,14 @@
 //! `max_tokens` reach it and come back in OpenAI's shape (and the seed's fields), each completion
 //! with its own id, billed by the usage it reports.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use common::{DEMO_KEY, Opts, Server, demo_phone};

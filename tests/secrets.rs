@@ -4,6 +4,14 @@
 //! error body, in `/metrics`, in the OpenAPI document or in the console's pages. (The one allowed
 //! exception is the development `log` SMS sender's own `SMS <phone> <code>` line, its purpose.)
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use common::console::code_from_log;

@@ -5,6 +5,14 @@
 //! a change on either side fails. Only a missing original is tolerated (a checkout elsewhere);
 //! any other error reading it fails.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 use sha2::{Digest, Sha256};
 
 /// SHA-256 of `../shared/seed/api_zh.md` as copied.

@@ -3,6 +3,14 @@
 //! ownership, listing, deadlines with refunds, signed and retried callbacks, and a SIGKILL with
 //! 20 tasks in flight.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::collections::HashSet;

@@ -4,6 +4,14 @@
 //! expires and priced right; a vendor failure is refunded with its reason; a throttled channel
 //! hands the task to the next; the key is never shown.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -4,6 +4,14 @@
 //! from a broken or throttled channel; a vendor FAILED status refunded with its reason; throttled
 //! polls retried; the vendor key never shown.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -3,6 +3,14 @@
 //! auth form, video and cover archived, off-peak priced lower; a vendor failure is refunded with
 //! its `err_code`; a throttled channel hands the task to the next.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::time::Duration;

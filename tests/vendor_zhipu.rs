@@ -3,6 +3,14 @@
 //! content-safety refusal fails the task with the vendor's reason (nothing charged); a throttled
 //! channel hands the task to the next.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::disallowed_methods,
+    reason = "test code: a failed setup should stop the test, and its helpers may spawn freely"
+)]
+
 mod common;
 
 use std::time::Duration;

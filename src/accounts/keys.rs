@@ -15,7 +15,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::storage::{Db, StoreError, now_ms};
+use crate::storage::{Db, StoreError, json_column, now_ms};
 
 /// Who a valid key belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,15 +226,13 @@ impl Keys {
         let now = now_ms();
         rows.iter()
             .map(|r| {
+                let id: i64 = r.try_get("id")?;
                 let expires_at: Option<i64> = r.try_get("expires_at")?;
-                let list = |column: &str| -> Result<Option<Vec<String>>, sqlx::Error> {
-                    let text: Option<String> = r.try_get(column)?;
-                    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
-                };
+                let list = |column: &str| json_column(r, column, "api_keys", id);
                 Ok(KeySummary {
                     models: list("models")?,
                     allowed_ips: list("allowed_ips")?,
-                    id: r.try_get("id")?,
+                    id,
                     name: r.try_get("name")?,
                     masked: r.try_get("masked")?,
                     created_at: r.try_get("created_at")?,
@@ -370,12 +368,11 @@ impl Keys {
         .fetch_optional(self.db.reader())
         .await?;
         row.map(|r| {
-            let list = |column: &str| -> Result<Option<Vec<String>>, StoreError> {
-                let text: Option<String> = r.try_get(column)?;
-                Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
-            };
+            // A list that does not decode is an error, never "no restriction".
+            let key_id: i64 = r.try_get("id")?;
+            let list = |column: &str| json_column(&r, column, "api_keys", key_id);
             Ok(KeyOwner {
-                key_id: r.try_get("id")?,
+                key_id,
                 user_id: r.try_get("user_id")?,
                 expires_at: r.try_get("expires_at")?,
                 models: list("models")?,

@@ -102,6 +102,15 @@ fn retry_after(wait: Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
+/// Why the shared (Redis) counters cannot be used at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisSetupError {
+    #[error("bad Redis URL: {0}")]
+    BadUrl(redis::RedisError),
+    #[error("cannot reach Redis: {0}")]
+    Unreachable(redis::RedisError),
+}
+
 impl RateLimits {
     pub fn new(config: &LimitsConfig) -> RateLimits {
         let per_minute = NonZeroU32::new(config.auth_failures_per_ip_per_minute)
@@ -123,12 +132,16 @@ impl RateLimits {
     }
 
     /// Share the request counters through Redis (`redis://…`), keys under `prefix`.
-    pub async fn with_redis(mut self, url: &str, prefix: &str) -> Result<RateLimits, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("bad Redis URL: {e}"))?;
+    pub async fn with_redis(
+        mut self,
+        url: &str,
+        prefix: &str,
+    ) -> Result<RateLimits, RedisSetupError> {
+        let client = redis::Client::open(url).map_err(RedisSetupError::BadUrl)?;
         let conn = client
             .get_connection_manager()
             .await
-            .map_err(|e| format!("cannot reach Redis: {e}"))?;
+            .map_err(RedisSetupError::Unreachable)?;
         self.shared = Some(SharedCounters {
             conn,
             prefix: prefix.to_owned(),

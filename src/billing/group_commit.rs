@@ -17,6 +17,7 @@
 //! statements through the sqlx pool.
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::task::TaskTracker;
 
 use super::engine::sqlite::SqliteStore;
 use super::engine::sqlx_store::SqlxStore;
@@ -42,8 +43,9 @@ pub struct GroupCommit {
 
 impl GroupCommit {
     /// Start the writer for `db`'s backend. It ends when every handle is dropped, after committing
-    /// what was queued.
-    pub fn start(db: Db) -> Result<GroupCommit, StoreError> {
+    /// what was queued. On PostgreSQL it is a task on `tracker`: since it outlives the handles'
+    /// holders, that tracker must not be one waited on while they live.
+    pub fn start(db: Db, tracker: &TaskTracker) -> Result<GroupCommit, StoreError> {
         let (queue, rx) = mpsc::channel(QUEUE);
         match db.backend() {
             Backend::Sqlite => {
@@ -55,7 +57,7 @@ impl GroupCommit {
                     .map_err(StoreError::Thread)?;
             }
             Backend::Postgres => {
-                tokio::spawn(run_sqlx(SqlxStore::new(db), rx));
+                tracker.spawn(run_sqlx(SqlxStore::new(db), rx));
             }
         }
         Ok(GroupCommit { queue })
@@ -197,11 +199,12 @@ mod tests {
     async fn many_concurrent_holds_fit_exactly_and_each_waits_for_its_commit() {
         let (_dir, db) = db().await;
         let a = user(&db, "13000000003", 1000).await;
-        let commits = GroupCommit::start(db.clone()).unwrap();
+        let tracker = TaskTracker::new();
+        let commits = GroupCommit::start(db.clone(), &tracker).unwrap();
         let calls: Vec<_> = (0..300)
             .map(|_| {
                 let commits = commits.clone();
-                tokio::spawn(async move { commits.hold(chat_hold(a, 7)).await })
+                tracker.spawn(async move { commits.hold(chat_hold(a, 7)).await })
             })
             .collect();
         let mut granted = 0;

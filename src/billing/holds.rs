@@ -129,7 +129,8 @@ mod tests {
         let (_dir, db) = db().await;
         let a = user(&db, "13000000009", 100).await;
         let ledger = Ledger::new(db.clone());
-        let commits = GroupCommit::start(db.clone()).unwrap();
+        let commits =
+            GroupCommit::start(db.clone(), &tokio_util::task::TaskTracker::new()).unwrap();
         let live = ProcessLease::register(db.clone(), Duration::from_secs(60))
             .await
             .unwrap();

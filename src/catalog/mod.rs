@@ -29,7 +29,31 @@ pub enum CatalogError {
     #[error("catalog is not valid TOML: {0}")]
     Parse(#[from] toml::de::Error),
     #[error("catalog model `{model}`: {problem}")]
-    Invalid { model: String, problem: String },
+    Invalid {
+        model: String,
+        problem: ModelProblem,
+    },
+}
+
+/// What is wrong with one model of a catalog.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ModelProblem {
+    #[error("an embedding model serves no category and is priced in tokens")]
+    Embedding,
+    #[error("serves no category")]
+    NoCategory,
+    #[error("unknown category `{0}`")]
+    UnknownCategory(String),
+    #[error("category `{0}` does not fit its price unit")]
+    PriceUnit(String),
+    #[error("param `{0}`: file params (and only they) need `accept`")]
+    FileAccept(String),
+    #[error("`model` and `catelogid` are implicit; do not list them")]
+    ImplicitParam,
+    #[error("an image model is never listed under video categories")]
+    ImageUnderVideo,
+    #[error("listed twice")]
+    ListedTwice,
 }
 
 /// The whole catalog, indexed by model id.
@@ -251,38 +275,32 @@ impl Model {
         }
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ModelProblem> {
         if self.embedding {
             return if self.categories.is_empty() && matches!(self.price, Price::Tokens { .. }) {
                 Ok(())
             } else {
-                Err("an embedding model serves no category and is priced in tokens".into())
+                Err(ModelProblem::Embedding)
             };
         }
         if self.categories.is_empty() {
-            return Err("serves no category".into());
+            return Err(ModelProblem::NoCategory);
         }
         for category in &self.categories {
             if !CATEGORIES.contains(&category.id.as_str()) {
-                return Err(format!("unknown category `{}`", category.id));
+                return Err(ModelProblem::UnknownCategory(category.id.clone()));
             }
             let chat = category.id == "t2t";
             if chat != matches!(self.price, Price::Tokens { .. }) {
-                return Err(format!(
-                    "category `{}` does not fit its price unit",
-                    category.id
-                ));
+                return Err(ModelProblem::PriceUnit(category.id.clone()));
             }
             for p in &category.params {
                 let is_file = matches!(p.kind, ParamType::File | ParamType::Files);
                 if is_file != p.accept.is_some() {
-                    return Err(format!(
-                        "param `{}`: file params (and only they) need `accept`",
-                        p.name
-                    ));
+                    return Err(ModelProblem::FileAccept(p.name.clone()));
                 }
                 if p.name == "model" || p.name == "catelogid" {
-                    return Err("`model` and `catelogid` are implicit; do not list them".into());
+                    return Err(ModelProblem::ImplicitParam);
                 }
             }
         }
@@ -292,7 +310,7 @@ impl Model {
             .iter()
             .any(|c| matches!(c.id.as_str(), "t2v" | "i2v" | "ref2v"));
         if kinds.iter().any(|k| *k) && video {
-            return Err("an image model is never listed under video categories".into());
+            return Err(ModelProblem::ImageUnderVideo);
         }
         Ok(())
     }
@@ -361,7 +379,7 @@ impl Catalog {
             if catalog.by_id.contains_key(&model.id) {
                 return Err(CatalogError::Invalid {
                     model: model.id,
-                    problem: "listed twice".into(),
+                    problem: ModelProblem::ListedTwice,
                 });
             }
             catalog.push(model);

@@ -93,7 +93,7 @@ pub async fn run(
                 match openai.send(channel, &body, false).await {
                     Ok(ChatReply::Complete(_)) => Ok(()),
                     Ok(ChatReply::Stream(_)) => Ok(()),
-                    Err(e) => Err(describe(&e)),
+                    Err(e) => Err(e),
                 }
             }
             ProbeCall::Read { url, authorization } => {
@@ -102,7 +102,7 @@ pub async fn run(
                     .header(reqwest::header::AUTHORIZATION, authorization)
                     .send()
                     .await
-                    .map_err(|e| describe(&ProviderError::from_reqwest(e)))?;
+                    .map_err(ProviderError::from_reqwest)?;
                 let status = response.status();
                 let body = response.bytes().await.unwrap_or_default();
                 read_verdict(status.as_u16(), &body)
@@ -110,7 +110,7 @@ pub async fn run(
         }
     })
     .await
-    .unwrap_or_else(|_| Err(describe(&ProviderError::Timeout)));
+    .unwrap_or(Err(ProviderError::Timeout));
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match outcome {
         Ok(()) => Probe {
@@ -121,16 +121,19 @@ pub async fn run(
         Err(error) => Probe {
             ok: false,
             latency_ms,
-            error: Some(error),
+            error: Some(describe(&error)),
         },
     }
 }
 
 /// A read call's answer: the key was refused (401/403), the vendor is failing (5xx, 429), or it
 /// answered (the key is good even when the task does not exist).
-fn read_verdict(status: u16, body: &[u8]) -> Result<(), String> {
+fn read_verdict(status: u16, body: &[u8]) -> Result<(), ProviderError> {
     match status {
-        401 | 403 | 429 | 500..=599 => Err(format!("HTTP {status}: {}", error_message(body))),
+        401 | 403 | 429 | 500..=599 => Err(ProviderError::Status {
+            status,
+            message: error_message(body),
+        }),
         _ => Ok(()),
     }
 }
@@ -206,7 +209,7 @@ mod tests {
         assert!(read_verdict(404, b"{}").is_ok());
         assert!(read_verdict(400, b"{}").is_ok());
         assert_eq!(
-            read_verdict(401, br#"{"message":"invalid key"}"#),
+            read_verdict(401, br#"{"message":"invalid key"}"#).map_err(|e| describe(&e)),
             Err("HTTP 401: invalid key".into())
         );
         assert!(read_verdict(503, b"down").is_err());

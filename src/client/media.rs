@@ -73,29 +73,44 @@ pub struct TaskOptions {
     pub idempotency_key: Option<String>,
 }
 
+/// A malformed `--param KEY=VALUE` or `--file FIELD=PATH` (clap prints it after the flag).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PairError {
+    #[error("应为 KEY=VALUE / expected KEY=VALUE, got {0:?}")]
+    NotKeyValue(String),
+    #[error("参数名为空 / empty parameter name in {0:?}")]
+    EmptyKey(String),
+    #[error("应为 字段=路径 / expected FIELD=PATH (e.g. image_file=./a.jpg), got {0:?}")]
+    NotFieldPath(String),
+    #[error("字段名为空 / empty field name in {0:?}")]
+    EmptyField(String),
+    #[error("文件路径为空 / empty file path in {0:?}")]
+    EmptyPath(String),
+}
+
 /// `KEY=VALUE` of `--param`.
-pub fn parse_param(s: &str) -> Result<(String, String), String> {
+pub fn parse_param(s: &str) -> Result<(String, String), PairError> {
     let (key, value) = s
         .split_once('=')
-        .ok_or_else(|| format!("应为 KEY=VALUE / expected KEY=VALUE, got {s:?}"))?;
+        .ok_or_else(|| PairError::NotKeyValue(s.to_owned()))?;
     let key = key.trim();
     if key.is_empty() {
-        return Err(format!("参数名为空 / empty parameter name in {s:?}"));
+        return Err(PairError::EmptyKey(s.to_owned()));
     }
     Ok((key.to_owned(), value.to_owned()))
 }
 
 /// `FIELD=PATH` of `--file`.
-pub fn parse_file(s: &str) -> Result<(String, PathBuf), String> {
-    let (field, path) = s.split_once('=').ok_or_else(|| {
-        format!("应为 字段=路径 / expected FIELD=PATH (e.g. image_file=./a.jpg), got {s:?}")
-    })?;
+pub fn parse_file(s: &str) -> Result<(String, PathBuf), PairError> {
+    let (field, path) = s
+        .split_once('=')
+        .ok_or_else(|| PairError::NotFieldPath(s.to_owned()))?;
     let field = field.trim();
     if field.is_empty() {
-        return Err(format!("字段名为空 / empty field name in {s:?}"));
+        return Err(PairError::EmptyField(s.to_owned()));
     }
     if path.is_empty() {
-        return Err(format!("文件路径为空 / empty file path in {s:?}"));
+        return Err(PairError::EmptyPath(s.to_owned()));
     }
     Ok((field.to_owned(), PathBuf::from(path)))
 }
@@ -661,7 +676,7 @@ mod tests {
         );
         for bad in ["a.jpg", "=a.jpg", "image_file="] {
             let err = parse_file(bad).unwrap_err();
-            assert!(err.contains(" / "), "{bad}: {err}");
+            assert!(err.to_string().contains(" / "), "{bad}: {err}");
         }
         assert_eq!(parse_param("k=").unwrap(), ("k".into(), String::new()));
         assert!(parse_param("k").is_err());

@@ -135,6 +135,28 @@ fn is_public_v6(v6: Ipv6Addr) -> bool {
         && !V6_BLOCKED.iter().any(|&(net, len)| within_v6(ip, net, len))
 }
 
+/// An `outbound_allow` entry that is none of the accepted forms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a host name, IP address or CIDR network")]
+pub struct BadAllowEntry(pub String);
+
+/// Why a user-given URL is refused (the text completes "callback_url …" for the client).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlRefused {
+    #[error("is not a valid URL")]
+    NotAUrl,
+    #[error("must be an http:// or https:// URL")]
+    Scheme,
+    #[error("must not carry credentials")]
+    Credentials,
+    #[error("has no host")]
+    NoHost,
+    #[error("host {0} cannot be resolved")]
+    Unresolved(String),
+    #[error("host {0} is a private or local address; only public addresses are reachable")]
+    Private(String),
+}
+
 /// The guard: checks URLs and builds HTTP clients that cannot be steered inside.
 #[derive(Debug, Clone, Default)]
 pub struct OutboundGuard {
@@ -143,7 +165,7 @@ pub struct OutboundGuard {
 
 impl OutboundGuard {
     /// From `outbound_allow` entries: host names, IP addresses or CIDR networks.
-    pub fn new(entries: &[String]) -> Result<OutboundGuard, String> {
+    pub fn new(entries: &[String]) -> Result<OutboundGuard, BadAllowEntry> {
         let mut allow = AllowList::default();
         for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
             if let Ok(net) = entry.parse::<IpNet>() {
@@ -156,9 +178,7 @@ impl OutboundGuard {
             {
                 allow.hosts.push(entry.to_ascii_lowercase());
             } else {
-                return Err(format!(
-                    "`{entry}` is not a host name, IP address or CIDR network"
-                ));
+                return Err(BadAllowEntry(entry.to_owned()));
             }
         }
         Ok(OutboundGuard {
@@ -168,18 +188,15 @@ impl OutboundGuard {
 
     /// Check a user-given URL: http(s), and every address its host resolves to is public
     /// (or allow-listed). The error says why, for the client.
-    pub async fn check_url(&self, url: &str) -> Result<(), String> {
-        let parsed = reqwest::Url::parse(url).map_err(|_| "is not a valid URL".to_owned())?;
+    pub async fn check_url(&self, url: &str) -> Result<(), UrlRefused> {
+        let parsed = reqwest::Url::parse(url).map_err(|_| UrlRefused::NotAUrl)?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err("must be an http:// or https:// URL".into());
+            return Err(UrlRefused::Scheme);
         }
         if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err("must not carry credentials".into());
+            return Err(UrlRefused::Credentials);
         }
-        let host = parsed
-            .host_str()
-            .ok_or_else(|| "has no host".to_owned())?
-            .to_owned();
+        let host = parsed.host_str().ok_or(UrlRefused::NoHost)?.to_owned();
         if self.allow.allows_host(&host) {
             return Ok(());
         }
@@ -189,20 +206,18 @@ impl OutboundGuard {
             Ok(ip) => vec![ip],
             Err(_) => tokio::net::lookup_host((bare, port))
                 .await
-                .map_err(|_| format!("host {host} cannot be resolved"))?
+                .map_err(|_| UrlRefused::Unresolved(host.clone()))?
                 .map(|a| a.ip())
                 .collect(),
         };
         if addresses.is_empty() {
-            return Err(format!("host {host} cannot be resolved"));
+            return Err(UrlRefused::Unresolved(host));
         }
         match addresses
             .iter()
             .find(|ip| !is_public_unicast(**ip) && !self.allow.allows_ip(**ip))
         {
-            Some(_) => Err(format!(
-                "host {host} is a private or local address; only public addresses are reachable"
-            )),
+            Some(_) => Err(UrlRefused::Private(host)),
             None => Ok(()),
         }
     }

@@ -10,6 +10,11 @@ use std::net::IpAddr;
 use axum::http::HeaderMap;
 use ipnet::IpNet;
 
+/// A `security.trusted_proxies` entry that is neither an address nor a network.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an IP address or CIDR network")]
+pub struct BadProxyEntry(pub String);
+
 /// The trusted proxies (CIDR networks).
 #[derive(Debug, Clone, Default)]
 pub struct TrustedProxies {
@@ -18,7 +23,7 @@ pub struct TrustedProxies {
 
 impl TrustedProxies {
     /// From config entries: CIDR networks or single addresses.
-    pub fn new(entries: &[String]) -> Result<TrustedProxies, String> {
+    pub fn new(entries: &[String]) -> Result<TrustedProxies, BadProxyEntry> {
         let mut nets = Vec::new();
         for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
             if let Ok(net) = entry.parse::<IpNet>() {
@@ -26,7 +31,7 @@ impl TrustedProxies {
             } else if let Ok(ip) = entry.parse::<IpAddr>() {
                 nets.push(IpNet::from(ip));
             } else {
-                return Err(format!("`{entry}` is not an IP address or CIDR network"));
+                return Err(BadProxyEntry(entry.to_owned()));
             }
         }
         Ok(TrustedProxies { nets })

@@ -528,15 +528,20 @@ async fn copy_into(staged: &StagedFile, writer: &mut WriteMultipart) -> Result<(
 }
 
 fn file_from_row(row: &AnyRow) -> Result<StoredFile, FileError> {
+    let id: String = row.try_get("id")?;
     let kind: String = row.try_get("kind")?;
+    let kind = FileKind::parse(&kind)
+        .ok_or_else(|| StoreError::bad_row("files", &id, format_args!("unknown kind `{kind}`")))?;
     let size: i64 = row.try_get("size")?;
+    let size = u64::try_from(size)
+        .map_err(|_| StoreError::bad_row("files", &id, format_args!("negative size {size}")))?;
     Ok(StoredFile {
-        id: row.try_get("id")?,
+        id,
         user_id: row.try_get("user_id")?,
         task_id: row.try_get("task_id")?,
-        kind: FileKind::parse(&kind).unwrap_or(FileKind::Result),
+        kind,
         mime: row.try_get("mime")?,
-        size: u64::try_from(size).unwrap_or(0),
+        size,
         etag: row.try_get("etag")?,
         object_key: row.try_get("object_key")?,
         created_at: row.try_get("created_at")?,
@@ -604,6 +609,38 @@ mod tests {
         assert_eq!(put.etag, etag_of(&content));
         let back = files.read(&put).await.unwrap();
         assert_eq!(back.as_ref(), content.as_slice());
+    }
+
+    /// A row that does not decode is an error naming the row, never a made-up kind or size.
+    #[tokio::test]
+    async fn a_row_with_a_bad_kind_or_size_is_an_error_naming_it() {
+        let (_dir, files) = store().await;
+        let put = files
+            .put(
+                7,
+                None,
+                FileKind::Input,
+                "image/png",
+                Bytes::from_static(b"x"),
+            )
+            .await
+            .unwrap();
+        for (set, problem) in [
+            ("kind = 'bogus'", "unknown kind `bogus`"),
+            ("kind = 'input', size = -1", "negative size -1"),
+        ] {
+            sqlx::query(&format!("UPDATE files SET {set} WHERE id = $1"))
+                .bind(&put.id)
+                .execute(files.db.writer())
+                .await
+                .unwrap();
+            let err = files.meta(&put.id).await.unwrap_err();
+            assert!(
+                matches!(&err, FileError::Store(StoreError::BadRow { table: "files", id, .. }) if *id == put.id),
+                "{err}"
+            );
+            assert_eq!(err.to_string(), format!("files row {}: {problem}", put.id));
+        }
     }
 
     #[tokio::test]

@@ -37,6 +37,14 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("cannot start a database thread: {0}")]
     Thread(std::io::Error),
+    /// A stored row that does not decode (a bug or a hand edit): an error naming the row, never
+    /// a made-up value in its place.
+    #[error("{table} row {id}: {problem}")]
+    BadRow {
+        table: &'static str,
+        id: String,
+        problem: String,
+    },
 }
 
 impl StoreError {
@@ -48,6 +56,19 @@ impl StoreError {
                 e.code == rusqlite::ErrorCode::ConstraintViolation
             }
             _ => false,
+        }
+    }
+
+    /// A row of `table` (its id `id`) that does not decode, and why.
+    pub fn bad_row(
+        table: &'static str,
+        id: impl std::fmt::Display,
+        problem: impl std::fmt::Display,
+    ) -> StoreError {
+        StoreError::BadRow {
+            table,
+            id: id.to_string(),
+            problem: problem.to_string(),
         }
     }
 
@@ -71,6 +92,23 @@ impl StoreError {
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// A nullable JSON text column of `table`'s row `id`: NULL is `None`; text that does not decode
+/// is [`StoreError::BadRow`].
+pub fn json_column<T: serde::de::DeserializeOwned>(
+    row: &sqlx::any::AnyRow,
+    column: &str,
+    table: &'static str,
+    id: impl std::fmt::Display,
+) -> Result<Option<T>, StoreError> {
+    use sqlx::Row;
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|t| {
+        serde_json::from_str(&t)
+            .map_err(|e| StoreError::bad_row(table, id, format_args!("column {column}: {e}")))
+    })
+    .transpose()
+}
 
 /// Connection pools and the backend they talk to.
 #[derive(Clone, Debug)]

@@ -89,7 +89,7 @@ impl Callbacks {
         // Checked again at delivery: the name may resolve elsewhere now (the client's resolver
         // filters DNS answers; this also covers literal addresses).
         if let Err(why) = self.outbound.check_url(url).await {
-            tracing::warn!(task = %task.id, why, "callback URL refused; giving up");
+            tracing::warn!(task = %task.id, why = %why, "callback URL refused; giving up");
             if let Err(e) = self
                 .store
                 .callback_attempted(&task.id, "failed", None)

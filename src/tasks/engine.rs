@@ -31,6 +31,25 @@ use crate::storage::files::{FileKind, FileStore};
 use crate::storage::now_ms;
 use crate::storage::staging::{StagedFile, StagingError};
 
+/// Why archiving a finished task's results failed this time (the task is released and retried).
+#[derive(Debug, thiserror::Error)]
+enum ArchiveError {
+    #[error(transparent)]
+    Store(#[from] crate::storage::StoreError),
+    #[error(transparent)]
+    File(#[from] crate::storage::files::FileError),
+    #[error(transparent)]
+    Ledger(#[from] crate::billing::ledger::LedgerError),
+    #[error("download failed: {0}")]
+    Download(reqwest::Error),
+    #[error("download answered HTTP {0}")]
+    Status(reqwest::StatusCode),
+    #[error("result file too large")]
+    TooLarge,
+    #[error("cannot store the result: {0}")]
+    Staging(StagingError),
+}
+
 /// Most tasks in work at once in this process.
 const CAPACITY: usize = 256;
 /// How long a signed link to an input file works (the vendor fetches it after we submit).
@@ -414,14 +433,13 @@ impl Engine {
     }
 
     /// Archive results, settle the price, mark SUCCEEDED (in that order; each step idempotent).
-    async fn complete(&self, task: &Task, outputs: Vec<MediaOutput>) -> Result<(), String> {
+    async fn complete(&self, task: &Task, outputs: Vec<MediaOutput>) -> Result<(), ArchiveError> {
         let mut result = TaskResult::default();
         for output in outputs {
             // A download may take long: keep the task ours meanwhile.
             self.store
                 .extend_lease(&task.id, &self.owner, now_ms() + self.lease_ms())
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             let picture = matches!(output.role, OutputRole::Image | OutputRole::Cover)
                 && result.thumbnail.is_none();
             let (stored, thumb_source) = match output.body {
@@ -430,8 +448,7 @@ impl Engine {
                     let stored = self
                         .files
                         .put(task.user_id, Some(&task.id), FileKind::Result, &mime, bytes)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                        .await?;
                     (stored, thumb_source)
                 }
                 OutputBody::Url(url) => {
@@ -445,8 +462,7 @@ impl Engine {
                             &mime,
                             &staged,
                         )
-                        .await
-                        .map_err(|e| e.to_string())?;
+                        .await?;
                     // A picture small enough to decode is read back for its thumbnail.
                     let thumb_source = if picture && staged.size <= MAX_THUMBNAIL_SOURCE {
                         staged.read_all().await.ok()
@@ -469,8 +485,7 @@ impl Engine {
             let settled = self
                 .ledger
                 .settle(reservation, crate::billing::units(task.credits))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             if settled.applied {
                 charged = settled.charged / crate::billing::UNITS_PER_CREDIT;
             }
@@ -488,8 +503,7 @@ impl Engine {
                 charged,
                 None,
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         metrics::counter!("llmage_credit_units_charged_total", "kind" => "task")
             .increment(u64::try_from(crate::billing::units(charged)).unwrap_or(0));
         tracing::info!(task = %task.id, model = %task.model, credits = charged, "task succeeded");
@@ -498,22 +512,22 @@ impl Engine {
 
     /// A result file, staged on disk as its bytes arrive (the size cap checked on the way),
     /// with its type: sniffed from its first bytes, else the answer's `Content-Type`.
-    async fn download(&self, url: &str) -> Result<(StagedFile, String), String> {
+    async fn download(&self, url: &str) -> Result<(StagedFile, String), ArchiveError> {
         let mut resp = self
             .http
             .get(url)
             .timeout(Duration::from_secs(300))
             .send()
             .await
-            .map_err(|e| format!("download failed: {e}"))?;
+            .map_err(ArchiveError::Download)?;
         if !resp.status().is_success() {
-            return Err(format!("download answered HTTP {}", resp.status()));
+            return Err(ArchiveError::Status(resp.status()));
         }
         if resp
             .content_length()
             .is_some_and(|len| len > MAX_RESULT_BYTES)
         {
-            return Err("result file too large".into());
+            return Err(ArchiveError::TooLarge);
         }
         let mime = resp
             .headers()
@@ -522,10 +536,10 @@ impl Engine {
             .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
             .unwrap_or_else(|| "application/octet-stream".into());
         let stage_error = |e: StagingError| match e {
-            StagingError::TooLarge { .. } => "result file too large".to_owned(),
+            StagingError::TooLarge { .. } => ArchiveError::TooLarge,
             e => {
                 tracing::error!(error = %e, "cannot stage a result file");
-                format!("cannot store the result: {e}")
+                ArchiveError::Staging(e)
             }
         };
         let mut writer = self
@@ -534,11 +548,7 @@ impl Engine {
             .writer(MAX_RESULT_BYTES)
             .await
             .map_err(stage_error)?;
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| format!("download failed: {e}"))?
-        {
+        while let Some(chunk) = resp.chunk().await.map_err(ArchiveError::Download)? {
             writer.write(&chunk).await.map_err(stage_error)?;
         }
         let staged = writer.finish().await.map_err(stage_error)?;

@@ -215,7 +215,10 @@ impl TaskStore {
             .bind(limit)
             .fetch_all(self.db.writer())
             .await?;
-        rows.iter().map(decode).collect()
+        Ok(rows
+            .iter()
+            .filter_map(|r| decoded_or_logged(decode(r)))
+            .collect())
     }
 
     /// The earliest time an unfinished task is due (for the engine's sleep).
@@ -410,9 +413,13 @@ impl TaskStore {
             .bind(limit)
             .fetch_all(self.db.reader())
             .await?;
-        rows.iter()
-            .map(|r| Ok((decode(r)?, r.try_get("callback_attempts")?)))
-            .collect()
+        let decode_due = |r: &AnyRow| -> Result<(Task, i64), StoreError> {
+            Ok((decode(r)?, r.try_get("callback_attempts")?))
+        };
+        Ok(rows
+            .iter()
+            .filter_map(|r| decoded_or_logged(decode_due(r)))
+            .collect())
     }
 
     /// Record a callback attempt: `delivered`, `failed` (gave up) or `pending` again at `next_at`.
@@ -445,31 +452,40 @@ impl TaskStore {
     }
 }
 
+/// For the background loops: a row that does not decode is logged and left out (it stays as it
+/// is in the database for someone to look at) instead of stopping the whole batch with it.
+fn decoded_or_logged<T>(decoded: Result<T, StoreError>) -> Option<T> {
+    decoded
+        .map_err(|e| tracing::error!(error = %e, "a task row does not decode; left out"))
+        .ok()
+}
+
+/// A JSON column of a task row; NULL is the type's default.
 fn json_column<T: serde::de::DeserializeOwned + Default>(
     r: &AnyRow,
     column: &str,
+    id: &str,
 ) -> Result<T, StoreError> {
-    let text: Option<String> = r.try_get(column)?;
-    Ok(text
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default())
+    Ok(crate::storage::json_column(r, column, "tasks", id)?.unwrap_or_default())
 }
 
 fn decode(r: &AnyRow) -> Result<Task, StoreError> {
+    let id: String = r.try_get("id")?;
     let status: String = r.try_get("status")?;
-    let usage: Option<String> = r.try_get("usage")?;
+    let status = TaskStatus::parse(&status).ok_or_else(|| {
+        StoreError::bad_row("tasks", &id, format_args!("unknown status `{status}`"))
+    })?;
     Ok(Task {
-        id: r.try_get("id")?,
         user_id: r.try_get("user_id")?,
         key_id: r.try_get("key_id")?,
         model: r.try_get("model")?,
         category: r.try_get("category")?,
-        params: json_column(r, "params")?,
-        inputs: json_column(r, "inputs")?,
+        params: json_column(r, "params", &id)?,
+        inputs: json_column(r, "inputs", &id)?,
         vendor: r.try_get("vendor")?,
         channel_id: r.try_get("channel_id")?,
         vendor_task_id: r.try_get("vendor_task_id")?,
-        status: TaskStatus::parse(&status).unwrap_or(TaskStatus::Failed),
+        status,
         error: r.try_get("error")?,
         attempts: r.try_get("attempts")?,
         submit_started_at: r.try_get("submit_started_at")?,
@@ -477,8 +493,8 @@ fn decode(r: &AnyRow) -> Result<Task, StoreError> {
         deadline_at: r.try_get("deadline_at")?,
         reservation_id: r.try_get("reservation_id")?,
         credits: r.try_get("credits")?,
-        usage: usage.and_then(|u| serde_json::from_str(&u).ok()),
-        result: json_column(r, "result")?,
+        usage: crate::storage::json_column(r, "usage", "tasks", &id)?,
+        result: json_column(r, "result", &id)?,
         callback_url: r.try_get("callback_url")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
@@ -486,5 +502,67 @@ fn decode(r: &AnyRow) -> Result<Task, StoreError> {
         request_hash: r.try_get("request_hash")?,
         hidden: r.try_get::<Option<i64>, _>("hidden_at")?.is_some(),
         request_id: r.try_get("request_id")?,
+        id,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::billing::engine::tests::{db, user};
+
+    async fn insert(db: &Db, user_id: i64, id: &str, status: &str, result: &str) {
+        sqlx::query(
+            "INSERT INTO tasks (id, user_id, key_id, model, category, params, inputs, vendor, \
+             status, next_poll_at, deadline_at, credits, result, created_at, updated_at) \
+             VALUES ($1, $2, 0, 'm', 't2i', '{}', '[]', 'sandbox', $3, 0, 0, 1, $4, 0, 0)",
+        )
+        .bind(id)
+        .bind(user_id)
+        .bind(status)
+        .bind(result)
+        .execute(db.writer())
+        .await
+        .unwrap();
+    }
+
+    /// A row that does not decode is an error naming the row, never a made-up status or value.
+    #[tokio::test]
+    async fn a_row_with_a_bad_status_or_json_is_an_error_naming_it() {
+        let (_dir, db) = db().await;
+        let a = user(&db, "13000000031", 0).await;
+        let store = TaskStore::new(db.clone());
+        insert(&db, a, "task-good", "SUCCEEDED", "{}").await;
+        insert(&db, a, "task-bad-status", "DONE-ISH", "{}").await;
+        insert(&db, a, "task-bad-json", "SUCCEEDED", "{not json").await;
+        assert!(store.get("task-good").await.unwrap().is_some());
+        let err = store.get("task-bad-status").await.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::BadRow { table: "tasks", id, .. } if id == "task-bad-status"),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "tasks row task-bad-status: unknown status `DONE-ISH`"
+        );
+        let err = store.get("task-bad-json").await.unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("tasks row task-bad-json: column result: "),
+            "{err}"
+        );
+    }
+
+    /// The engine's claim leaves a bad row out (logged) instead of failing the whole batch.
+    #[tokio::test]
+    async fn claiming_leaves_a_bad_row_out_and_takes_the_rest() {
+        let (_dir, db) = db().await;
+        let a = user(&db, "13000000032", 0).await;
+        let store = TaskStore::new(db.clone());
+        insert(&db, a, "task-ok", "PENDING", "{}").await;
+        insert(&db, a, "task-broken", "PENDING", "{not json").await;
+        let claimed = store.claim_due("me", 10, 60_000).await.unwrap();
+        let ids: Vec<&str> = claimed.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["task-ok"]);
+    }
 }

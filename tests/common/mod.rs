@@ -2,7 +2,10 @@
 //! either SQLite (default) or a fresh PostgreSQL database when `LLMAGE_TEST_DATABASE_URL` is set
 //! (then a connection failure fails the test; it never skips).
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different part of the harness"
+)]
 
 pub mod browser;
 pub mod console;
