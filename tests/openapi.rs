@@ -253,10 +253,11 @@ fn has_chinese(s: &str) -> bool {
     s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
 }
 
-/// The reference is Chinese first with English: every operation's summary and description and
-/// every parameter's description (path, query, header, and the JSON bodies' fields) has a
-/// Chinese part and an English one after the last ` / ` (the console shows the half of the
-/// current language).
+/// The reference is Chinese first with English: every operation's summary and description, every
+/// parameter's description (path, query, header, and the fields of the request bodies of every
+/// media type), every response's description (the handlers' own and the shared errors), the
+/// tags' and the security schemes' descriptions have a Chinese part and an English one after the
+/// last ` / ` (the console shows the half of the current language).
 #[tokio::test]
 async fn every_description_of_the_reference_is_bilingual() {
     let server = Server::start(Opts::demo()).await;
@@ -273,6 +274,7 @@ async fn every_description_of_the_reference_is_bilingual() {
     };
     let mut bodies = std::collections::BTreeSet::new();
     let mut checked = 0;
+    let mut responses = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let what = format!("{method} {path}");
@@ -284,15 +286,36 @@ async fn every_description_of_the_reference_is_bilingual() {
                 let d = p["description"].as_str().unwrap_or("");
                 bilingual(&format!("{what} parameter {}", p["name"]), d);
             }
-            if let Some(r) =
-                op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str()
+            if let Some(d) = op["requestBody"]["description"].as_str() {
+                bilingual(&format!("{what} request body"), d);
+            }
+            for (media, content) in op["requestBody"]["content"]
+                .as_object()
+                .into_iter()
+                .flatten()
             {
-                bodies.insert(r.trim_start_matches("#/components/schemas/").to_owned());
+                if let Some(r) = content["schema"]["$ref"].as_str() {
+                    bodies.insert(r.trim_start_matches("#/components/schemas/").to_owned());
+                } else {
+                    assert!(
+                        content["schema"]["properties"].is_null(),
+                        "{what} {media}: an inline body schema (name it to have its fields checked)"
+                    );
+                }
+            }
+            for (status, response) in op["responses"].as_object().into_iter().flatten() {
+                let d = response["description"].as_str().unwrap_or("");
+                bilingual(&format!("{what} response {status}"), d);
+                responses += 1;
             }
             checked += 1;
         }
     }
     assert!(checked > 50, "{checked}");
+    assert!(
+        responses > 4 * checked,
+        "{responses} responses of {checked} operations"
+    );
     for name in &bodies {
         let schema = &doc["components"]["schemas"][name];
         for (field, prop) in schema["properties"].as_object().into_iter().flatten() {
@@ -308,6 +331,15 @@ async fn every_description_of_the_reference_is_bilingual() {
         .map(|t| (&t["name"], t))
     {
         bilingual(&format!("tag {name}"), tag["description"].as_str().unwrap());
+    }
+    for (name, scheme) in doc["components"]["securitySchemes"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        if let Some(d) = scheme["description"].as_str() {
+            bilingual(&format!("security scheme {name}"), d);
+        }
     }
 }
 

@@ -22,7 +22,7 @@ pub struct CallbackSecret {
 
 #[utoipa::path(get, path = "/api/callback-secret", tag = "account",
     summary = "回调签名密钥 / the callback secret of console-submitted tasks",
-    responses((status = 200, description = "The secret", body = CallbackSecret)),
+    responses((status = 200, description = "密钥 / The secret", body = CallbackSecret)),
     security(("session" = [])))]
 /// `GET /api/callback-secret`.
 pub async fn show(
@@ -36,8 +36,8 @@ pub async fn show(
 #[utoipa::path(post, path = "/api/callback-secret", tag = "account",
     summary = "更换回调签名密钥 / rotate the callback secret",
     responses(
-        (status = 200, description = "The new secret", body = CallbackSecret),
-        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+        (status = 200, description = "新的密钥 / The new secret", body = CallbackSecret),
+        (status = 403, description = "X-CSRF-Token 缺失或错误 / Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `POST /api/callback-secret`.

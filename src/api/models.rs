@@ -22,8 +22,8 @@ pub struct ModelsQuery {
     summary = "查询可用模型列表 / list models",
     params(("catelogid" = Option<super::schema::CatelogId>, Query, description = "只列此分类 / Only this category")),
     responses(
-        (status = 200, description = "The models", body = super::schema::ModelList),
-        (status = 400, description = "Unknown category", body = super::schema::ErrorBody),
+        (status = 200, description = "模型列表 / The models", body = super::schema::ModelList),
+        (status = 400, description = "未知分类 / Unknown category", body = super::schema::ErrorBody),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn list(
@@ -55,8 +55,8 @@ pub async fn list(
     summary = "查询模型 / one model (OpenAI models.retrieve)",
     params(("id" = String, Path, description = "模型 id / The model id")),
     responses(
-        (status = 200, description = "The model", body = super::schema::ModelEntry),
-        (status = 404, description = "Model not found", body = super::schema::OpenAiError),
+        (status = 200, description = "模型 / The model", body = super::schema::ModelEntry),
+        (status = 404, description = "模型不存在 / Model not found", body = super::schema::OpenAiError),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn retrieve(

@@ -50,7 +50,9 @@ impl utoipa::Modify for SecuritySchemes {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("API key: `Authorization: Bearer sk-…`"))
+                    .description(Some(
+                        "请求头携带 API Key:`Authorization: Bearer sk-…` / API key: `Authorization: Bearer sk-…`",
+                    ))
                     .build(),
             ),
         );
@@ -58,14 +60,14 @@ impl utoipa::Modify for SecuritySchemes {
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 crate::accounts::sessions::COOKIE,
-                "The console session, set by POST /api/auth/login",
+                "控制台登录会话,由 POST /api/auth/login 设置 / The console session, set by POST /api/auth/login",
             ))),
         );
         components.add_security_scheme(
             "csrf",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-CSRF-Token",
-                "The login's csrf_token, on state-changing console requests",
+                "登录返回的 csrf_token,控制台中修改数据的请求需携带 / The login's csrf_token, on state-changing console requests",
             ))),
         );
         components.add_security_scheme(
@@ -82,7 +84,7 @@ pub struct Rendered(pub Arc<String>);
 /// `GET /llmage/v1/openapi.json`.
 #[utoipa::path(get, path = "/llmage/v1/openapi.json", tag = "gateway",
     summary = "本文档(OpenAPI 3.1) / This document (OpenAPI 3.1)",
-    responses((status = 200, description = "The OpenAPI document", content((Object = "application/json")))))]
+    responses((status = 200, description = "OpenAPI 文档 / The OpenAPI document", content((Object = "application/json")))))]
 pub async fn document(Extension(doc): Extension<Rendered>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -271,27 +273,30 @@ fn add_shared_errors(doc: &mut Value) {
             if secured {
                 add(
                     "401",
-                    "Missing, wrong, revoked or expired key; login required",
+                    "API Key 缺失、错误、已吊销或已过期;或需要登录 / Missing, wrong, revoked or expired key; login required",
                 );
             }
             if has_body {
-                add("400", "Malformed body");
-                add("413", "Body over the size limit");
+                add("400", "请求体格式错误 / Malformed body");
+                add("413", "请求体超过大小限制 / Body over the size limit");
             }
             if has_params {
-                add("400", "Malformed path, query or header parameter");
+                add(
+                    "400",
+                    "路径、查询或请求头参数格式错误 / Malformed path, query or header parameter",
+                );
             }
             if !is_console {
                 add(
                     "429",
-                    "Too many requests (with Retry-After) or insufficient balance",
+                    "请求过多(带 Retry-After)或余额不足 / Too many requests (with Retry-After) or insufficient balance",
                 );
                 add(
                     "503",
-                    "Temporarily unavailable: the database, or every upstream channel rate-limiting us (then with Retry-After)",
+                    "暂时不可用:数据库不可用,或所有上游渠道都在限流(此时带 Retry-After) / Temporarily unavailable: the database, or every upstream channel rate-limiting us (then with Retry-After)",
                 );
             }
-            add("500", "Internal error");
+            add("500", "内部错误 / Internal error");
         }
     }
 }

@@ -26,9 +26,9 @@ const ANY_FILE: &str = "https://quote.invalid/file";
         (super::schema::TaskParams = "application/json"),
         (super::schema::TaskParams = "multipart/form-data"))),
     responses(
-        (status = 200, description = "The quote", body = super::schema::QuoteAnswer),
-        (status = 400, description = "Missing or invalid parameter", body = super::schema::ErrorBody),
-        (status = 404, description = "Model not found", body = super::schema::ErrorBody),
+        (status = 200, description = "报价 / The quote", body = super::schema::QuoteAnswer),
+        (status = 400, description = "参数缺失或无效 / Missing or invalid parameter", body = super::schema::ErrorBody),
+        (status = 404, description = "模型不存在 / Model not found", body = super::schema::ErrorBody),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 /// `POST /llmage/v1/quote`.

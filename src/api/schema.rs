@@ -651,14 +651,23 @@ pub enum TaskOrList {
 /// Alipay's notification fields (all strings; the ones we check).
 #[derive(Serialize, ToSchema)]
 pub struct AlipayNotification {
+    /// 通知 id / The notification's id
     pub notify_id: String,
+    /// 支付宝应用 id(须为本站配置的应用) / The Alipay application id (must be ours)
     pub app_id: String,
+    /// 本站订单号 / Our order number
     pub out_trade_no: String,
+    /// 支付宝交易号 / Alipay's trade number
     pub trade_no: String,
+    /// 交易状态,如 `TRADE_SUCCESS` / The trade status, e.g. `TRADE_SUCCESS`
     pub trade_status: String,
+    /// 订单金额(元) / The order amount in yuan
     pub total_amount: String,
+    /// 收款支付宝账号 id(配置了时须一致) / The seller's Alipay id (must match when configured)
     pub seller_id: String,
+    /// 签名类型(`RSA2`) / Signature type (`RSA2`)
     pub sign_type: String,
+    /// 支付宝的签名 / Alipay's signature
     pub sign: String,
 }
 
