@@ -343,6 +343,50 @@ async fn every_description_of_the_reference_is_bilingual() {
     }
 }
 
+/// Every `$ref` in the document (operations, bodies, responses, schemas) points at something the
+/// document has: a schema dropped or renamed while an operation still names it would leave the
+/// reference dangling, and clients generated from the document would fail on it.
+#[tokio::test]
+async fn every_reference_of_the_document_resolves() {
+    let server = Server::start(Opts::demo()).await;
+    let doc = document(&server).await;
+    fn collect(v: &Value, at: &str, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::Object(map) => {
+                for (k, child) in map {
+                    match (k.as_str(), child) {
+                        ("$ref", Value::String(r)) => out.push((at.to_owned(), r.clone())),
+                        _ => collect(child, &format!("{at}/{k}"), out),
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    collect(child, &format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut refs = Vec::new();
+    collect(&doc, "", &mut refs);
+    assert!(refs.len() > 100, "only {} references found", refs.len());
+    let dangling: Vec<String> = refs
+        .iter()
+        .filter(|(_, r)| {
+            r.strip_prefix('#')
+                .and_then(|pointer| doc.pointer(pointer))
+                .is_none()
+        })
+        .map(|(at, r)| format!("{at}: {r}"))
+        .collect();
+    assert!(
+        dangling.is_empty(),
+        "dangling references:\n{}",
+        dangling.join("\n")
+    );
+}
+
 /// One source for required fields: for every seed model and category, the reference's required
 /// list is exactly the catalog's (the table the model page shows), beyond the implicit `model`
 /// and `catelogid`; for chat, the catalog's required fields or `messages`.

@@ -870,6 +870,19 @@ pub struct LowBalance {
     pub sms: Option<bool>,
 }
 
+/// `POST /llmage/v1/quote`: exactly the body of a chat, image or video request (see
+/// `ChatRequest` and the `params.*` schemas), file fields optional. Only `model` and `catelogid`
+/// are named here: the other fields are the model's own, checked as the generation would check
+/// them.
+#[derive(Serialize, ToSchema)]
+pub struct QuoteRequest {
+    /// 模型 id,见 `GET /llmage/v1/models` / A model id from `GET /llmage/v1/models`
+    pub model: String,
+    /// 分类(任务必填,如 `t2i`、`i2v`;文本模型可省略或填 `t2t`);其余字段与该模型该分类的生成请求相同,文件可省略 / Category (required for a task, e.g. `t2i`, `i2v`; for a chat model leave it out or give `t2t`); the other fields are those of the generation request, files may be left out
+    #[schema(nullable = false)]
+    pub catelogid: Option<String>,
+}
+
 /// A quote: what the submission would be charged.
 #[derive(Serialize, ToSchema)]
 pub struct QuoteAnswer {
