@@ -13,10 +13,11 @@ use super::auth::SessionUser;
 use crate::error::ApiError;
 use crate::server::AppState;
 
-/// The answer of both routes.
+/// 两个路由的返回 / The answer of both routes.
 #[derive(Serialize, ToSchema)]
 pub struct CallbackSecret {
-    /// The HMAC key of console-submitted tasks' callbacks (`whsec_…`).
+    /// 控制台提交的任务的回调所用的 HMAC 密钥(`whsec_…`) / The HMAC key of console-submitted
+    /// tasks' callbacks (`whsec_…`).
     pub callback_secret: String,
 }
 
