@@ -20,7 +20,7 @@ use crate::catalog::{Catalog, FileKind, Param, ParamType};
 #[openapi(
     info(
         title = "元境平台 API (llmage)",
-        description = "OpenAI 兼容的 AI 模型网关:文本、图片、视频生成,API Key、积分与账本。\n\nAn OpenAI-compatible AI model gateway: chat, image and video generation with your own API keys and prepaid credits. Gateway endpoints (`/llmage/v1`) take `Authorization: Bearer <API key>`; console endpoints (`/api`) take the login session cookie and, when they change something, `X-CSRF-Token`. The same OpenAI-shaped operations are served under `/v1` too (the base URL OpenAI-compatible tools default to). Errors of the seed's operations under `/llmage/v1` and of `/api` are `{\"error\": \"<message>\"}`; errors under `/v1` and of the OpenAI-only operations (tag `openai`) are OpenAI error objects `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`.",
+        description = "OpenAI 兼容的 AI 模型网关:文本、图片、视频生成,使用自己的 API Key 与预付积分。网关接口(`/llmage/v1`)使用 `Authorization: Bearer <API Key>`;控制台接口(`/api`)使用登录会话 cookie,修改数据的请求还需 `X-CSRF-Token`。同样的 OpenAI 形式接口也在 `/v1` 下提供(OpenAI 兼容工具默认的基础地址)。`/llmage/v1` 下种子接口和 `/api` 的错误为 `{\"error\": \"<message>\"}`;`/v1` 下以及 OpenAI 专有接口(标签 `openai`)的错误为 OpenAI 错误对象 `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`。 / An OpenAI-compatible AI model gateway: chat, image and video generation with your own API keys and prepaid credits. Gateway endpoints (`/llmage/v1`) take `Authorization: Bearer <API key>`; console endpoints (`/api`) take the login session cookie and, when they change something, `X-CSRF-Token`. The same OpenAI-shaped operations are served under `/v1` too (the base URL OpenAI-compatible tools default to). Errors of the seed's operations under `/llmage/v1` and of `/api` are `{\"error\": \"<message>\"}`; errors under `/v1` and of the OpenAI-only operations (tag `openai`) are OpenAI error objects `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`.",
         version = env!("CARGO_PKG_VERSION"),
     ),
     modifiers(&SecuritySchemes),
@@ -72,7 +72,14 @@ impl utoipa::Modify for SecuritySchemes {
         );
         components.add_security_scheme(
             "metrics",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "配置了 `metrics_token` 时以 `Authorization: Bearer <metrics_token>` 读取 `/metrics`(未配置时只有本机可以读取) / `Authorization: Bearer <metrics_token>` for `/metrics` when `metrics_token` is configured (without it only loopback clients may read it)",
+                    ))
+                    .build(),
+            ),
         );
     }
 }
@@ -381,15 +388,16 @@ fn param_schema(
 }
 
 fn file_schema(accept: Option<FileKind>, multipart: bool) -> Value {
-    let kind = match accept {
-        Some(FileKind::Image) => "image",
-        Some(FileKind::Video) => "video",
-        Some(FileKind::Audio) => "audio",
-        None => "file",
+    let (kind, zh) = match accept {
+        Some(FileKind::Image) => ("image", "图片"),
+        Some(FileKind::Video) => ("video", "视频"),
+        Some(FileKind::Audio) => ("audio", "音频"),
+        None => ("file", "文件"),
     };
     if multipart {
-        json!({"type": "string", "contentMediaType": format!("{kind}/*"), "description": format!("{kind} file")})
+        let file = if accept.is_some() { "文件" } else { "" };
+        json!({"type": "string", "contentMediaType": format!("{kind}/*"), "description": format!("{zh}{file} / {kind} file")})
     } else {
-        json!({"type": "string", "description": format!("{kind}: an http(s) URL or a data: URI")})
+        json!({"type": "string", "description": format!("{zh}:http(s) URL 或 data: URI / {kind}: an http(s) URL or a data: URI")})
     }
 }
