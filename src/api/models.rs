@@ -82,11 +82,11 @@ pub fn model_entry(model: &Model, available: bool) -> Value {
         .iter()
         .map(|c| {
             let mut rows = vec![
-                json!({"name": "model", "type": "string", "required": true, "allowed": [model.id], "description": "模型名"}),
+                json!({"name": "model", "type": "string", "required": true, "allowed": [model.id], "description": "模型名", "description_en": "The model id"}),
                 if c.id == "t2t" {
-                    json!({"name": "catelogid", "type": "string", "required": false, "default": "t2t", "allowed": ["t2t"], "description": "分类标识"})
+                    json!({"name": "catelogid", "type": "string", "required": false, "default": "t2t", "allowed": ["t2t"], "description": "分类标识", "description_en": "The category id"})
                 } else {
-                    json!({"name": "catelogid", "type": "string", "required": true, "allowed": [c.id], "description": "分类标识"})
+                    json!({"name": "catelogid", "type": "string", "required": true, "allowed": [c.id], "description": "分类标识", "description_en": "The category id"})
                 },
             ];
             rows.extend(c.params.iter().map(|p| serde_json::to_value(p).unwrap_or(Value::Null)));

@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::catalog::{Catalog, FileKind, Param, ParamType};
+use crate::catalog::{Catalog, FileKind, Model, Param, ParamType};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -148,7 +148,7 @@ pub fn finish(doc: utoipa::openapi::OpenApi, catalog: &Catalog) -> Value {
                     key.clone(),
                     param_schema(
                         &model.id,
-                        &model.description,
+                        &model_text(model),
                         &category.id,
                         &category.params,
                         multipart,
@@ -319,11 +319,11 @@ fn param_schema(
     let mut properties = Map::new();
     properties.insert(
         "model".into(),
-        json!({"type": "string", "enum": [model], "description": "模型名"}),
+        json!({"type": "string", "enum": [model], "description": "模型名 / The model id"}),
     );
     properties.insert(
         "catelogid".into(),
-        json!({"type": "string", "enum": [category], "description": "分类标识"}),
+        json!({"type": "string", "enum": [category], "description": "分类标识 / The category id"}),
     );
     properties.insert(
         "callback_url".into(),
@@ -367,11 +367,7 @@ fn param_schema(
         if let Some(default) = &p.default {
             schema["default"] = default.clone();
         }
-        let mut text = p.description.clone();
-        if let Some(note) = &p.note {
-            text = format!("{text}({note})");
-        }
-        schema["description"] = json!(text);
+        schema["description"] = json!(param_text(p));
         if p.required {
             required.push(json!(p.name));
         }
@@ -385,6 +381,31 @@ fn param_schema(
         "required": required,
         "additionalProperties": false,
     })
+}
+
+/// A catalog parameter's help as `中文 / English` (its note in brackets in each half); Chinese only
+/// when the catalog gives no English.
+fn param_text(p: &Param) -> String {
+    let mut zh = p.description.clone();
+    if let Some(note) = &p.note {
+        zh = format!("{zh}({note})");
+    }
+    let Some(en) = &p.description_en else {
+        return zh;
+    };
+    match &p.note_en {
+        Some(note) => format!("{zh} / {en} ({note})"),
+        None => format!("{zh} / {en}"),
+    }
+}
+
+/// A catalog model's description as `中文 / English`; Chinese only when the catalog gives no
+/// English.
+fn model_text(model: &Model) -> String {
+    match &model.description_en {
+        Some(en) => format!("{} / {en}", model.description),
+        None => model.description.clone(),
+    }
 }
 
 fn file_schema(accept: Option<FileKind>, multipart: bool) -> Value {
