@@ -342,6 +342,83 @@ async fn every_description_of_the_reference_is_bilingual() {
     }
 }
 
+/// Not just the operations: every `description` anywhere in the document (the top-level info,
+/// shared component schemas and their fields, per-model parameter tables, security schemes) is
+/// `中文 / English`, found by walking the whole JSON, so a new doc comment in English only fails
+/// here. A property literally named `description` (a schema field, not a text) is not one. The
+/// English half must not contain ` / ` itself (the console would split it there).
+#[tokio::test]
+async fn every_description_anywhere_in_the_document_is_bilingual() {
+    let server = Server::start(Opts::demo()).await;
+    let doc = document(&server).await;
+    // Deliberate exceptions: (JSON pointer, reason). None at present.
+    const EXCEPTIONS: &[(&str, &str)] = &[];
+    fn walk(v: &Value, at: &str, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::Object(map) => {
+                for (k, child) in map {
+                    let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                    match (k.as_str(), child) {
+                        ("description", Value::String(text)) => {
+                            out.push((here, text.clone()));
+                        }
+                        // `properties` maps field names to schemas: a field named `description`
+                        // is a schema to walk into, not a text.
+                        ("properties", Value::Object(fields)) => {
+                            for (name, schema) in fields {
+                                let field = format!(
+                                    "{here}/{}",
+                                    name.replace('~', "~0").replace('/', "~1")
+                                );
+                                walk(schema, &field, out);
+                            }
+                        }
+                        _ => walk(child, &here, out),
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(child, &format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(&doc, "", &mut found);
+    assert!(found.len() > 500, "only {} descriptions found", found.len());
+    let not_bilingual: Vec<String> = found
+        .iter()
+        .filter(|(at, _)| !EXCEPTIONS.iter().any(|(e, _)| e == at))
+        .filter(|(_, text)| match text.rsplit_once(" / ") {
+            // The console shows the half after the last ` / ` in English: an English half with a
+            // ` / ` of its own would be cut there, so the text just before the split (after any
+            // earlier ` / `) must be Chinese too.
+            Some((zh, en)) => {
+                !has_chinese(zh.rsplit(" / ").next().unwrap_or(zh))
+                    || has_chinese(en)
+                    || !en.chars().any(|c| c.is_ascii_alphabetic())
+            }
+            None => true,
+        })
+        .map(|(at, text)| format!("{at}: {text}"))
+        .collect();
+    assert!(
+        not_bilingual.is_empty(),
+        "{} of {} descriptions not `中文 / English`:\n{}",
+        not_bilingual.len(),
+        found.len(),
+        not_bilingual.join("\n")
+    );
+    for (at, _) in EXCEPTIONS {
+        assert!(
+            found.iter().any(|(f, _)| f == at),
+            "exception {at} names no description"
+        );
+    }
+}
+
 /// Every `$ref` in the document (operations, bodies, responses, schemas) points at something the
 /// document has: a schema dropped or renamed while an operation still names it would leave the
 /// reference dangling, and clients generated from the document would fail on it.
