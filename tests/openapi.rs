@@ -261,10 +261,11 @@ fn has_chinese(s: &str) -> bool {
     s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
 }
 
-/// The reference is Chinese first with English: every operation's summary and description and
-/// every parameter's description (path, query, header, and the JSON bodies' fields) has a
-/// Chinese part and an English one after the last ` / ` (the console shows the half of the
-/// current language).
+/// The reference is Chinese first with English: every operation's summary and description, every
+/// parameter's description (path, query, header, and the fields of the request bodies of every
+/// media type), every response's description (the handlers' own and the shared errors), the
+/// tags' and the security schemes' descriptions (every scheme has one) have a Chinese part and an
+/// English one after the last ` / ` (the console shows the half of the current language).
 #[tokio::test]
 async fn every_description_of_the_reference_is_bilingual() {
     let server = Server::start(Opts::demo()).await;
@@ -281,6 +282,7 @@ async fn every_description_of_the_reference_is_bilingual() {
     };
     let mut bodies = std::collections::BTreeSet::new();
     let mut checked = 0;
+    let mut responses = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let what = format!("{method} {path}");
@@ -292,15 +294,36 @@ async fn every_description_of_the_reference_is_bilingual() {
                 let d = p["description"].as_str().unwrap_or("");
                 bilingual(&format!("{what} parameter {}", p["name"]), d);
             }
-            if let Some(r) =
-                op["requestBody"]["content"]["application/json"]["schema"]["$ref"].as_str()
+            if let Some(d) = op["requestBody"]["description"].as_str() {
+                bilingual(&format!("{what} request body"), d);
+            }
+            for (media, content) in op["requestBody"]["content"]
+                .as_object()
+                .into_iter()
+                .flatten()
             {
-                bodies.insert(r.trim_start_matches("#/components/schemas/").to_owned());
+                if let Some(r) = content["schema"]["$ref"].as_str() {
+                    bodies.insert(r.trim_start_matches("#/components/schemas/").to_owned());
+                } else {
+                    assert!(
+                        content["schema"]["properties"].is_null(),
+                        "{what} {media}: an inline body schema (name it to have its fields checked)"
+                    );
+                }
+            }
+            for (status, response) in op["responses"].as_object().into_iter().flatten() {
+                let d = response["description"].as_str().unwrap_or("");
+                bilingual(&format!("{what} response {status}"), d);
+                responses += 1;
             }
             checked += 1;
         }
     }
     assert!(checked > 50, "{checked}");
+    assert!(
+        responses > 4 * checked,
+        "{responses} responses of {checked} operations"
+    );
     for name in &bodies {
         let schema = &doc["components"]["schemas"][name];
         for (field, prop) in schema["properties"].as_object().into_iter().flatten() {
@@ -317,6 +340,135 @@ async fn every_description_of_the_reference_is_bilingual() {
     {
         bilingual(&format!("tag {name}"), tag["description"].as_str().unwrap());
     }
+    for (name, scheme) in doc["components"]["securitySchemes"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        let d = scheme["description"].as_str().unwrap_or("");
+        bilingual(&format!("security scheme {name}"), d);
+    }
+}
+
+/// Not just the operations: every `description` anywhere in the document (the top-level info,
+/// shared component schemas and their fields, per-model parameter tables, security schemes) is
+/// `中文 / English`, found by walking the whole JSON, so a new doc comment in English only fails
+/// here. A property literally named `description` (a schema field, not a text) is not one. The
+/// English half must not contain ` / ` itself (the console would split it there).
+#[tokio::test]
+async fn every_description_anywhere_in_the_document_is_bilingual() {
+    let server = Server::start(Opts::demo()).await;
+    let doc = document(&server).await;
+    // Deliberate exceptions: (JSON pointer, reason). None at present.
+    const EXCEPTIONS: &[(&str, &str)] = &[];
+    fn walk(v: &Value, at: &str, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::Object(map) => {
+                for (k, child) in map {
+                    let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                    match (k.as_str(), child) {
+                        ("description", Value::String(text)) => {
+                            out.push((here, text.clone()));
+                        }
+                        // `properties` maps field names to schemas: a field named `description`
+                        // is a schema to walk into, not a text.
+                        ("properties", Value::Object(fields)) => {
+                            for (name, schema) in fields {
+                                let field = format!(
+                                    "{here}/{}",
+                                    name.replace('~', "~0").replace('/', "~1")
+                                );
+                                walk(schema, &field, out);
+                            }
+                        }
+                        _ => walk(child, &here, out),
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(child, &format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(&doc, "", &mut found);
+    assert!(found.len() > 500, "only {} descriptions found", found.len());
+    let not_bilingual: Vec<String> = found
+        .iter()
+        .filter(|(at, _)| !EXCEPTIONS.iter().any(|(e, _)| e == at))
+        .filter(|(_, text)| match text.rsplit_once(" / ") {
+            // The console shows the half after the last ` / ` in English: an English half with a
+            // ` / ` of its own would be cut there, so the text just before the split (after any
+            // earlier ` / `) must be Chinese too.
+            Some((zh, en)) => {
+                !has_chinese(zh.rsplit(" / ").next().unwrap_or(zh))
+                    || has_chinese(en)
+                    || !en.chars().any(|c| c.is_ascii_alphabetic())
+            }
+            None => true,
+        })
+        .map(|(at, text)| format!("{at}: {text}"))
+        .collect();
+    assert!(
+        not_bilingual.is_empty(),
+        "{} of {} descriptions not `中文 / English`:\n{}",
+        not_bilingual.len(),
+        found.len(),
+        not_bilingual.join("\n")
+    );
+    for (at, _) in EXCEPTIONS {
+        assert!(
+            found.iter().any(|(f, _)| f == at),
+            "exception {at} names no description"
+        );
+    }
+}
+
+/// Every `$ref` in the document (operations, bodies, responses, schemas) points at something the
+/// document has: a schema dropped or renamed while an operation still names it would leave the
+/// reference dangling, and clients generated from the document would fail on it.
+#[tokio::test]
+async fn every_reference_of_the_document_resolves() {
+    let server = Server::start(Opts::demo()).await;
+    let doc = document(&server).await;
+    fn collect(v: &Value, at: &str, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::Object(map) => {
+                for (k, child) in map {
+                    match (k.as_str(), child) {
+                        ("$ref", Value::String(r)) => out.push((at.to_owned(), r.clone())),
+                        _ => collect(child, &format!("{at}/{k}"), out),
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    collect(child, &format!("{at}/{i}"), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut refs = Vec::new();
+    collect(&doc, "", &mut refs);
+    assert!(refs.len() > 100, "only {} references found", refs.len());
+    let dangling: Vec<String> = refs
+        .iter()
+        .filter(|(_, r)| {
+            r.strip_prefix('#')
+                .and_then(|pointer| doc.pointer(pointer))
+                .is_none()
+        })
+        .map(|(at, r)| format!("{at}: {r}"))
+        .collect();
+    assert!(
+        dangling.is_empty(),
+        "dangling references:\n{}",
+        dangling.join("\n")
+    );
 }
 
 /// One source for required fields: for every seed model and category, the reference's required

@@ -45,9 +45,9 @@ pub struct UsersQuery {
         ("before" = Option<i64>, Query, description = "只列 id 更小的用户(翻页) / Users with a smaller id (paging)"),
     ),
     responses(
-        (status = 200, description = "Users", body = super::schema::AdminUserList),
-        (status = 400, description = "Bad query", body = super::schema::ErrorBody),
-        (status = 403, description = "Not an admin", body = super::schema::ErrorBody),
+        (status = 200, description = "用户列表 / Users", body = super::schema::AdminUserList),
+        (status = 400, description = "查询参数有误 / Bad query", body = super::schema::ErrorBody),
+        (status = 403, description = "不是管理员 / Not an admin", body = super::schema::ErrorBody),
     ),
     security(("session" = [])))]
 /// `GET /api/admin/users`.
@@ -70,10 +70,10 @@ pub async fn users(
     params(("id" = i64, Path, description = "用户 id / User id")),
     request_body = super::schema::CreditsBody,
     responses(
-        (status = 200, description = "Applied (or applied before)", body = super::schema::CreditsDone),
-        (status = 400, description = "Bad amount or reason", body = super::schema::ErrorBody),
-        (status = 403, description = "Not an admin, or no CSRF token", body = super::schema::ErrorBody),
-        (status = 404, description = "No such user", body = super::schema::ErrorBody),
+        (status = 200, description = "已调整(或之前已调整过) / Applied (or applied before)", body = super::schema::CreditsDone),
+        (status = 400, description = "金额或原因有误 / Bad amount or reason", body = super::schema::ErrorBody),
+        (status = 403, description = "不是管理员,或缺少 CSRF 令牌 / Not an admin, or no CSRF token", body = super::schema::ErrorBody),
+        (status = 404, description = "用户不存在 / No such user", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `POST /api/admin/users/{id}/credits {"amount", "reason", "idempotency_key"?}`.
@@ -138,10 +138,10 @@ async fn set_disabled(state: &AppState, id: i64, disabled: bool) -> Result<Json<
     summary = "管理 · 停用用户 / disable a user",
     params(("id" = i64, Path, description = "用户 id / User id")),
     responses(
-        (status = 200, description = "Done", body = super::schema::UserDisabled),
-        (status = 400, description = "Bad id", body = super::schema::ErrorBody),
-        (status = 403, description = "Not an admin, or no CSRF token", body = super::schema::ErrorBody),
-        (status = 404, description = "No such user", body = super::schema::ErrorBody),
+        (status = 200, description = "已完成 / Done", body = super::schema::UserDisabled),
+        (status = 400, description = "ID 有误 / Bad id", body = super::schema::ErrorBody),
+        (status = 403, description = "不是管理员,或缺少 CSRF 令牌 / Not an admin, or no CSRF token", body = super::schema::ErrorBody),
+        (status = 404, description = "用户不存在 / No such user", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `POST /api/admin/users/{id}/disable`.
@@ -157,10 +157,10 @@ pub async fn disable(
     summary = "管理 · 启用用户 / enable a user",
     params(("id" = i64, Path, description = "用户 id / User id")),
     responses(
-        (status = 200, description = "Done", body = super::schema::UserDisabled),
-        (status = 400, description = "Bad id", body = super::schema::ErrorBody),
-        (status = 403, description = "Not an admin, or no CSRF token", body = super::schema::ErrorBody),
-        (status = 404, description = "No such user", body = super::schema::ErrorBody),
+        (status = 200, description = "已完成 / Done", body = super::schema::UserDisabled),
+        (status = 400, description = "ID 有误 / Bad id", body = super::schema::ErrorBody),
+        (status = 403, description = "不是管理员,或缺少 CSRF 令牌 / Not an admin, or no CSRF token", body = super::schema::ErrorBody),
+        (status = 404, description = "用户不存在 / No such user", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `POST /api/admin/users/{id}/enable`.
@@ -179,9 +179,9 @@ pub async fn enable(
         ("before" = Option<i64>, Query, description = "此处不使用 / Unused here"),
     ),
     responses(
-        (status = 200, description = "Codes, newest first", body = super::schema::RedeemCodeList),
-        (status = 400, description = "Bad query", body = super::schema::ErrorBody),
-        (status = 403, description = "Not an admin", body = super::schema::ErrorBody),
+        (status = 200, description = "兑换码,最新的在前 / Codes, newest first", body = super::schema::RedeemCodeList),
+        (status = 400, description = "查询参数有误 / Bad query", body = super::schema::ErrorBody),
+        (status = 403, description = "不是管理员 / Not an admin", body = super::schema::ErrorBody),
     ),
     security(("session" = [])))]
 /// `GET /api/admin/redeem-codes`: codes (hashed; only their state), newest first.
@@ -201,9 +201,9 @@ pub async fn redeem_codes(
     summary = "管理 · 生成兑换码 / create a batch of codes (shown once)",
     request_body = super::schema::NewRedeemCodes,
     responses(
-        (status = 201, description = "The new codes", body = super::schema::RedeemBatch),
-        (status = 400, description = "Bad credits or count", body = super::schema::ErrorBody),
-        (status = 403, description = "Not an admin, or no CSRF token", body = super::schema::ErrorBody),
+        (status = 201, description = "新生成的兑换码 / The new codes", body = super::schema::RedeemBatch),
+        (status = 400, description = "积分或数量有误 / Bad credits or count", body = super::schema::ErrorBody),
+        (status = 403, description = "不是管理员,或缺少 CSRF 令牌 / Not an admin, or no CSRF token", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `POST /api/admin/redeem-codes {"credits", "count"?, "note"?}`: a new batch, codes shown once.

@@ -128,8 +128,8 @@ fn store_error(e: crate::channels::store::ChannelError) -> ApiError {
 #[utoipa::path(get, path = "/api/admin/channels", tag = "admin",
     summary = "管理 · 渠道 / channels and their health",
     responses(
-        (status = 200, description = "Channels (keys masked)", body = super::schema::ChannelList),
-        (status = 403, description = "Not an admin", body = super::schema::ErrorBody),
+        (status = 200, description = "渠道列表(密钥已打码) / Channels (keys masked)", body = super::schema::ChannelList),
+        (status = 403, description = "不是管理员 / Not an admin", body = super::schema::ErrorBody),
     ),
     security(("session" = [])))]
 /// `GET /api/admin/channels`: every channel with its health (the key masked).
@@ -146,9 +146,9 @@ pub async fn list(State(state): State<AppState>, _admin: AdminUser) -> Json<Valu
     summary = "管理 · 添加渠道 / add a channel",
     request_body = ChannelBody,
     responses(
-        (status = 201, description = "The new channel (key masked)", body = super::schema::ChannelRow),
-        (status = 400, description = "A field is missing or wrong (named in the message)", body = super::schema::ErrorBody),
-        (status = 403, description = "Not an admin, or no CSRF token", body = super::schema::ErrorBody),
+        (status = 201, description = "新渠道(密钥已打码) / The new channel (key masked)", body = super::schema::ChannelRow),
+        (status = 400, description = "字段缺失或有误(错误信息中指明) / A field is missing or wrong (named in the message)", body = super::schema::ErrorBody),
+        (status = 403, description = "不是管理员,或缺少 CSRF 令牌 / Not an admin, or no CSRF token", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `POST /api/admin/channels {"vendor","base_url","api_key","models",…}`.
@@ -205,10 +205,10 @@ pub async fn create(
     params(("id" = i64, Path, description = "渠道 id / Channel id")),
     request_body = ChannelBody,
     responses(
-        (status = 200, description = "The channel (key masked)", body = super::schema::ChannelRow),
-        (status = 400, description = "A field is wrong (named in the message)", body = super::schema::ErrorBody),
-        (status = 403, description = "Not an admin, or no CSRF token", body = super::schema::ErrorBody),
-        (status = 404, description = "No such channel", body = super::schema::ErrorBody),
+        (status = 200, description = "渠道(密钥已打码) / The channel (key masked)", body = super::schema::ChannelRow),
+        (status = 400, description = "字段有误(错误信息中指明) / A field is wrong (named in the message)", body = super::schema::ErrorBody),
+        (status = 403, description = "不是管理员,或缺少 CSRF 令牌 / Not an admin, or no CSRF token", body = super::schema::ErrorBody),
+        (status = 404, description = "渠道不存在 / No such channel", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `PATCH /api/admin/channels/{id}`: the given fields change; an absent or empty `api_key`
@@ -264,10 +264,10 @@ pub async fn update(
     summary = "管理 · 删除渠道 / delete a channel",
     params(("id" = i64, Path, description = "渠道 id / Channel id")),
     responses(
-        (status = 200, description = "Deleted", body = super::schema::Done),
-        (status = 403, description = "Not an admin, or no CSRF token", body = super::schema::ErrorBody),
-        (status = 404, description = "No such channel", body = super::schema::ErrorBody),
-        (status = 409, description = "Tasks sent through it are not finished yet (disable it instead)", body = super::schema::ErrorBody),
+        (status = 200, description = "已删除 / Deleted", body = super::schema::Done),
+        (status = 403, description = "不是管理员,或缺少 CSRF 令牌 / Not an admin, or no CSRF token", body = super::schema::ErrorBody),
+        (status = 404, description = "渠道不存在 / No such channel", body = super::schema::ErrorBody),
+        (status = 409, description = "经由该渠道的任务尚未结束(可改为停用) / Tasks sent through it are not finished yet (disable it instead)", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `DELETE /api/admin/channels/{id}`: refused while tasks sent through it are unfinished.
@@ -296,9 +296,9 @@ pub async fn delete(
     description = "文本渠道:发起一次只生成一个 token 的对话;媒体渠道:向厂商查询一个不存在的任务(不产生费用;密钥被拒时返回 401/403)。 / Chat channels: a one-token chat completion. Media channels: the vendor's task query for a task that does not exist (costs nothing; a refused key answers 401/403).",
     params(("id" = i64, Path, description = "渠道 id / Channel id")),
     responses(
-        (status = 200, description = "The outcome (ok or not)", body = super::schema::ChannelTest),
-        (status = 403, description = "Not an admin, or no CSRF token", body = super::schema::ErrorBody),
-        (status = 404, description = "No such channel", body = super::schema::ErrorBody),
+        (status = 200, description = "测试结果(成功与否) / The outcome (ok or not)", body = super::schema::ChannelTest),
+        (status = 403, description = "不是管理员,或缺少 CSRF 令牌 / Not an admin, or no CSRF token", body = super::schema::ErrorBody),
+        (status = 404, description = "渠道不存在 / No such channel", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `POST /api/admin/channels/{id}/test` → `{"ok", "latency_ms", "error"?}`.

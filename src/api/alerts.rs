@@ -17,9 +17,9 @@ use crate::server::AppState;
     description = "`{\"threshold\": 500}`:余额低于 500 积分时在控制台显示提醒;`null` 关闭提醒;`\"sms\": true` 时每次跌破阈值发送一条短信。 / `{\"threshold\": 500}` shows a notice in the console while the balance is below 500 credits; `null` turns it off; `\"sms\": true` also sends one SMS each time the balance falls below it.",
     request_body = super::schema::LowBalance,
     responses(
-        (status = 200, description = "Saved", body = super::schema::LowBalance),
-        (status = 400, description = "Not a whole number of credits", body = super::schema::ErrorBody),
-        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+        (status = 200, description = "已保存 / Saved", body = super::schema::LowBalance),
+        (status = 400, description = "不是整数积分 / Not a whole number of credits", body = super::schema::ErrorBody),
+        (status = 403, description = "X-CSRF-Token 缺失或错误 / Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `PUT /api/me/low-balance`.

@@ -104,9 +104,9 @@ fn phone_of(body: &Value) -> Result<String, ApiError> {
     summary = "发送短信验证码 / send a login code",
     request_body = super::schema::PhoneBody,
     responses(
-        (status = 200, description = "Sent", body = super::schema::CodeSent),
-        (status = 400, description = "Not a mainland mobile number", body = super::schema::ErrorBody),
-        (status = 502, description = "The SMS provider failed", body = super::schema::ErrorBody),
+        (status = 200, description = "已发送 / Sent", body = super::schema::CodeSent),
+        (status = 400, description = "不是中国大陆手机号 / Not a mainland mobile number", body = super::schema::ErrorBody),
+        (status = 502, description = "短信服务商发送失败 / The SMS provider failed", body = super::schema::ErrorBody),
     ))]
 /// `POST /api/auth/sms-code {"phone"}`.
 pub async fn sms_code(
@@ -188,9 +188,9 @@ fn session_cookie(state: &AppState, token: &str, max_age: i64) -> Result<HeaderV
     summary = "手机号登录 / log in (the first login registers)",
     request_body = super::schema::LoginBody,
     responses(
-        (status = 200, description = "Logged in; sets the `llmage_session` cookie", body = super::schema::LoginAnswer),
-        (status = 400, description = "Bad phone, wrong, expired or locked code", body = super::schema::ErrorBody),
-        (status = 403, description = "Account disabled", body = super::schema::ErrorBody),
+        (status = 200, description = "登录成功;设置 `llmage_session` Cookie / Logged in; sets the `llmage_session` cookie", body = super::schema::LoginAnswer),
+        (status = 400, description = "手机号有误,或验证码错误、过期或已锁定 / Bad phone, wrong, expired or locked code", body = super::schema::ErrorBody),
+        (status = 403, description = "账号已停用 / Account disabled", body = super::schema::ErrorBody),
     ))]
 /// `POST /api/auth/login {"phone","code"}`: the first login registers the user.
 pub async fn login(
@@ -246,8 +246,8 @@ pub async fn login(
 #[utoipa::path(post, path = "/api/auth/logout", tag = "account",
     summary = "退出 / log out",
     responses(
-        (status = 200, description = "Session ended", body = super::schema::Done),
-        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+        (status = 200, description = "会话已结束 / Session ended", body = super::schema::Done),
+        (status = 403, description = "X-CSRF-Token 缺失或错误 / Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `POST /api/auth/logout`.
@@ -264,7 +264,7 @@ pub async fn logout(State(state): State<AppState>, who: SessionUser) -> Result<R
 
 #[utoipa::path(get, path = "/api/me", tag = "account",
     summary = "当前用户 / the logged-in user",
-    responses((status = 200, description = "User, balance and the session's CSRF token", body = super::schema::Me)),
+    responses((status = 200, description = "用户、余额与本会话的 CSRF 令牌 / User, balance and the session's CSRF token", body = super::schema::Me)),
     security(("session" = [])))]
 /// `GET /api/me`.
 pub async fn me(State(state): State<AppState>, who: SessionUser) -> Result<Json<Value>, ApiError> {
@@ -278,7 +278,7 @@ pub async fn me(State(state): State<AppState>, who: SessionUser) -> Result<Json<
 
 #[utoipa::path(get, path = "/llmage/v1/balance", tag = "gateway",
     summary = "查看当前余额 / balance of the key's user",
-    responses((status = 200, description = "Credits", body = super::schema::Balance)),
+    responses((status = 200, description = "积分余额 / Credits", body = super::schema::Balance)),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 /// `GET /llmage/v1/balance` (API key).
 pub async fn balance(

@@ -13,16 +13,17 @@ use super::auth::SessionUser;
 use crate::error::ApiError;
 use crate::server::AppState;
 
-/// The answer of both routes.
+/// 两个路由的返回 / The answer of both routes.
 #[derive(Serialize, ToSchema)]
 pub struct CallbackSecret {
-    /// The HMAC key of console-submitted tasks' callbacks (`whsec_…`).
+    /// 控制台提交的任务的回调所用的 HMAC 密钥(`whsec_…`) / The HMAC key of console-submitted
+    /// tasks' callbacks (`whsec_…`).
     pub callback_secret: String,
 }
 
 #[utoipa::path(get, path = "/api/callback-secret", tag = "account",
     summary = "回调签名密钥 / the callback secret of console-submitted tasks",
-    responses((status = 200, description = "The secret", body = CallbackSecret)),
+    responses((status = 200, description = "密钥 / The secret", body = CallbackSecret)),
     security(("session" = [])))]
 /// `GET /api/callback-secret`.
 pub async fn show(
@@ -36,8 +37,8 @@ pub async fn show(
 #[utoipa::path(post, path = "/api/callback-secret", tag = "account",
     summary = "更换回调签名密钥 / rotate the callback secret",
     responses(
-        (status = 200, description = "The new secret", body = CallbackSecret),
-        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+        (status = 200, description = "新的密钥 / The new secret", body = CallbackSecret),
+        (status = 403, description = "X-CSRF-Token 缺失或错误 / Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `POST /api/callback-secret`.

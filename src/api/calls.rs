@@ -252,9 +252,9 @@ async fn answer(state: &AppState, scope: Scope, q: CallsQuery) -> Result<Respons
         ("format" = Option<String>, Query, description = "格式 / format: json (default) or csv"),
     ),
     responses(
-        (status = 200, description = "Calls, newest first", content(
+        (status = 200, description = "调用记录,最新的在前 / Calls, newest first", content(
             (super::schema::CallPage = "application/json"), (String = "text/csv"))),
-        (status = 400, description = "Bad filter", body = super::schema::ErrorBody),
+        (status = 400, description = "筛选条件有误 / Bad filter", body = super::schema::ErrorBody),
     ),
     security(("session" = [])))]
 /// `GET /api/calls`.
@@ -280,10 +280,10 @@ pub async fn console_calls(
         ("format" = Option<String>, Query, description = "格式 / format: json (default) or csv"),
     ),
     responses(
-        (status = 200, description = "Calls, newest first", content(
+        (status = 200, description = "调用记录,最新的在前 / Calls, newest first", content(
             (super::schema::CallPage = "application/json"), (String = "text/csv"))),
-        (status = 400, description = "Bad filter", body = super::schema::ErrorBody),
-        (status = 401, description = "Invalid API key", body = super::schema::ErrorBody),
+        (status = 400, description = "筛选条件有误 / Bad filter", body = super::schema::ErrorBody),
+        (status = 401, description = "API Key 无效 / Invalid API key", body = super::schema::ErrorBody),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 /// `GET /llmage/v1/calls`.

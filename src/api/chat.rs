@@ -17,15 +17,15 @@ use crate::server::AppState;
     description = "支持 prompt/sys_prompt 形式或 OpenAI 的 messages;`stream: true` 时以 text/event-stream 返回(chat.completion.chunk 对象,最后是 `data: [DONE]`)。每个回答(及每个流式分片)的 `id` 即响应头 `X-Request-Id`。 / The seed's prompt/sys_prompt form or OpenAI's messages. `stream: true` answers text/event-stream (chat.completion.chunk objects, then `data: [DONE]`).",
     request_body = super::schema::ChatRequest,
     responses(
-        (status = 200, description = "Completion (JSON), or an SSE stream when stream is true", content(
+        (status = 200, description = "生成结果(JSON);stream 为 true 时为 SSE 流 / Completion (JSON), or an SSE stream when stream is true", content(
             (super::schema::ChatCompletion = "application/json"),
             (super::schema::SseEvent = "text/event-stream"))),
-        (status = 400, description = "Missing or invalid parameter, malformed JSON", body = super::schema::ErrorBody),
-        (status = 403, description = "The key may not call this model or not from this address", body = super::schema::ErrorBody),
-        (status = 404, description = "Model not found", body = super::schema::ErrorBody),
-        (status = 429, description = "Insufficient balance, the key's monthly spend limit, or too many requests", body = super::schema::ErrorBody),
-        (status = 502, description = "Every upstream failed", body = super::schema::ErrorBody),
-        (status = 504, description = "Upstream timed out", body = super::schema::ErrorBody),
+        (status = 400, description = "参数缺失或无效,或 JSON 格式错误 / Missing or invalid parameter, malformed JSON", body = super::schema::ErrorBody),
+        (status = 403, description = "该 Key 无权调用此模型,或不允许从此地址调用 / The key may not call this model or not from this address", body = super::schema::ErrorBody),
+        (status = 404, description = "模型不存在 / Model not found", body = super::schema::ErrorBody),
+        (status = 429, description = "余额不足、达到该 Key 的月度限额,或请求过多 / Insufficient balance, the key's monthly spend limit, or too many requests", body = super::schema::ErrorBody),
+        (status = 502, description = "所有上游均失败 / Every upstream failed", body = super::schema::ErrorBody),
+        (status = 504, description = "上游超时 / Upstream timed out", body = super::schema::ErrorBody),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn completions(

@@ -108,8 +108,8 @@ pub struct Version {
 #[utoipa::path(get, path = "/", tag = "console",
     summary = "网页控制台 / The web console",
     responses(
-        (status = 200, description = "HTML", content((String = "text/html"))),
-        (status = 304, description = "Unchanged (If-None-Match)"),
+        (status = 200, description = "HTML 页面 / HTML", content((String = "text/html"))),
+        (status = 304, description = "未修改(If-None-Match) / Unchanged (If-None-Match)"),
     ))]
 /// `GET /`.
 pub async fn index(headers: HeaderMap) -> Response {
@@ -137,9 +137,9 @@ pub async fn index(headers: HeaderMap) -> Response {
     params(("path" = String, Path, description = "资源路径 / Asset path"),
         ("h" = Option<String>, Query, description = "资源内容哈希(与页面链接一致),带此参数时按 immutable 缓存 / The asset's content hash (as the page links it): answered immutable")),
     responses(
-        (status = 200, description = "The asset", content((String = "application/octet-stream"))),
-        (status = 304, description = "Unchanged (If-None-Match)"),
-        (status = 404, description = "No such asset"),
+        (status = 200, description = "静态资源 / The asset", content((String = "application/octet-stream"))),
+        (status = 304, description = "未修改(If-None-Match) / Unchanged (If-None-Match)"),
+        (status = 404, description = "资源不存在 / No such asset"),
     ))]
 /// `GET /assets/{*path}`.
 pub async fn assets(

@@ -43,10 +43,10 @@ fn string_list(body: &Value, field: &str) -> Result<Option<Vec<String>>, ApiErro
     summary = "申请APIKEY / create an API key (shown once)",
     request_body = super::schema::NewKey,
     responses(
-        (status = 201, description = "Created", body = super::schema::CreatedKey),
-        (status = 400, description = "Invalid field", body = super::schema::ErrorBody),
-        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
-        (status = 404, description = "A model of the allow-list does not exist", body = super::schema::ErrorBody),
+        (status = 201, description = "已创建 / Created", body = super::schema::CreatedKey),
+        (status = 400, description = "字段无效 / Invalid field", body = super::schema::ErrorBody),
+        (status = 403, description = "X-CSRF-Token 缺失或错误 / Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+        (status = 404, description = "允许列表中的某个模型不存在 / A model of the allow-list does not exist", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `POST /api/keys`.
@@ -184,10 +184,10 @@ fn checked_name(body: &Value) -> Result<Option<String>, ApiError> {
     params(("id" = i64, Path, description = "API Key 编号 / Key id")),
     request_body = super::schema::KeyPatch,
     responses(
-        (status = 200, description = "The key as listed", body = super::schema::KeyInfo),
-        (status = 400, description = "Invalid field", body = super::schema::ErrorBody),
-        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
-        (status = 404, description = "No such live key of this user", body = super::schema::ErrorBody),
+        (status = 200, description = "修改后的 Key(与列表中的形式相同) / The key as listed", body = super::schema::KeyInfo),
+        (status = 400, description = "字段无效 / Invalid field", body = super::schema::ErrorBody),
+        (status = 403, description = "X-CSRF-Token 缺失或错误 / Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+        (status = 404, description = "该用户没有这个有效的 Key / No such live key of this user", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `PATCH /api/keys/{id}`.
@@ -232,9 +232,9 @@ pub async fn update(
     summary = "从列表中删除已吊销的 Key / Remove a revoked key from the list",
     params(("id" = i64, Path, description = "API Key 编号 / Key id")),
     responses(
-        (status = 200, description = "Removed", body = super::schema::Removed),
-        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
-        (status = 404, description = "No such revoked key of this user (revoke it first)", body = super::schema::ErrorBody),
+        (status = 200, description = "已移除 / Removed", body = super::schema::Removed),
+        (status = 403, description = "X-CSRF-Token 缺失或错误 / Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+        (status = 404, description = "该用户没有这个已吊销的 Key(请先吊销) / No such revoked key of this user (revoke it first)", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `POST /api/keys/{id}/remove`.
@@ -264,7 +264,7 @@ async fn listed(state: &AppState, k: &KeySummary) -> Result<Value, ApiError> {
 
 #[utoipa::path(get, path = "/api/keys", tag = "keys",
     summary = "API Key 列表(已打码) / API keys (masked)",
-    responses((status = 200, description = "The user's keys", body = super::schema::KeyList)),
+    responses((status = 200, description = "该用户的 Key 列表 / The user's keys", body = super::schema::KeyList)),
     security(("session" = [])))]
 /// `GET /api/keys`.
 pub async fn list(
@@ -283,10 +283,10 @@ pub async fn list(
     summary = "吊销 API Key / Revoke a key",
     params(("id" = i64, Path, description = "API Key 编号 / Key id")),
     responses(
-        (status = 200, description = "Revoked", body = super::schema::Revoked),
-        (status = 400, description = "Bad id", body = super::schema::ErrorBody),
-        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
-        (status = 404, description = "No such key of this user", body = super::schema::ErrorBody),
+        (status = 200, description = "已吊销 / Revoked", body = super::schema::Revoked),
+        (status = 400, description = "ID 有误 / Bad id", body = super::schema::ErrorBody),
+        (status = 403, description = "X-CSRF-Token 缺失或错误 / Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+        (status = 404, description = "该用户没有这个 Key / No such key of this user", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `DELETE /api/keys/{id}`.

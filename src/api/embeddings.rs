@@ -31,13 +31,13 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(60);
     description = "转发到以向量模型提供该模型的 OpenAI 兼容渠道;按输入 token 计费(模型的每百万输入价格)。 / Relayed to an OpenAI-compatible channel serving the model as an embedding model; billed on input tokens (the model's input price per million).",
     request_body = super::schema::EmbeddingsRequest,
     responses(
-        (status = 200, description = "The embeddings (the upstream's answer, `model` as you named it)", body = super::schema::EmbeddingsResponse),
-        (status = 400, description = "Missing or invalid parameter, or not an embedding model", body = super::schema::OpenAiError),
-        (status = 403, description = "The key may not call this model", body = super::schema::OpenAiError),
-        (status = 404, description = "Model not found", body = super::schema::OpenAiError),
-        (status = 429, description = "Balance too low for the input", body = super::schema::OpenAiError),
-        (status = 502, description = "Every upstream failed", body = super::schema::OpenAiError),
-        (status = 503, description = "No channel serves the model", body = super::schema::OpenAiError),
+        (status = 200, description = "向量结果(上游的返回,`model` 为请求中的名称) / The embeddings (the upstream's answer, `model` as you named it)", body = super::schema::EmbeddingsResponse),
+        (status = 400, description = "参数缺失或无效,或不是向量模型 / Missing or invalid parameter, or not an embedding model", body = super::schema::OpenAiError),
+        (status = 403, description = "该 Key 无权调用此模型 / The key may not call this model", body = super::schema::OpenAiError),
+        (status = 404, description = "模型不存在 / Model not found", body = super::schema::OpenAiError),
+        (status = 429, description = "余额不足以支付本次输入 / Balance too low for the input", body = super::schema::OpenAiError),
+        (status = 502, description = "所有上游均失败 / Every upstream failed", body = super::schema::OpenAiError),
+        (status = 503, description = "没有渠道提供该模型 / No channel serves the model", body = super::schema::OpenAiError),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn create(

@@ -79,9 +79,9 @@ pub(super) fn csv_response(
         ("limit" = Option<i64>, Query, description = "行数 1–10000(默认 1000) / Rows, 1–10000 (default 1000)", minimum = 1, maximum = 10000),
     ),
     responses(
-        (status = 200, description = "Entries, newest first", content(
+        (status = 200, description = "账本记录,最新的在前 / Entries, newest first", content(
             (super::schema::LedgerPage = "application/json"), (String = "text/csv"))),
-        (status = 400, description = "Bad format or limit", body = super::schema::ErrorBody),
+        (status = 400, description = "格式或条数有误 / Bad format or limit", body = super::schema::ErrorBody),
     ),
     security(("session" = [])))]
 /// `GET /api/finance/ledger`: one row per call (its hold and settlement as one amount) and
@@ -259,9 +259,9 @@ fn change_words(kind: &str, reason: &str) -> String {
         ("limit" = Option<i64>, Query, description = "行数 1–10000(默认 1000) / Rows, 1–10000 (default 1000)", minimum = 1, maximum = 10000),
     ),
     responses(
-        (status = 200, description = "Rows, newest day first", content(
+        (status = 200, description = "按天汇总的行,最近的日期在前 / Rows, newest day first", content(
             (super::schema::UsagePage = "application/json"), (String = "text/csv"))),
-        (status = 400, description = "Bad format or limit", body = super::schema::ErrorBody),
+        (status = 400, description = "格式或条数有误 / Bad format or limit", body = super::schema::ErrorBody),
     ),
     security(("session" = [])))]
 /// `GET /api/finance/usage`: per day (UTC) and model.
@@ -335,9 +335,9 @@ fn chrono_day(days: i64) -> String {
     summary = "兑换码 / redeem a code",
     request_body = super::schema::RedeemBody,
     responses(
-        (status = 200, description = "Credited", body = super::schema::Redeemed),
-        (status = 400, description = "Unknown or used code", body = super::schema::ErrorBody),
-        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+        (status = 200, description = "已到账 / Credited", body = super::schema::Redeemed),
+        (status = 400, description = "兑换码不存在或已使用 / Unknown or used code", body = super::schema::ErrorBody),
+        (status = 403, description = "X-CSRF-Token 缺失或错误 / Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `POST /api/redeem {"code"}`: credits once per code.

@@ -13,8 +13,8 @@ use crate::server::AppState;
 #[utoipa::path(get, path = "/healthz", tag = "ops",
     summary = "健康检查：数据库可用、渠道快照的代数与同步状态 / Health: the database answers; the channel snapshot's generation and sync state",
     responses(
-        (status = 200, description = "Healthy", body = super::schema::Health),
-        (status = 503, description = "Database unavailable", body = super::schema::Health),
+        (status = 200, description = "运行正常 / Healthy", body = super::schema::Health),
+        (status = 503, description = "数据库不可用 / Database unavailable", body = super::schema::Health),
     ))]
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     // The channel stamp query doubles as the database check.

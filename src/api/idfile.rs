@@ -49,12 +49,12 @@ impl IdfileQuery {
         ("sig" = Option<String>, Query, description = "输入文件链接的签名 / Signature of an input-file link"),
     ),
     responses(
-        (status = 200, description = "The file (PNG, JPEG, MP4, …)", content((String = "application/octet-stream"))),
-        (status = 206, description = "A byte range of it", content((String = "application/octet-stream"))),
-        (status = 400, description = "Bad path", body = super::schema::ErrorBody),
-        (status = 403, description = "Expired or bad signature", body = super::schema::ErrorBody),
-        (status = 404, description = "No such file", body = super::schema::ErrorBody),
-        (status = 416, description = "Range not satisfiable", body = super::schema::ErrorBody),
+        (status = 200, description = "文件(PNG、JPEG、MP4 等) / The file (PNG, JPEG, MP4, …)", content((String = "application/octet-stream"))),
+        (status = 206, description = "文件的一段字节范围 / A byte range of it", content((String = "application/octet-stream"))),
+        (status = 400, description = "路径有误 / Bad path", body = super::schema::ErrorBody),
+        (status = 403, description = "签名已过期或无效 / Expired or bad signature", body = super::schema::ErrorBody),
+        (status = 404, description = "文件不存在 / No such file", body = super::schema::ErrorBody),
+        (status = 416, description = "请求的范围无法满足 / Range not satisfiable", body = super::schema::ErrorBody),
     ))]
 /// Serve one stored file (GET and HEAD).
 pub async fn serve(

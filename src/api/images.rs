@@ -26,13 +26,13 @@ const LOOK_EVERY: Duration = Duration::from_millis(200);
     request_body = super::schema::ImagesRequest,
     params(("Idempotency-Key" = Option<String>, Header, description = "幂等键:相同键和请求体的重试不会创建第二个任务,请求体不同则返回 422 / A retried request with the same key and body creates no second task; a different body is refused with 422", min_length = 1, max_length = 255)),
     responses(
-        (status = 200, description = "The images", body = super::schema::ImagesResponse),
-        (status = 400, description = "Missing or invalid parameter", body = super::schema::OpenAiError),
-        (status = 403, description = "The key may not call this model", body = super::schema::OpenAiError),
-        (status = 404, description = "Model not found", body = super::schema::OpenAiError),
-        (status = 422, description = "Idempotency-Key reused with a different body", body = super::schema::OpenAiError),
-        (status = 502, description = "A task failed (and was refunded)", body = super::schema::OpenAiError),
-        (status = 504, description = "Still running after the wait; the message names the tasks", body = super::schema::OpenAiError),
+        (status = 200, description = "生成的图片 / The images", body = super::schema::ImagesResponse),
+        (status = 400, description = "参数缺失或无效 / Missing or invalid parameter", body = super::schema::OpenAiError),
+        (status = 403, description = "该 Key 无权调用此模型 / The key may not call this model", body = super::schema::OpenAiError),
+        (status = 404, description = "模型不存在 / Model not found", body = super::schema::OpenAiError),
+        (status = 422, description = "同一 Idempotency-Key 用于不同的请求体 / Idempotency-Key reused with a different body", body = super::schema::OpenAiError),
+        (status = 502, description = "有任务失败(已退款) / A task failed (and was refunded)", body = super::schema::OpenAiError),
+        (status = 504, description = "等待结束时仍在运行;错误信息中列出这些任务 / Still running after the wait; the message names the tasks", body = super::schema::OpenAiError),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn generate(

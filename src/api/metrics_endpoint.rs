@@ -11,8 +11,8 @@ use crate::server::AppState;
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     summary = "Prometheus 指标(本机或指标令牌) / Prometheus metrics (loopback clients or the metrics token)",
     responses(
-        (status = 200, description = "Prometheus text format", content((String = "text/plain"))),
-        (status = 403, description = "Not allowed", body = super::schema::ErrorBody),
+        (status = 200, description = "Prometheus 文本格式 / Prometheus text format", content((String = "text/plain"))),
+        (status = 403, description = "无权访问 / Not allowed", body = super::schema::ErrorBody),
     ),
     security((), ("metrics" = [])))]
 pub async fn metrics(State(state): State<AppState>, request: Request) -> Response {

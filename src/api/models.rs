@@ -22,8 +22,8 @@ pub struct ModelsQuery {
     summary = "查询可用模型列表 / list models",
     params(("catelogid" = Option<super::schema::CatelogId>, Query, description = "只列此分类 / Only this category")),
     responses(
-        (status = 200, description = "The models", body = super::schema::ModelList),
-        (status = 400, description = "Unknown category", body = super::schema::ErrorBody),
+        (status = 200, description = "模型列表 / The models", body = super::schema::ModelList),
+        (status = 400, description = "未知分类 / Unknown category", body = super::schema::ErrorBody),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn list(
@@ -55,8 +55,8 @@ pub async fn list(
     summary = "查询模型 / one model (OpenAI models.retrieve)",
     params(("id" = String, Path, description = "模型 id / The model id")),
     responses(
-        (status = 200, description = "The model", body = super::schema::ModelEntry),
-        (status = 404, description = "Model not found", body = super::schema::OpenAiError),
+        (status = 200, description = "模型 / The model", body = super::schema::ModelEntry),
+        (status = 404, description = "模型不存在 / Model not found", body = super::schema::OpenAiError),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn retrieve(
@@ -82,11 +82,11 @@ pub fn model_entry(model: &Model, available: bool) -> Value {
         .iter()
         .map(|c| {
             let mut rows = vec![
-                json!({"name": "model", "type": "string", "required": true, "allowed": [model.id], "description": "模型名"}),
+                json!({"name": "model", "type": "string", "required": true, "allowed": [model.id], "description": "模型名", "description_en": "The model id"}),
                 if c.id == "t2t" {
-                    json!({"name": "catelogid", "type": "string", "required": false, "default": "t2t", "allowed": ["t2t"], "description": "分类标识"})
+                    json!({"name": "catelogid", "type": "string", "required": false, "default": "t2t", "allowed": ["t2t"], "description": "分类标识", "description_en": "The category id"})
                 } else {
-                    json!({"name": "catelogid", "type": "string", "required": true, "allowed": [c.id], "description": "分类标识"})
+                    json!({"name": "catelogid", "type": "string", "required": true, "allowed": [c.id], "description": "分类标识", "description_en": "The category id"})
                 },
             ];
             rows.extend(c.params.iter().map(|p| serde_json::to_value(p).unwrap_or(Value::Null)));

@@ -14,13 +14,13 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::catalog::{Catalog, FileKind, Param, ParamType};
+use crate::catalog::{Catalog, FileKind, Model, Param, ParamType};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "元境平台 API (llmage)",
-        description = "OpenAI 兼容的 AI 模型网关:文本、图片、视频生成,API Key、积分与账本。\n\nAn OpenAI-compatible AI model gateway: chat, image and video generation with your own API keys and prepaid credits. Gateway endpoints (`/llmage/v1`) take `Authorization: Bearer <API key>`; console endpoints (`/api`) take the login session cookie and, when they change something, `X-CSRF-Token`. The same OpenAI-shaped operations are served under `/v1` too (the base URL OpenAI-compatible tools default to). Errors of the seed's operations under `/llmage/v1` and of `/api` are `{\"error\": \"<message>\"}`; errors under `/v1` and of the OpenAI-only operations (tag `openai`) are OpenAI error objects `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`.",
+        description = "OpenAI 兼容的 AI 模型网关:文本、图片、视频生成,使用自己的 API Key 与预付积分。网关接口(`/llmage/v1`)使用 `Authorization: Bearer <API Key>`;控制台接口(`/api`)使用登录会话 cookie,修改数据的请求还需 `X-CSRF-Token`。同样的 OpenAI 形式接口也在 `/v1` 下提供(OpenAI 兼容工具默认的基础地址)。`/llmage/v1` 下种子接口和 `/api` 的错误为 `{\"error\": \"<message>\"}`;`/v1` 下以及 OpenAI 专有接口(标签 `openai`)的错误为 OpenAI 错误对象 `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`。 / An OpenAI-compatible AI model gateway: chat, image and video generation with your own API keys and prepaid credits. Gateway endpoints (`/llmage/v1`) take `Authorization: Bearer <API key>`; console endpoints (`/api`) take the login session cookie and, when they change something, `X-CSRF-Token`. The same OpenAI-shaped operations are served under `/v1` too (the base URL OpenAI-compatible tools default to). Errors of the seed's operations under `/llmage/v1` and of `/api` are `{\"error\": \"<message>\"}`; errors under `/v1` and of the OpenAI-only operations (tag `openai`) are OpenAI error objects `{\"error\": {\"message\", \"type\", \"param\", \"code\"}}`.",
         version = env!("CARGO_PKG_VERSION"),
     ),
     modifiers(&SecuritySchemes),
@@ -50,7 +50,9 @@ impl utoipa::Modify for SecuritySchemes {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("API key: `Authorization: Bearer sk-…`"))
+                    .description(Some(
+                        "请求头携带 API Key:`Authorization: Bearer sk-…` / API key: `Authorization: Bearer sk-…`",
+                    ))
                     .build(),
             ),
         );
@@ -58,19 +60,26 @@ impl utoipa::Modify for SecuritySchemes {
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 crate::accounts::sessions::COOKIE,
-                "The console session, set by POST /api/auth/login",
+                "控制台登录会话,由 POST /api/auth/login 设置 / The console session, set by POST /api/auth/login",
             ))),
         );
         components.add_security_scheme(
             "csrf",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-CSRF-Token",
-                "The login's csrf_token, on state-changing console requests",
+                "登录返回的 csrf_token,控制台中修改数据的请求需携带 / The login's csrf_token, on state-changing console requests",
             ))),
         );
         components.add_security_scheme(
             "metrics",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "配置了 `metrics_token` 时以 `Authorization: Bearer <metrics_token>` 读取 `/metrics`(未配置时只有本机可以读取) / `Authorization: Bearer <metrics_token>` for `/metrics` when `metrics_token` is configured (without it only loopback clients may read it)",
+                    ))
+                    .build(),
+            ),
         );
     }
 }
@@ -82,7 +91,7 @@ pub struct Rendered(pub Arc<String>);
 /// `GET /llmage/v1/openapi.json`.
 #[utoipa::path(get, path = "/llmage/v1/openapi.json", tag = "gateway",
     summary = "本文档(OpenAPI 3.1) / This document (OpenAPI 3.1)",
-    responses((status = 200, description = "The OpenAPI document", content((Object = "application/json")))))]
+    responses((status = 200, description = "OpenAPI 文档 / The OpenAPI document", content((Object = "application/json")))))]
 pub async fn document(Extension(doc): Extension<Rendered>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -139,7 +148,7 @@ pub fn finish(doc: utoipa::openapi::OpenApi, catalog: &Catalog) -> Value {
                     key.clone(),
                     param_schema(
                         &model.id,
-                        &model.description,
+                        &model_text(model),
                         &category.id,
                         &category.params,
                         multipart,
@@ -271,27 +280,30 @@ fn add_shared_errors(doc: &mut Value) {
             if secured {
                 add(
                     "401",
-                    "Missing, wrong, revoked or expired key; login required",
+                    "API Key 缺失、错误、已吊销或已过期;或需要登录 / Missing, wrong, revoked or expired key; login required",
                 );
             }
             if has_body {
-                add("400", "Malformed body");
-                add("413", "Body over the size limit");
+                add("400", "请求体格式错误 / Malformed body");
+                add("413", "请求体超过大小限制 / Body over the size limit");
             }
             if has_params {
-                add("400", "Malformed path, query or header parameter");
+                add(
+                    "400",
+                    "路径、查询或请求头参数格式错误 / Malformed path, query or header parameter",
+                );
             }
             if !is_console {
                 add(
                     "429",
-                    "Too many requests (with Retry-After) or insufficient balance",
+                    "请求过多(带 Retry-After)或余额不足 / Too many requests (with Retry-After) or insufficient balance",
                 );
                 add(
                     "503",
-                    "Temporarily unavailable: the database, or every upstream channel rate-limiting us (then with Retry-After)",
+                    "暂时不可用:数据库不可用,或所有上游渠道都在限流(此时带 Retry-After) / Temporarily unavailable: the database, or every upstream channel rate-limiting us (then with Retry-After)",
                 );
             }
-            add("500", "Internal error");
+            add("500", "内部错误 / Internal error");
         }
     }
 }
@@ -307,11 +319,11 @@ fn param_schema(
     let mut properties = Map::new();
     properties.insert(
         "model".into(),
-        json!({"type": "string", "enum": [model], "description": "模型名"}),
+        json!({"type": "string", "enum": [model], "description": "模型名 / The model id"}),
     );
     properties.insert(
         "catelogid".into(),
-        json!({"type": "string", "enum": [category], "description": "分类标识"}),
+        json!({"type": "string", "enum": [category], "description": "分类标识 / The category id"}),
     );
     properties.insert(
         "callback_url".into(),
@@ -355,11 +367,7 @@ fn param_schema(
         if let Some(default) = &p.default {
             schema["default"] = default.clone();
         }
-        let mut text = p.description.clone();
-        if let Some(note) = &p.note {
-            text = format!("{text}({note})");
-        }
-        schema["description"] = json!(text);
+        schema["description"] = json!(param_text(p));
         if p.required {
             required.push(json!(p.name));
         }
@@ -375,16 +383,42 @@ fn param_schema(
     })
 }
 
+/// A catalog parameter's help as `中文 / English` (its note in brackets in each half); Chinese only
+/// when the catalog gives no English.
+fn param_text(p: &Param) -> String {
+    let mut zh = p.description.clone();
+    if let Some(note) = &p.note {
+        zh = format!("{zh}({note})");
+    }
+    let Some(en) = &p.description_en else {
+        return zh;
+    };
+    match &p.note_en {
+        Some(note) => format!("{zh} / {en} ({note})"),
+        None => format!("{zh} / {en}"),
+    }
+}
+
+/// A catalog model's description as `中文 / English`; Chinese only when the catalog gives no
+/// English.
+fn model_text(model: &Model) -> String {
+    match &model.description_en {
+        Some(en) => format!("{} / {en}", model.description),
+        None => model.description.clone(),
+    }
+}
+
 fn file_schema(accept: Option<FileKind>, multipart: bool) -> Value {
-    let kind = match accept {
-        Some(FileKind::Image) => "image",
-        Some(FileKind::Video) => "video",
-        Some(FileKind::Audio) => "audio",
-        None => "file",
+    let (kind, zh) = match accept {
+        Some(FileKind::Image) => ("image", "图片"),
+        Some(FileKind::Video) => ("video", "视频"),
+        Some(FileKind::Audio) => ("audio", "音频"),
+        None => ("file", "文件"),
     };
     if multipart {
-        json!({"type": "string", "contentMediaType": format!("{kind}/*"), "description": format!("{kind} file")})
+        let file = if accept.is_some() { "文件" } else { "" };
+        json!({"type": "string", "contentMediaType": format!("{kind}/*"), "description": format!("{zh}{file} / {kind} file")})
     } else {
-        json!({"type": "string", "description": format!("{kind}: an http(s) URL or a data: URI")})
+        json!({"type": "string", "description": format!("{zh}:http(s) URL 或 data: URI / {kind}: an http(s) URL or a data: URI")})
     }
 }

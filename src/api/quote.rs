@@ -23,12 +23,12 @@ const ANY_FILE: &str = "https://quote.invalid/file";
     summary = "报价 / what a generation would cost",
     description = "发送与文本、图片或视频请求完全相同的请求体(JSON 或 multipart 表单字段,文件可省略),返回该次提交将扣除的积分:任务为其价格,文本为调用前冻结的积分(最终按实际 token 与 `breakdown` 中的单价结算)。 / Send exactly the body of a chat, image or video request (JSON, or multipart form fields; files may be left out). Answers the credits that submission would be charged: for tasks the price, for chat the credits held before the call (the final charge follows the tokens used, at the prices in `breakdown`).",
     request_body(content(
-        (super::schema::TaskParams = "application/json"),
-        (super::schema::TaskParams = "multipart/form-data"))),
+        (super::schema::QuoteRequest = "application/json"),
+        (super::schema::QuoteRequest = "multipart/form-data"))),
     responses(
-        (status = 200, description = "The quote", body = super::schema::QuoteAnswer),
-        (status = 400, description = "Missing or invalid parameter", body = super::schema::ErrorBody),
-        (status = 404, description = "Model not found", body = super::schema::ErrorBody),
+        (status = 200, description = "报价 / The quote", body = super::schema::QuoteAnswer),
+        (status = 400, description = "参数缺失或无效 / Missing or invalid parameter", body = super::schema::ErrorBody),
+        (status = 404, description = "模型不存在 / Model not found", body = super::schema::ErrorBody),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 /// `POST /llmage/v1/quote`.

@@ -85,7 +85,7 @@ fn order_json(state: &AppState, order: &Order, origin: &str) -> Value {
 
 #[utoipa::path(get, path = "/api/recharge/config", tag = "recharge",
     summary = "充值设置 / recharge settings (rate and limits)",
-    responses((status = 200, description = "Settings", body = super::schema::RechargeConfig)),
+    responses((status = 200, description = "充值设置 / Settings", body = super::schema::RechargeConfig)),
     security(("session" = [])))]
 /// `GET /api/recharge/config`.
 pub async fn config(State(state): State<AppState>, _who: SessionUser) -> Json<Value> {
@@ -104,10 +104,10 @@ pub async fn config(State(state): State<AppState>, _who: SessionUser) -> Json<Va
     summary = "充值 · 支付宝 / create an Alipay recharge order",
     request_body = super::schema::RechargeBody,
     responses(
-        (status = 201, description = "Order with its page-pay URL and QR code content", body = super::schema::RechargeOrder),
-        (status = 400, description = "Amount missing, malformed or outside the limits", body = super::schema::ErrorBody),
-        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
-        (status = 503, description = "Alipay is not configured (and not in demo mode)", body = super::schema::ErrorBody),
+        (status = 201, description = "订单,含网页支付链接与二维码内容 / Order with its page-pay URL and QR code content", body = super::schema::RechargeOrder),
+        (status = 400, description = "金额缺失、格式有误或超出限额 / Amount missing, malformed or outside the limits", body = super::schema::ErrorBody),
+        (status = 403, description = "X-CSRF-Token 缺失或错误 / Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+        (status = 503, description = "未配置支付宝(且不在演示模式) / Alipay is not configured (and not in demo mode)", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `POST /api/recharge/alipay {"amount": "10.00"}` (demo mode without Alipay: a sandbox order).
@@ -188,8 +188,8 @@ pub async fn create(
     summary = "充值订单状态 / one recharge order",
     params(("id" = String, Path, description = "订单号 / order_id")),
     responses(
-        (status = 200, description = "The order", body = super::schema::RechargeOrder),
-        (status = 404, description = "No such order of this user", body = super::schema::ErrorBody),
+        (status = 200, description = "订单 / The order", body = super::schema::RechargeOrder),
+        (status = 404, description = "该用户没有这个订单 / No such order of this user", body = super::schema::ErrorBody),
     ),
     security(("session" = [])))]
 /// `GET /api/recharge/orders/{id}`: the caller's own order (admins: any).
@@ -225,10 +225,10 @@ pub async fn order(
     description = "仅限未配置支付宝的演示模式:通过与支付宝验签通知相同的代码完成调用者的 `sandbox` 订单(只入账一次)。 / Demo mode without Alipay only: completes the caller's open `sandbox` order through the same code as a verified Alipay payment notification (credits once).",
     params(("id" = String, Path, description = "订单号 / order_id")),
     responses(
-        (status = 200, description = "The order, now SUCCEEDED", body = super::schema::RechargeOrder),
-        (status = 400, description = "The order is no longer payable", body = super::schema::ErrorBody),
-        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
-        (status = 404, description = "No such sandbox order of this user, or not in demo mode", body = super::schema::ErrorBody),
+        (status = 200, description = "订单(现为 SUCCEEDED) / The order, now SUCCEEDED", body = super::schema::RechargeOrder),
+        (status = 400, description = "订单已无法支付 / The order is no longer payable", body = super::schema::ErrorBody),
+        (status = 403, description = "X-CSRF-Token 缺失或错误 / Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+        (status = 404, description = "该用户没有这个沙盒订单,或不在演示模式 / No such sandbox order of this user, or not in demo mode", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `POST /api/recharge/orders/{id}/sandbox-pay`: the sandbox cashier's "模拟支付成功".
@@ -278,9 +278,9 @@ pub async fn sandbox_pay(
     description = "关闭调用者处于 PENDING 状态的订单(FAILED,`cancelled`);之后仍到账的付款照常入账。 / Closes a PENDING order of the caller (FAILED, `cancelled`). A payment that still arrives for it is credited all the same.",
     params(("id" = String, Path, description = "订单号 / order_id")),
     responses(
-        (status = 200, description = "The order", body = super::schema::RechargeOrder),
-        (status = 403, description = "Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
-        (status = 404, description = "No such pending order of this user", body = super::schema::ErrorBody),
+        (status = 200, description = "订单 / The order", body = super::schema::RechargeOrder),
+        (status = 403, description = "X-CSRF-Token 缺失或错误 / Missing or wrong X-CSRF-Token", body = super::schema::ErrorBody),
+        (status = 404, description = "该用户没有这个待支付订单 / No such pending order of this user", body = super::schema::ErrorBody),
     ),
     security(("session" = [], "csrf" = [])))]
 /// `POST /api/recharge/orders/{id}/cancel`.
@@ -308,8 +308,8 @@ pub async fn cancel(
     summary = "付款二维码 / the order's QR code as SVG",
     params(("id" = String, Path, description = "订单号 / order_id")),
     responses(
-        (status = 200, description = "SVG image", content((String = "image/svg+xml"))),
-        (status = 404, description = "No such open order with a QR code", body = super::schema::ErrorBody),
+        (status = 200, description = "SVG 图片 / SVG image", content((String = "image/svg+xml"))),
+        (status = 404, description = "没有这个带二维码的未完成订单 / No such open order with a QR code", body = super::schema::ErrorBody),
     ),
     security(("session" = [])))]
 /// `GET /api/recharge/orders/{id}/qr.svg`: the order's QR code (for the Alipay app) as SVG.
@@ -351,7 +351,7 @@ fn plain(text: &'static str) -> Response {
     summary = "支付宝异步通知 / Alipay's payment notification",
     description = "支付宝以表单格式发送并以 RSA2 签名;处理成功(或此前已处理)时只回答 `success`,否则 `failure`。 / Form-encoded, RSA2-signed by Alipay. Answers exactly `success` when applied (or applied before), `failure` otherwise.",
     request_body(content((super::schema::AlipayNotification = "application/x-www-form-urlencoded"))),
-    responses((status = 200, description = "`success` or `failure`", content((String = "text/plain")))))]
+    responses((status = 200, description = "`success` 或 `failure` / `success` or `failure`", content((String = "text/plain")))))]
 /// `POST /api/payments/alipay/notify`: answers exactly `success` once the notification is
 /// applied (or was before: a replay), `failure` when it is forged, not ours, or mismatched.
 pub async fn notify(State(state): State<AppState>, body: Bytes) -> Response {
@@ -491,9 +491,9 @@ fn orders_response(
         ("limit" = Option<i64>, Query, description = "行数 1–10000(默认 1000) / Rows, 1–10000 (default 1000)", minimum = 1, maximum = 10000),
     ),
     responses(
-        (status = 200, description = "Orders, newest first", content(
+        (status = 200, description = "订单,最新的在前 / Orders, newest first", content(
             (super::schema::OrderList = "application/json"), (String = "text/csv"))),
-        (status = 400, description = "Bad format or limit", body = super::schema::ErrorBody),
+        (status = 400, description = "格式或条数有误 / Bad format or limit", body = super::schema::ErrorBody),
     ),
     security(("session" = [])))]
 /// `GET /api/finance/orders`: the caller's recharge orders.
@@ -514,10 +514,10 @@ pub async fn my_orders(
         ("limit" = Option<i64>, Query, description = "行数 1–10000(默认 1000) / Rows, 1–10000 (default 1000)", minimum = 1, maximum = 10000),
     ),
     responses(
-        (status = 200, description = "Orders, newest first", content(
+        (status = 200, description = "订单,最新的在前 / Orders, newest first", content(
             (super::schema::OrderList = "application/json"), (String = "text/csv"))),
-        (status = 400, description = "Bad format or limit", body = super::schema::ErrorBody),
-        (status = 403, description = "Not an admin", body = super::schema::ErrorBody),
+        (status = 400, description = "格式或条数有误 / Bad format or limit", body = super::schema::ErrorBody),
+        (status = 403, description = "不是管理员 / Not an admin", body = super::schema::ErrorBody),
     ),
     security(("session" = [])))]
 /// `GET /api/admin/orders`: everyone's recharge orders.

@@ -12,14 +12,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-/// Every error: `{"error": "<message>"}` (the seed's form).
+/// 所有错误:`{"error": "<message>"}`(种子的形式) / Every error: `{"error": "<message>"}`
+/// (the seed's form).
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     #[schema(example = "Invalid API Key")]
     pub error: String,
 }
 
-/// A category (catelogid): 文本生成, 文生图, 文生视频, 图生视频, 参考生视频.
+/// 分类(catelogid):t2t 文本生成、t2i 文生图、t2v 文生视频、i2v 图生视频、ref2v 参考生视频 / A category
+/// (catelogid): t2t text generation, t2i text to image, t2v text to video, i2v image to video,
+/// ref2v reference to video.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[allow(non_camel_case_types, reason = "the seed's spelling")]
 pub enum CatelogId {
@@ -30,7 +33,7 @@ pub enum CatelogId {
     ref2v,
 }
 
-/// A chat message (OpenAI form).
+/// 对话消息(OpenAI 形式) / A chat message (OpenAI form).
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ChatMessage {
     /// 角色:system、user、assistant 或 tool / role: system, user, assistant or tool
@@ -46,7 +49,8 @@ pub struct StreamOptions {
     pub include_usage: Option<bool>,
 }
 
-/// `POST /llmage/v1/chat/completions`: the seed's `prompt`/`sys_prompt` form or OpenAI's
+/// `POST /llmage/v1/chat/completions`:种子的 `prompt`/`sys_prompt` 形式或 OpenAI 的 `messages`
+/// (二者必填其一);其他 OpenAI 字段(temperature、tools 等)原样转给上游。 / `POST /llmage/v1/chat/completions`: the seed's `prompt`/`sys_prompt` form or OpenAI's
 /// `messages` (one of the two is required). Other OpenAI fields (temperature, tools, …) are passed
 /// to the upstream unchanged.
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -85,7 +89,8 @@ pub struct ChatUsage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub total_tokens: u64,
-    /// Credits this call cost (a decimal with up to 4 places: tokens × list price).
+    /// 本次调用的积分(最多 4 位小数:token 数 × 标价) / Credits this call cost (a decimal with up
+    /// to 4 places: tokens × list price).
     pub credits: f64,
 }
 
@@ -106,7 +111,9 @@ pub struct ChatChoice {
     pub finish_reason: Option<String>,
 }
 
-/// A chat completion: OpenAI's object plus the seed's `content`, `reasoning_content`, `finish`.
+/// 对话补全:OpenAI 的对象加上种子的 `content`、`reasoning_content`、`finish`。`"stream": true`
+/// 时回答为 `chat.completion.chunk` 对象的 `text/event-stream`(附加字段相同,最后一个之前 `finish`
+/// 为 `"0"`),以 `data: [DONE]` 结束。 / A chat completion: OpenAI's object plus the seed's `content`, `reasoning_content`, `finish`.
 /// With `"stream": true` the answer is `text/event-stream` of `chat.completion.chunk` objects
 /// (same extra fields, `finish` `"0"` until the last) ending with `data: [DONE]`.
 #[derive(Serialize, ToSchema)]
@@ -118,16 +125,17 @@ pub struct ChatCompletion {
     pub model: String,
     pub choices: Vec<ChatChoice>,
     pub usage: ChatUsage,
-    /// The answer text (seed).
+    /// 回答文本(种子) / The answer text (seed).
     pub content: Option<String>,
-    /// The reasoning text, when the model reasons (seed).
+    /// 推理文本,模型推理时给出(种子) / The reasoning text, when the model reasons (seed).
     pub reasoning_content: Option<String>,
-    /// `"1"`: finished (seed).
+    /// `"1"`:已结束(种子) / `"1"`: finished (seed).
     #[schema(example = "1")]
     pub finish: String,
 }
 
-/// One server-sent event of a streamed completion: `data` is a `chat.completion.chunk` (the
+/// 流式补全的一个服务器发送事件:`data` 为 `chat.completion.chunk`(ChatCompletion 的字段,以
+/// `choices[].delta` 代替 `message`),最后为 `[DONE]`。 / One server-sent event of a streamed completion: `data` is a `chat.completion.chunk` (the
 /// ChatCompletion fields, with `choices[].delta` in place of `message`) or, last, `[DONE]`.
 #[derive(Serialize, ToSchema)]
 pub struct SseEvent {
@@ -138,24 +146,24 @@ pub struct SseEvent {
     pub id: Option<String>,
 }
 
-/// A model of the catalog.
+/// 模型广场中的一个模型 / A model of the catalog.
 #[derive(Serialize, ToSchema)]
 pub struct ModelEntry {
     pub id: String,
     pub object: String,
     pub created: i64,
     pub owned_by: String,
-    /// Categories: t2t, t2i, t2v, i2v, ref2v.
+    /// 分类:t2t、t2i、t2v、i2v、ref2v / Categories: t2t, t2i, t2v, i2v, ref2v.
     pub catelogid: Vec<String>,
     pub vendor: String,
     pub vendor_label: String,
     pub description: String,
-    /// Price: `{"unit":"tokens","input_per_million","output_per_million"}`, `{"unit":"image",
+    /// 价格(积分):按 token(`unit` 为 `tokens`)、按张(`image`)或按视频秒数(`video_second`,按分辨率) / Price: `{"unit":"tokens","input_per_million","output_per_million"}`, `{"unit":"image",
     /// "per_image"}` or `{"unit":"video_second","per_second":{"720p":…}}` (credits).
     pub price: Value,
-    /// Parameter table per category.
+    /// 每个分类的参数表 / Parameter table per category.
     pub parameters: Value,
-    /// Whether a channel (or the sandbox) can serve it now.
+    /// 当前是否有渠道(或沙盒)可以提供 / Whether a channel (or the sandbox) can serve it now.
     pub available: bool,
 }
 
@@ -165,7 +173,7 @@ pub struct ModelList {
     pub data: Vec<ModelEntry>,
 }
 
-/// A new task.
+/// 新建的任务 / A new task.
 #[derive(Serialize, ToSchema)]
 pub struct TaskCreated {
     pub taskid: String,
@@ -173,11 +181,12 @@ pub struct TaskCreated {
     pub status: String,
 }
 
-/// A task's state. `image` / `video` are links to the archived results once `SUCCEEDED`.
+/// 任务状态。`SUCCEEDED` 后 `image`、`video` 为存档结果的链接。 / A task's state. `image` and
+/// `video` are links to the archived results once `SUCCEEDED`.
 #[derive(Serialize, ToSchema)]
 pub struct Task {
     pub taskid: String,
-    /// CREATED, PENDING, RUNNING, SUCCEEDED, FAILED.
+    /// 状态:CREATED、PENDING、RUNNING、SUCCEEDED、FAILED / CREATED, PENDING, RUNNING, SUCCEEDED, FAILED.
     pub status: String,
     pub model: String,
     pub catelogid: String,
@@ -195,18 +204,21 @@ pub struct Task {
     pub video: Option<String>,
     #[schema(nullable = false)]
     pub error: Option<String>,
-    /// The X-Request-Id answered for the submission.
+    /// 提交时返回的 X-Request-Id / The X-Request-Id answered for the submission.
     #[schema(nullable = false)]
     pub request_id: Option<String>,
-    /// The checked parameters of the submission (uploaded files not repeated).
+    /// 提交的参数(已校验;上传的文件不重复列出) / The checked parameters of the submission
+    /// (uploaded files not repeated).
     #[schema(nullable = false)]
     pub params: Option<Value>,
-    /// A small JPEG of the image or the video's cover (gallery thumbnail).
+    /// 图片或视频封面的小 JPEG(作品集缩略图) / A small JPEG of the image or the video's cover
+    /// (gallery thumbnail).
     #[schema(nullable = false)]
     pub thumbnail: Option<String>,
 }
 
-/// A page of tasks (newest first) when no `taskid` is given.
+/// 任务列表的一页(新的在前),未给 `taskid` 时返回 / A page of tasks (newest first) when no
+/// `taskid` is given.
 #[derive(Serialize, ToSchema)]
 pub struct TaskList {
     pub object: String,
@@ -217,7 +229,7 @@ pub struct TaskList {
 
 #[derive(Serialize, ToSchema)]
 pub struct Balance {
-    /// Credits (a decimal with up to 4 places).
+    /// 积分(最多 4 位小数) / Credits (a decimal with up to 4 places).
     pub balance: f64,
     pub user_id: i64,
 }
@@ -252,7 +264,7 @@ pub struct PhoneBody {
 #[derive(Serialize, ToSchema)]
 pub struct CodeSent {
     pub sent: bool,
-    /// Seconds before another code may be requested.
+    /// 多少秒后可再次获取验证码 / Seconds before another code may be requested.
     pub resend_after: u64,
 }
 
@@ -270,17 +282,19 @@ pub struct LoginBody {
 pub struct UserInfo {
     pub id: i64,
     pub phone: String,
-    /// `user` or `admin`.
+    /// 角色:`user` 或 `admin` / `user` or `admin`.
     pub role: String,
-    /// Credits (a decimal with up to 4 places).
+    /// 积分(最多 4 位小数) / Credits (a decimal with up to 4 places).
     pub balance: f64,
 }
 
-/// The login's answer; the session is the `llmage_session` cookie.
+/// 登录结果;会话为 `llmage_session` cookie / The login's answer; the session is the
+/// `llmage_session` cookie.
 #[derive(Serialize, ToSchema)]
 pub struct LoginAnswer {
     pub user: UserInfo,
-    /// Send as `X-CSRF-Token` on state-changing console requests.
+    /// 修改数据的控制台请求以 `X-CSRF-Token` 头发送 / Send as `X-CSRF-Token` on state-changing
+    /// console requests.
     pub csrf_token: String,
 }
 
@@ -289,9 +303,10 @@ pub struct Me {
     pub user: UserInfo,
     pub balance: f64,
     pub csrf_token: String,
-    /// The low-balance notice threshold (credits), if set.
+    /// 余额提醒阈值(积分),设置了时给出 / The low-balance notice threshold (credits), if set.
     pub low_balance: Option<i64>,
-    /// Whether an SMS goes out when the balance falls below the threshold.
+    /// 余额跌破阈值时是否发送短信 / Whether an SMS goes out when the balance falls below the
+    /// threshold.
     pub low_balance_sms: bool,
 }
 
@@ -319,7 +334,8 @@ pub struct NewKey {
     pub monthly_limit: Option<i64>,
 }
 
-/// Changes to a key: absent fields are kept, null clears a limit.
+/// 修改密钥:缺省的字段保持不变,null 清除限制 / Changes to a key: absent fields are kept, null
+/// clears a limit.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct KeyPatch {
     /// 新名称 / New name
@@ -339,7 +355,7 @@ pub struct KeyPatch {
     pub disabled: Option<bool>,
 }
 
-/// A created key: `key` is shown this once.
+/// 新建的密钥:`key` 只显示这一次 / A created key: `key` is shown this once.
 #[derive(Serialize, ToSchema)]
 pub struct CreatedKey {
     pub id: i64,
@@ -365,9 +381,10 @@ pub struct KeyInfo {
     pub allowed_ips: Option<Vec<String>>,
     pub monthly_limit: Option<i64>,
     pub disabled: bool,
-    /// Credits spent (or held by running tasks) this calendar month (up to 4 decimal places).
+    /// 本自然月已消费(或被运行中任务冻结)的积分(最多 4 位小数) / Credits spent (or held by
+    /// running tasks) this calendar month (up to 4 decimal places).
     pub month_spent: f64,
-    /// Unix seconds of the key's last call.
+    /// 最后一次调用的时间(Unix 秒) / Unix seconds of the key's last call.
     pub last_used_at: Option<i64>,
 }
 
@@ -391,22 +408,24 @@ pub struct Removed {
 
 #[derive(Serialize, ToSchema)]
 pub struct LedgerEntry {
-    /// The id of its first ledger row.
+    /// 其第一条账本记录的 id / The id of its first ledger row.
     pub id: i64,
     pub created_at: i64,
-    /// `chat` or `task` for a call (its hold and settlement as one line); grant, adjust, redeem
+    /// 调用为 `chat` 或 `task`(冻结与结算合为一行);其他变动为 grant、adjust、redeem 或 recharge / `chat` or `task` for a call (its hold and settlement as one line); grant, adjust, redeem
     /// or recharge for other changes.
     pub kind: String,
-    /// Credits (negative: spent), a decimal with up to 4 places.
+    /// 积分(负数为支出),最多 4 位小数 / Credits (negative: spent), a decimal with up to 4 places.
     pub amount: f64,
     pub balance_after: f64,
-    /// `done`, or `pending` while the call still holds credits.
+    /// `done`,调用仍冻结积分时为 `pending` / `done`, or `pending` while the call still holds credits.
     pub status: String,
-    /// What it was (`对话 qwen3-max`, `视频 happyhorse-1.0-t2v 5 秒 720P`, `管理员调整: …`).
+    /// 说明,如 `对话 qwen3-max`、`视频 happyhorse-1.0-t2v 5 秒 720P`、`管理员调整: …` / What it was,
+    /// in Chinese (a chat and its model, a video task with its length and resolution, an admin
+    /// adjustment, …).
     pub description: String,
 }
 
-/// JSON, or CSV with `?format=csv`.
+/// JSON,`?format=csv` 时为 CSV / JSON, or CSV with `?format=csv`.
 #[derive(Serialize, ToSchema)]
 pub struct LedgerPage {
     pub object: String,
@@ -416,10 +435,10 @@ pub struct LedgerPage {
 
 #[derive(Serialize, ToSchema)]
 pub struct UsageRow {
-    /// `YYYY-MM-DD` (UTC).
+    /// 日期 `YYYY-MM-DD`(UTC) / `YYYY-MM-DD` (UTC).
     pub date: String,
     pub model: String,
-    /// `chat` or `task`.
+    /// 类型:`chat` 或 `task` / `chat` or `task`.
     pub kind: String,
     pub calls: i64,
     pub credits: f64,
@@ -451,13 +470,14 @@ pub struct RechargeBody {
     pub amount: String,
 }
 
-/// A recharge order. `pay_url` and `qr_code` are present while it can be paid.
+/// 充值订单。可支付期间带 `pay_url` 与 `qr_code`。 / A recharge order. `pay_url` and `qr_code`
+/// are present while it can be paid.
 #[derive(Serialize, ToSchema)]
 pub struct RechargeOrder {
-    /// The `out_trade_no` sent to Alipay.
+    /// 发给支付宝的 `out_trade_no` / The `out_trade_no` sent to Alipay.
     pub order_id: String,
     pub provider: String,
-    /// PENDING, SUCCEEDED, FAILED.
+    /// 状态:PENDING、SUCCEEDED、FAILED / PENDING, SUCCEEDED, FAILED.
     pub status: String,
     #[schema(example = "10.00")]
     pub amount: String,
@@ -467,15 +487,18 @@ pub struct RechargeOrder {
     pub created_at: i64,
     pub expires_at: i64,
     pub paid_at: Option<i64>,
-    /// Alipay desktop cashier URL (the sandbox cashier's page on this server in demo mode).
+    /// 支付宝电脑网站收银台地址(演示模式下为本站的沙盒收银台页面) / Alipay desktop cashier URL
+    /// (the sandbox cashier's page on this server in demo mode).
     #[schema(nullable = false)]
     pub pay_url: Option<String>,
-    /// Alipay phone-browser pay URL (`alipay.trade.wap.pay`).
+    /// 支付宝手机网站支付地址(`alipay.trade.wap.pay`) / Alipay phone-browser pay URL
+    /// (`alipay.trade.wap.pay`).
     #[schema(nullable = false)]
     pub wap_pay_url: Option<String>,
-    /// QR code content for the Alipay app (absent when precreate failed).
+    /// 支付宝 App 扫码的二维码内容(预下单失败时缺省) / QR code content for the Alipay app (absent
+    /// when precreate failed).
     pub qr_code: Option<String>,
-    /// Admin view only.
+    /// 仅管理员视图 / Admin view only.
     #[schema(nullable = false)]
     pub user_id: Option<i64>,
 }
@@ -535,12 +558,15 @@ pub struct ChannelRow {
     pub name: String,
     pub vendor: String,
     pub base_url: String,
-    /// The vendor key, masked (`sk-Ab…xyz`); the key itself is never returned.
+    /// 厂商密钥,已打码(`sk-Ab…xyz`);从不返回密钥本身 / The vendor key, masked (`sk-Ab…xyz`); the
+    /// key itself is never returned.
     pub key: String,
     pub models: Vec<String>,
-    /// Our model id → the vendor's name for it, where they differ.
+    /// 模型 id → 厂商的模型名(两者不同时) / Our model id → the vendor's name for it, where they
+    /// differ.
     pub mapping: std::collections::BTreeMap<String, String>,
-    /// Credits per million tokens for models only this channel knows.
+    /// 只有本渠道知道的模型的输入价格(每百万 token 积分) / Credits per million input tokens for
+    /// models only this channel knows.
     pub price_in: Option<i64>,
     pub price_out: Option<i64>,
     pub enabled: bool,
@@ -553,7 +579,7 @@ pub struct ChannelRow {
     pub cooling_reason: Option<String>,
 }
 
-/// A channel to add (`POST`), or the fields to change (`PATCH`, all optional; an absent or empty
+/// 要添加的渠道(`POST`),或要修改的字段(`PATCH`,均可省略;`api_key` 缺省或为空时保留原密钥) / A channel to add (`POST`), or the fields to change (`PATCH`, all optional; an absent or empty
 /// `api_key` keeps the current key).
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ChannelBody {
@@ -589,12 +615,12 @@ pub struct ChannelBody {
     pub price_out: Option<i64>,
 }
 
-/// The outcome of a channel test.
+/// 渠道测试的结果 / The outcome of a channel test.
 #[derive(Serialize, ToSchema)]
 pub struct ChannelTest {
     pub ok: bool,
     pub latency_ms: u64,
-    /// What went wrong: the vendor's message when it sent one.
+    /// 出错原因:厂商给出消息时为其消息 / What went wrong: the vendor's message when it sent one.
     #[schema(nullable = false)]
     pub error: Option<String>,
 }
@@ -628,7 +654,7 @@ pub struct NewRedeemCodes {
 pub struct RedeemBatch {
     pub batch: String,
     pub credits: i64,
-    /// Shown this once.
+    /// 只显示这一次 / Shown this once.
     pub codes: Vec<String>,
 }
 
@@ -640,7 +666,7 @@ pub struct TaskParams {
     pub catelogid: String,
 }
 
-/// One task (with `taskid`) or a page of tasks.
+/// 一个任务(给出 `taskid` 时)或任务列表的一页 / One task (with `taskid`) or a page of tasks.
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum TaskOrList {
@@ -648,26 +674,37 @@ pub enum TaskOrList {
     Page(TaskList),
 }
 
-/// Alipay's notification fields (all strings; the ones we check).
+/// 支付宝异步通知的字段(均为字符串;本站校验的部分) / Alipay's notification fields (all
+/// strings; the ones we check).
 #[derive(Serialize, ToSchema)]
 pub struct AlipayNotification {
+    /// 通知 id / The notification's id
     pub notify_id: String,
+    /// 支付宝应用 id(须为本站配置的应用) / The Alipay application id (must be ours)
     pub app_id: String,
+    /// 本站订单号 / Our order number
     pub out_trade_no: String,
+    /// 支付宝交易号 / Alipay's trade number
     pub trade_no: String,
+    /// 交易状态,如 `TRADE_SUCCESS` / The trade status, e.g. `TRADE_SUCCESS`
     pub trade_status: String,
+    /// 订单金额(元) / The order amount in yuan
     pub total_amount: String,
+    /// 收款支付宝账号 id(配置了时须一致) / The seller's Alipay id (must match when configured)
     pub seller_id: String,
+    /// 签名类型(`RSA2`) / Signature type (`RSA2`)
     pub sign_type: String,
+    /// 支付宝的签名 / Alipay's signature
     pub sign: String,
 }
 
-/// Recharge settings for the console's form.
+/// 控制台充值表单的设置 / Recharge settings for the console's form.
 #[derive(Serialize, ToSchema)]
 pub struct RechargeConfig {
-    /// Whether Alipay recharge is configured.
+    /// 是否配置了支付宝充值 / Whether Alipay recharge is configured.
     pub alipay: bool,
-    /// Demo mode without Alipay: orders are paid at the built-in sandbox cashier.
+    /// 无支付宝的演示模式:订单在内置的沙盒收银台支付 / Demo mode without Alipay: orders are paid
+    /// at the built-in sandbox cashier.
     pub sandbox: bool,
     pub credits_per_yuan: i64,
     #[schema(example = "1.00")]
@@ -676,7 +713,8 @@ pub struct RechargeConfig {
     pub max: String,
 }
 
-/// OpenAI's error object: every error under `/v1` and on the OpenAI-only routes under
+/// OpenAI 的错误对象:`/v1` 下以及 `/llmage/v1` 下 OpenAI 专有路由(图片、视频、向量、单个模型)的
+/// 所有错误 / OpenAI's error object: every error under `/v1` and on the OpenAI-only routes under
 /// `/llmage/v1` (images, videos, embeddings, one model).
 #[derive(Serialize, ToSchema)]
 pub struct OpenAiError {
@@ -687,19 +725,21 @@ pub struct OpenAiError {
 pub struct OpenAiErrorDetail {
     #[schema(example = "Invalid API Key")]
     pub message: String,
-    /// `invalid_request_error`, `authentication_error`, `permission_error`,
+    /// 错误类型:`invalid_request_error`、`authentication_error`、`permission_error`、
+    /// `insufficient_quota`、`rate_limit_error`、`server_error` / `invalid_request_error`, `authentication_error`, `permission_error`,
     /// `insufficient_quota`, `rate_limit_error`, `server_error`.
     #[schema(example = "authentication_error")]
     pub r#type: String,
-    /// The parameter the error is about.
+    /// 错误涉及的参数 / The parameter the error is about.
     pub param: Option<String>,
-    /// A stable snake_case code (`invalid_api_key`, `model_not_found`, `insufficient_quota`,
+    /// 稳定的 snake_case 错误码(如 `invalid_api_key`、`model_not_found`、`insufficient_quota`、
+    /// `rate_limit_exceeded`、`invalid_parameter`、`idempotency_key_reused` 等) / A stable snake_case code (`invalid_api_key`, `model_not_found`, `insufficient_quota`,
     /// `rate_limit_exceeded`, `invalid_parameter`, `idempotency_key_reused`, …).
     #[schema(example = "invalid_api_key")]
     pub code: String,
 }
 
-/// `POST /v1/images/generations`. Fields beyond these are the model's own parameters
+/// `POST /v1/images/generations`。其余字段为模型自身的参数(`negative_prompt` 等)。 / `POST /v1/images/generations`. Fields beyond these are the model's own parameters
 /// (`negative_prompt`, …).
 #[derive(Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"model": "wan2.2-t2i-flash", "prompt": "一只猫", "n": 1, "response_format": "url"}))]
@@ -722,10 +762,12 @@ pub struct ImagesRequest {
 
 #[derive(Serialize, ToSchema)]
 pub struct ImageData {
-    /// An archived `/idfile` link (`response_format` `url`).
+    /// 存档的 `/idfile` 链接(`response_format` 为 `url`) / An archived `/idfile` link
+    /// (`response_format` `url`).
     #[schema(nullable = false)]
     pub url: Option<String>,
-    /// The image itself, base64 (`response_format` `b64_json`).
+    /// 图片本身,base64(`response_format` 为 `b64_json`) / The image itself, base64
+    /// (`response_format` `b64_json`).
     #[schema(nullable = false)]
     pub b64_json: Option<String>,
 }
@@ -736,7 +778,8 @@ pub struct ImagesResponse {
     pub data: Vec<ImageData>,
 }
 
-/// `POST /v1/videos`. Fields beyond these are the model's own parameters.
+/// `POST /v1/videos`。其余字段为模型自身的参数。 / `POST /v1/videos`. Fields beyond these are the
+/// model's own parameters.
 #[derive(Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"model": "viduq3-pro", "prompt": "海边日落", "seconds": "4", "size": "1280x720"}))]
 pub struct VideoCreate {
@@ -762,17 +805,19 @@ pub struct VideoError {
     pub message: String,
 }
 
-/// A video: one of our video tasks, OpenAI-shaped.
+/// 视频:本站的一个视频任务,OpenAI 形式 / A video: one of our video tasks, OpenAI-shaped.
 #[derive(Serialize, ToSchema)]
 pub struct Video {
-    /// The task id (also `GET /llmage/v1/tasks?taskid=`).
+    /// 任务 id(也可用 `GET /llmage/v1/tasks?taskid=` 查询) / The task id (also
+    /// `GET /llmage/v1/tasks?taskid=`).
     pub id: String,
     #[schema(example = "video")]
     pub object: String,
     pub model: String,
-    /// `queued`, `in_progress`, `completed`, `failed`.
+    /// 状态:`queued`、`in_progress`、`completed`、`failed` / `queued`, `in_progress`, `completed`,
+    /// `failed`.
     pub status: String,
-    /// 0 queued, 50 in progress, 100 completed.
+    /// 进度:0 排队中,50 进行中,100 已完成 / 0 queued, 50 in progress, 100 completed.
     pub progress: i64,
     pub created_at: i64,
     pub completed_at: Option<i64>,
@@ -801,7 +846,8 @@ pub struct VideoDeleted {
     pub deleted: bool,
 }
 
-/// `POST /v1/embeddings` (other OpenAI fields such as `dimensions` are passed on).
+/// `POST /v1/embeddings`(`dimensions` 等其他 OpenAI 字段原样转发) / `POST /v1/embeddings`
+/// (other OpenAI fields such as `dimensions` are passed on).
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct EmbeddingsRequest {
     /// 向量模型 id / An embedding model id
@@ -821,25 +867,26 @@ pub struct EmbeddingsResponse {
     pub usage: Value,
 }
 
-/// One call of the call log.
+/// 调用记录中的一次调用 / One call of the call log.
 #[derive(Serialize, ToSchema)]
 pub struct CallRow {
     pub request_id: Option<String>,
     pub created_at: i64,
-    /// chat, image or video.
+    /// 类型:chat、image 或 video / chat, image or video.
     pub kind: String,
     pub model: String,
     pub key_id: i64,
     pub key_name: Option<String>,
     pub prompt_tokens: Option<i64>,
     pub completion_tokens: Option<i64>,
-    /// Credits (a decimal with up to 4 places).
+    /// 积分(最多 4 位小数) / Credits (a decimal with up to 4 places).
     pub credits: f64,
     pub latency_ms: Option<i64>,
-    /// SUCCEEDED, FAILED, STOPPED (chat, the client hung up), or a task's state.
+    /// 状态:SUCCEEDED、FAILED、STOPPED(对话中客户端断开)或任务的状态 / SUCCEEDED, FAILED,
+    /// STOPPED (chat, the client hung up), or a task's state.
     pub status: String,
     pub error: Option<String>,
-    /// The task id of an image or video call.
+    /// 图片或视频调用的任务 id / The task id of an image or video call.
     pub task_id: Option<String>,
 }
 
@@ -850,7 +897,7 @@ pub struct CallPage {
     pub next_cursor: Option<String>,
 }
 
-/// The low-balance notice threshold in credits (null = off).
+/// 余额提醒阈值(积分,null 为关闭) / The low-balance notice threshold in credits (null = off).
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct LowBalance {
     /// 余额提醒阈值(积分),null 关闭 / The notice threshold in credits; null turns it off
@@ -861,14 +908,30 @@ pub struct LowBalance {
     pub sms: Option<bool>,
 }
 
-/// A quote: what the submission would be charged.
+/// `POST /llmage/v1/quote`:与对话、图片或视频请求的请求体完全相同(见 `ChatRequest` 与
+/// `params.*` schema),文件字段可省略。此处只列出 `model` 与 `catelogid`,其余字段为模型自身的
+/// 参数,按生成时的规则校验。 / `POST /llmage/v1/quote`: exactly the body of a chat, image or video request (see
+/// `ChatRequest` and the `params.*` schemas), file fields optional. Only `model` and `catelogid`
+/// are named here: the other fields are the model's own, checked as the generation would check
+/// them.
+#[derive(Serialize, ToSchema)]
+pub struct QuoteRequest {
+    /// 模型 id,见 `GET /llmage/v1/models` / A model id from `GET /llmage/v1/models`
+    pub model: String,
+    /// 分类(任务必填,如 `t2i`、`i2v`;文本模型可省略或填 `t2t`);其余字段与该模型该分类的生成请求相同,文件可省略 / Category (required for a task, e.g. `t2i`, `i2v`; for a chat model leave it out or give `t2t`); the other fields are those of the generation request, files may be left out
+    #[schema(nullable = false)]
+    pub catelogid: Option<String>,
+}
+
+/// 报价:该提交将收取的费用 / A quote: what the submission would be charged.
 #[derive(Serialize, ToSchema)]
 pub struct QuoteAnswer {
-    /// Credits (a decimal with up to 4 places for chat).
+    /// 积分(对话最多 4 位小数) / Credits (a decimal with up to 4 places for chat).
     pub credits: f64,
-    /// The same amount in yuan (two decimals).
+    /// 同一金额,以元计(两位小数) / The same amount in yuan (two decimals).
     #[schema(example = "3.00")]
     pub yuan: String,
-    /// Tasks: the usage the task would carry; chat: the hold and the prices per million tokens.
+    /// 任务:任务将带的用量;对话:冻结额与每百万 token 的价格 / Tasks: the usage the task would
+    /// carry; chat: the hold and the prices per million tokens.
     pub breakdown: Value,
 }

@@ -36,11 +36,11 @@ const MAX_TEXT_PART: usize = 64 * 1024;
         (super::schema::TaskParams = "multipart/form-data"))),
     params(("Idempotency-Key" = Option<String>, Header, description = "幂等键:相同键的重试提交不会创建第二个任务 / A retried submission with the same key creates no second task", min_length = 1, max_length = 255)),
     responses(
-        (status = 200, description = "Task created", body = super::schema::TaskCreated),
-        (status = 400, description = "Missing or invalid parameter", body = super::schema::ErrorBody),
-        (status = 403, description = "The key may not call this model", body = super::schema::ErrorBody),
-        (status = 404, description = "Model not found", body = super::schema::ErrorBody),
-        (status = 422, description = "Idempotency-Key reused with a different request body", body = super::schema::ErrorBody),
+        (status = 200, description = "任务已创建 / Task created", body = super::schema::TaskCreated),
+        (status = 400, description = "参数缺失或无效 / Missing or invalid parameter", body = super::schema::ErrorBody),
+        (status = 403, description = "该 Key 无权调用此模型 / The key may not call this model", body = super::schema::ErrorBody),
+        (status = 404, description = "模型不存在 / Model not found", body = super::schema::ErrorBody),
+        (status = 422, description = "同一 Idempotency-Key 用于不同的请求体 / Idempotency-Key reused with a different request body", body = super::schema::ErrorBody),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn image(
@@ -59,11 +59,11 @@ pub async fn image(
         (super::schema::TaskParams = "multipart/form-data"))),
     params(("Idempotency-Key" = Option<String>, Header, description = "幂等键:相同键的重试提交不会创建第二个任务 / A retried submission with the same key creates no second task", min_length = 1, max_length = 255)),
     responses(
-        (status = 200, description = "Task created", body = super::schema::TaskCreated),
-        (status = 400, description = "Missing or invalid parameter", body = super::schema::ErrorBody),
-        (status = 403, description = "The key may not call this model", body = super::schema::ErrorBody),
-        (status = 404, description = "Model not found", body = super::schema::ErrorBody),
-        (status = 422, description = "Idempotency-Key reused with a different request body", body = super::schema::ErrorBody),
+        (status = 200, description = "任务已创建 / Task created", body = super::schema::TaskCreated),
+        (status = 400, description = "参数缺失或无效 / Missing or invalid parameter", body = super::schema::ErrorBody),
+        (status = 403, description = "该 Key 无权调用此模型 / The key may not call this model", body = super::schema::ErrorBody),
+        (status = 404, description = "模型不存在 / Model not found", body = super::schema::ErrorBody),
+        (status = 422, description = "同一 Idempotency-Key 用于不同的请求体 / Idempotency-Key reused with a different request body", body = super::schema::ErrorBody),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn video(
@@ -368,10 +368,10 @@ fn valid_host(h: &str) -> bool {
         ("after" = Option<String>, Query, description = "上一页的 `next` / The `next` of the previous page", pattern = "^[0-9]{1,18}-[0-9a-f]*$"),
     ),
     responses(
-        (status = 200, description = "The task (with `taskid`) or a page", content(
+        (status = 200, description = "任务(带 `taskid` 时)或一页任务 / The task (with `taskid`) or a page", content(
             (super::schema::TaskOrList = "application/json"))),
-        (status = 400, description = "Invalid limit or cursor", body = super::schema::ErrorBody),
-        (status = 404, description = "No such task of this user", body = super::schema::ErrorBody),
+        (status = 400, description = "limit 或翻页游标无效 / Invalid limit or cursor", body = super::schema::ErrorBody),
+        (status = 404, description = "该用户没有这个任务 / No such task of this user", body = super::schema::ErrorBody),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn tasks(

@@ -67,11 +67,11 @@ pub fn video_object(task: &Task) -> Value {
         (super::schema::VideoCreate = "multipart/form-data"))),
     params(("Idempotency-Key" = Option<String>, Header, description = "幂等键:相同键和请求体的重试不会创建第二个任务,请求体不同则返回 422 / A retried request with the same key and body creates no second task; a different body is refused with 422", min_length = 1, max_length = 255)),
     responses(
-        (status = 200, description = "The video (queued)", body = super::schema::Video),
-        (status = 400, description = "Missing or invalid parameter", body = super::schema::OpenAiError),
-        (status = 403, description = "The key may not call this model", body = super::schema::OpenAiError),
-        (status = 404, description = "Model not found", body = super::schema::OpenAiError),
-        (status = 422, description = "Idempotency-Key reused with a different body", body = super::schema::OpenAiError),
+        (status = 200, description = "视频(已排队) / The video (queued)", body = super::schema::Video),
+        (status = 400, description = "参数缺失或无效 / Missing or invalid parameter", body = super::schema::OpenAiError),
+        (status = 403, description = "该 Key 无权调用此模型 / The key may not call this model", body = super::schema::OpenAiError),
+        (status = 404, description = "模型不存在 / Model not found", body = super::schema::OpenAiError),
+        (status = 422, description = "同一 Idempotency-Key 用于不同的请求体 / Idempotency-Key reused with a different body", body = super::schema::OpenAiError),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn create(
@@ -287,8 +287,8 @@ async fn video_task(
     summary = "查询视频 / OpenAI Videos API: a video",
     params(("id" = String, Path, description = "视频(任务)id / The video (task) id")),
     responses(
-        (status = 200, description = "The video", body = super::schema::Video),
-        (status = 404, description = "No such video of this user", body = super::schema::OpenAiError),
+        (status = 200, description = "视频 / The video", body = super::schema::Video),
+        (status = 404, description = "该用户没有这个视频 / No such video of this user", body = super::schema::OpenAiError),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn retrieve(
@@ -314,8 +314,8 @@ pub struct ListQuery {
         ("order" = Option<String>, Query, description = "排序:`desc`(最新在前,默认)或 `asc` / `desc` (newest first, default) or `asc`", pattern = "^(asc|desc)$"),
     ),
     responses(
-        (status = 200, description = "A page of videos", body = super::schema::VideoList),
-        (status = 400, description = "Invalid limit, order or cursor", body = super::schema::OpenAiError),
+        (status = 200, description = "一页视频 / A page of videos", body = super::schema::VideoList),
+        (status = 400, description = "limit、order 或翻页游标无效 / Invalid limit, order or cursor", body = super::schema::OpenAiError),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn list(
@@ -376,13 +376,13 @@ pub struct ContentQuery {
         ("variant" = Option<String>, Query, description = "`video`(MP4,默认)或 `thumbnail`(JPEG 封面) / `video` (MP4, default) or `thumbnail` (JPEG)", pattern = "^(video|thumbnail)$"),
     ),
     responses(
-        (status = 200, description = "The file (an MP4 video, or the thumbnail as JPEG or PNG)", content(
+        (status = 200, description = "文件(MP4 视频,或 JPEG/PNG 缩略图) / The file (an MP4 video, or the thumbnail as JPEG or PNG)", content(
             (String = "video/mp4"), (String = "image/jpeg"), (String = "image/png"), (String = "application/octet-stream"))),
-        (status = 206, description = "A byte range of it", content(
+        (status = 206, description = "文件的一段字节范围 / A byte range of it", content(
             (String = "video/mp4"), (String = "image/jpeg"), (String = "image/png"), (String = "application/octet-stream"))),
-        (status = 400, description = "Not completed, or unknown variant", body = super::schema::OpenAiError),
-        (status = 404, description = "No such video of this user, or no thumbnail", body = super::schema::OpenAiError),
-        (status = 416, description = "Range not satisfiable", body = super::schema::OpenAiError),
+        (status = 400, description = "尚未完成,或未知的 variant / Not completed, or unknown variant", body = super::schema::OpenAiError),
+        (status = 404, description = "该用户没有这个视频,或没有缩略图 / No such video of this user, or no thumbnail", body = super::schema::OpenAiError),
+        (status = 416, description = "请求的范围无法满足 / Range not satisfiable", body = super::schema::OpenAiError),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn content(
@@ -434,9 +434,9 @@ pub async fn content(
     description = "对所有者隐藏该视频(列表、查询、下载);已交付的内容不退款;进行中的视频不能删除。 / Hides the video from its owner (lists, lookups, downloads); what was delivered is not refunded. A video still in progress cannot be deleted.",
     params(("id" = String, Path, description = "视频(任务)id / The video (task) id")),
     responses(
-        (status = 200, description = "Deleted", body = super::schema::VideoDeleted),
-        (status = 400, description = "Still in progress", body = super::schema::OpenAiError),
-        (status = 404, description = "No such video of this user", body = super::schema::OpenAiError),
+        (status = 200, description = "已删除 / Deleted", body = super::schema::VideoDeleted),
+        (status = 400, description = "仍在进行中 / Still in progress", body = super::schema::OpenAiError),
+        (status = 404, description = "该用户没有这个视频 / No such video of this user", body = super::schema::OpenAiError),
     ),
     security(("bearer" = []), ("session" = [], "csrf" = [])))]
 pub async fn delete(

@@ -23,7 +23,8 @@ pub enum RedeemError {
     Store(#[from] StoreError),
 }
 
-/// One code's state, for the admin view (times in unix seconds).
+/// 一个兑换码的状态,供管理员查看(时间为 Unix 秒) / One code's state, for the admin view (times
+/// in unix seconds).
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RedeemCode {
     pub id: i64,

@@ -78,7 +78,10 @@ pub struct Model {
     pub vendor: String,
     /// Vendor name as the seed document shows it (阿里百炼, 豆包, …).
     pub vendor_label: String,
+    /// 中文 description; `description_en` is its English (the API reference shows both).
     pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description_en: Option<String>,
     /// Largest completion a chat model produces; bounds the worst-case reservation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_output_tokens: Option<u64>,
@@ -165,9 +168,15 @@ pub struct Param {
     pub accept: Option<FileKind>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_files: Option<u32>,
+    /// The Chinese help text; `description_en` is its English (the API reference shows both).
     pub description: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description_en: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// `note` in English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note_en: Option<String>,
     /// The form label in Chinese and English (from [`param_label`] when the file gives none);
     /// `description` is the Chinese help text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -241,6 +250,9 @@ impl Model {
             vendor: "openai".to_owned(),
             vendor_label: "自定义 (OpenAI 兼容)".to_owned(),
             description: "管理员通过 OpenAI 兼容渠道接入的模型".to_owned(),
+            description_en: Some(
+                "A model an admin added through an OpenAI-compatible channel".to_owned(),
+            ),
             max_output_tokens: None,
             max_images_per_request: None,
             embedding: false,
@@ -264,6 +276,9 @@ impl Model {
             vendor: "openai".to_owned(),
             vendor_label: "自定义 (OpenAI 兼容)".to_owned(),
             description: "管理员通过 OpenAI 兼容渠道接入的向量模型 / embedding model".to_owned(),
+            description_en: Some(
+                "An embedding model an admin added through an OpenAI-compatible channel".to_owned(),
+            ),
             max_output_tokens: None,
             max_images_per_request: None,
             embedding: true,
@@ -318,7 +333,7 @@ impl Model {
 
 fn chat_params() -> Vec<Param> {
     let text =
-        |name: &str, required: bool, default: Option<serde_json::Value>, description: &str| {
+        |name: &str, required: bool, default: Option<serde_json::Value>, text: (&str, &str)| {
             Param {
                 name: name.to_owned(),
                 kind: ParamType::String,
@@ -329,18 +344,38 @@ fn chat_params() -> Vec<Param> {
                 max: None,
                 accept: None,
                 max_files: None,
-                description: description.to_owned(),
+                description: text.0.to_owned(),
+                description_en: Some(text.1.to_owned()),
                 note: None,
+                note_en: None,
                 label_zh: None,
                 label_en: None,
             }
             .with_default_label()
         };
-    let mut stream = text("stream", false, Some(false.into()), "流式输出开关");
+    let mut stream = text(
+        "stream",
+        false,
+        Some(false.into()),
+        ("流式输出开关", "Stream the answer"),
+    );
     stream.kind = ParamType::Boolean;
     vec![
-        text("prompt", true, None, "提示词(或使用 OpenAI 的 messages)"),
-        text("sys_prompt", false, Some("".into()), "系统提示词"),
+        text(
+            "prompt",
+            true,
+            None,
+            (
+                "提示词(或使用 OpenAI 的 messages)",
+                "The prompt (or OpenAI's messages)",
+            ),
+        ),
+        text(
+            "sys_prompt",
+            false,
+            Some("".into()),
+            ("系统提示词", "System prompt"),
+        ),
         stream,
     ]
 }
@@ -480,6 +515,23 @@ mod tests {
         let i = param("doubao-seedance-1-5-pro-251215", "i2v", "image_file1");
         assert!(!i.required);
         assert!(param("doubao-seedance-2-0-260128", "i2v", "image2_file").required);
+    }
+
+    /// The API reference shows catalog texts as `中文 / English`: the built-in catalog gives the
+    /// English of every model description, parameter help and note.
+    #[test]
+    fn builtin_catalog_texts_have_english() {
+        let catalog = Catalog::builtin().unwrap();
+        for model in catalog.models() {
+            assert!(model.description_en.is_some(), "{}", model.id);
+            for category in &model.categories {
+                for p in &category.params {
+                    let at = format!("{} {} {}", model.id, category.id, p.name);
+                    assert!(p.description_en.is_some(), "{at}: no description_en");
+                    assert_eq!(p.note.is_some(), p.note_en.is_some(), "{at}: note_en");
+                }
+            }
+        }
     }
 
     #[test]
