@@ -101,22 +101,31 @@ impl MoneyStore for SqliteStore {
         from: &'static str,
         now: i64,
     ) -> Result<HashMap<String, (i64, i64)>, LedgerError> {
-        let mut statement = self
+        // A SELECT by key and a plain UPDATE: `UPDATE … RETURNING` costs SQLite an ephemeral
+        // table per statement, twice the instructions of the two (measured with callgrind on
+        // the chat path). The write lock taken by `BEGIN IMMEDIATE` keeps the row as read.
+        let mut find = self
             .conn
             .prepare_cached(
-                "UPDATE reservations SET status = ?1, charged = MIN(amount, ?2), closed_at = ?3 \
-                 WHERE id = ?4 AND status = ?5 RETURNING user_id, amount",
+                "SELECT user_id, amount FROM reservations WHERE id = ?1 AND status = ?2",
+            )
+            .map_err(store_error)?;
+        let mut update = self
+            .conn
+            .prepare_cached(
+                "UPDATE reservations SET status = ?1, charged = MIN(amount, ?2), closed_at = ?3 WHERE id = ?4",
             )
             .map_err(store_error)?;
         let mut closed = HashMap::with_capacity(closing.len());
         for (id, price, status) in closing {
-            let row: Option<(i64, i64)> = statement
-                .query_row(params![status, price, now, id, from], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })
+            let row: Option<(i64, i64)> = find
+                .query_row(params![id, from], |row| Ok((row.get(0)?, row.get(1)?)))
                 .optional()
                 .map_err(store_error)?;
             if let Some(row) = row {
+                update
+                    .execute(params![status, price, now, id])
+                    .map_err(store_error)?;
                 closed.insert((*id).to_owned(), row);
             }
         }
