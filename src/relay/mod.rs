@@ -110,7 +110,7 @@ impl ChatRelay {
         &self,
         table: Arc<ChannelTable>,
         owner: Arc<KeyOwner>,
-        req: ChatRequest,
+        mut req: ChatRequest,
     ) -> Result<RelayReply, ApiError> {
         let model = table
             .catalog
@@ -138,7 +138,8 @@ impl ChatRelay {
 
         let mut budget = Budget::of(&req, &model, self.default_max_output);
         let reservation = self.hold(&owner, &model, &mut budget).await?;
-        let mut upstream_body = req.upstream_body.clone();
+        // The body is needed once per target tried: moved into the last, copied for the others.
+        let mut upstream_body = std::mem::take(&mut req.upstream_body);
         budget.apply_to(&mut upstream_body);
         let bill = Bill {
             ledger: self.ledger.clone(),
@@ -150,8 +151,13 @@ impl ChatRelay {
         };
 
         let mut last_error = None;
-        for target in targets {
-            let mut body = upstream_body.clone();
+        let last_target = targets.len().saturating_sub(1);
+        for (i, target) in targets.into_iter().enumerate() {
+            let mut body = if i == last_target {
+                std::mem::take(&mut upstream_body)
+            } else {
+                upstream_body.clone()
+            };
             let upstream_model = match &target {
                 Target::Channel(r) => r.upstream_model.clone(),
                 Target::Sandbox => model.id.clone(),
