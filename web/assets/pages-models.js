@@ -42,6 +42,12 @@ function paramLabel(p) {
   return (S.lang === 'en' ? p.label_en : p.label_zh) || p.name;
 }
 
+// A catalog text in the console's language: the English text when it is English and the catalog
+// has one, else the Chinese.
+function inLang(zh, en) {
+  return (S.lang === 'en' && en) || zh || '';
+}
+
 function priceShort(price) {
   const lines = priceLines(price);
   if (!lines.length) return '';
@@ -121,7 +127,7 @@ function paramTable(rows) {
           return parts.length ? parts : '–';
         },
       },
-      { label: t('param.description'), get: (p) => [p.description || '', p.note ? h('div.muted.small', p.note) : null] },
+      { label: t('param.description'), get: (p) => [inLang(p.description, p.description_en), p.note ? h('div.muted.small', inLang(p.note, p.note_en)) : null] },
     ],
     rows,
   );
@@ -193,7 +199,7 @@ page(
         (m) =>
           (!squareState.cat || (m.catelogid || []).includes(squareState.cat)) &&
           (!squareState.vendor || vendorOf(m) === squareState.vendor) &&
-          (!q || m.id.toLowerCase().includes(q) || (m.description || '').toLowerCase().includes(q) || (m.vendor_label || '').toLowerCase().includes(q)),
+          (!q || m.id.toLowerCase().includes(q) || inLang(m.description, m.description_en).toLowerCase().includes(q) || (m.vendor_label || '').toLowerCase().includes(q)),
       );
       clear(grid);
       if (!shown.length) {
@@ -213,7 +219,7 @@ page(
               m.available ? null : badge(t('models.unavailable'), 'bad'),
             ),
             catBadges(m),
-            h('p.model-desc', m.description || ''),
+            h('p.model-desc', inLang(m.description, m.description_en)),
             h('div.model-card-foot', h('span.price', priceShort(m.price)), h('span.card-actions',
               h('a.btn.btn-small.btn-ghost', { href: '#/model?id=' + encodeURIComponent(m.id) }, t('models.detail')),
               h('a.btn.btn-small.btn-primary.try-btn', { href: `#/playground?model=${encodeURIComponent(m.id)}&cat=${cat}` }, t('models.try')),
@@ -250,7 +256,7 @@ page(
     main.appendChild(
       h(
         'div.model-hero',
-        h('div', h('h1.mono', m.id), h('div.muted', m.vendor_label || m.vendor), catBadges(m), h('p', m.description || '')),
+        h('div', h('h1.mono', m.id), h('div.muted', m.vendor_label || m.vendor), catBadges(m), h('p', inLang(m.description, m.description_en))),
         h(
           'div.page-actions',
           m.available ? badge(t('models.available'), 'ok') : badge(t('models.unavailable'), 'bad'),
@@ -700,7 +706,7 @@ function filePicker(p, id) {
       }
     }
   });
-  const hint = [p.description, p.note].filter(Boolean).join(' · ') + (p.type === 'files' && p.max_files ? ' · ' + t('pg.files_max', { n: p.max_files }) : '');
+  const hint = [inLang(p.description, p.description_en), inLang(p.note, p.note_en)].filter(Boolean).join(' · ') + (p.type === 'files' && p.max_files ? ' · ' + t('pg.files_max', { n: p.max_files }) : '');
   return h(
     'div.field',
     h('span.field-label', paramLabel(p), p.required ? h('span.req', ' *') : null, paramLabel(p) !== p.name ? h('code.param-name', p.name) : null),
@@ -747,7 +753,7 @@ function paramInput(p) {
   }
   input.dataset.type = p.type;
   const label = h('span', paramLabel(p), p.required ? h('span.req', ' *') : null, paramLabel(p) !== p.name ? h('code.param-name', p.name) : null);
-  const hint = [p.description, p.note].filter(Boolean).join(' · ') + (p.type === 'files' && p.max_files ? ' · ' + t('pg.files_max', { n: p.max_files }) : '');
+  const hint = [inLang(p.description, p.description_en), inLang(p.note, p.note_en)].filter(Boolean).join(' · ') + (p.type === 'files' && p.max_files ? ' · ' + t('pg.files_max', { n: p.max_files }) : '');
   if (p.type === 'boolean') return h('label.field.field-check', input, h('span.field-label', label), hint ? h('span.field-hint', hint) : null);
   return h('label.field', h('span.field-label', label), input, hint ? h('span.field-hint', hint) : null);
 }
