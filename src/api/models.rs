@@ -93,7 +93,7 @@ pub fn model_entry(model: &Model, available: bool) -> Value {
             (c.id.clone(), Value::Array(rows))
         })
         .collect();
-    json!({
+    let mut entry = json!({
         "id": model.id,
         "object": "model",
         "created": 0,
@@ -105,5 +105,9 @@ pub fn model_entry(model: &Model, available: bool) -> Value {
         "price": model.price,
         "parameters": parameters,
         "available": available,
-    })
+    });
+    if let (Some(en), Some(fields)) = (&model.description_en, entry.as_object_mut()) {
+        fields.insert("description_en".into(), json!(en));
+    }
+    entry
 }

@@ -157,7 +157,11 @@ pub struct ModelEntry {
     pub catelogid: Vec<String>,
     pub vendor: String,
     pub vendor_label: String,
+    /// 模型说明(中文) / The model's description in Chinese.
     pub description: String,
+    /// 模型说明(英文,若有) / The model's description in English, when the catalog has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description_en: Option<String>,
     /// 价格(积分):按 token(`unit` 为 `tokens`)、按张(`image`)或按视频秒数(`video_second`,按分辨率) / Price: `{"unit":"tokens","input_per_million","output_per_million"}`, `{"unit":"image",
     /// "per_image"}` or `{"unit":"video_second","per_second":{"720p":…}}` (credits).
     pub price: Value,
