@@ -311,6 +311,8 @@ impl From<LedgerError> for ApiError {
                 "amount must be between -{0} and {0} credits",
                 crate::billing::credits_text(crate::billing::ledger::MAX_CHANGE)
             )),
+            // Never reaches a handler: the chat holds start a new lease instead.
+            LedgerError::LeaseGone => ApiError::Internal,
             LedgerError::Store(e) => e.into(),
         }
     }

@@ -180,6 +180,11 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         config.vendors.failures_to_cool,
         Duration::from_secs(config.vendors.cool_secs),
     ));
+    // The writer ends with the last handle, i.e. with the state: on a tracker of its own,
+    // which shutdown does not wait on (every call waits for its own commit before it ends).
+    let commits =
+        crate::billing::group_commit::GroupCommit::start(core.db.clone(), &TaskTracker::new())
+            .context("cannot start the ledger writer")?;
     let relay = ChatRelay {
         health,
         openai: OpenAiChat::new(http.clone(), timeouts),
@@ -188,13 +193,8 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         },
         demo: config.demo,
         default_max_output: config.default_max_output_tokens,
-        // The writer ends with the last handle, i.e. with the state: on a tracker of its own,
-        // which shutdown does not wait on (every call waits for its own commit before it ends).
-        ledger: crate::billing::group_commit::GroupCommit::start(
-            core.db.clone(),
-            &TaskTracker::new(),
-        )
-        .context("cannot start the ledger writer")?,
+        ledger: commits.clone(),
+        holds: crate::billing::chat_holds::ChatHolds::new(commits, lease.owner().to_owned()),
         balances: ledger.clone(),
         owner: lease.owner().to_owned(),
         write_timeout: Duration::from_secs(config.client_write_timeout_secs),
@@ -321,7 +321,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "some billing tasks did not finish; their reservations are released by the next start"
         );
     }
-    // Every call of ours is settled: give the lease up so nothing waits for it to expire.
+    // Every call of ours is settled (its last settlement gave its credit lease back; this
+    // returns any left by a call that failed before it was held): give the process lease up so
+    // nothing waits for it to expire.
+    state.relay.holds.end_all().await;
     state.lease.end().await;
     state.db.close().await;
     tracing::info!("llmage stopped");

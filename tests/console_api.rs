@@ -662,10 +662,10 @@ async fn every_seed_model_is_charged_what_it_was_quoted() {
     let (s, _, _) = call(&server, &key, "/llmage/v1/chat/completions", &body).await;
     assert_eq!(s, 200);
     // The hold the call took (the finance view shows the call as one line; the hold itself is
-    // in the reservations table, in units of 1/10,000 credit).
+    // on its usage row, in units of 1/10,000 credit).
     let db = server.db().await;
     let held: i64 = sqlx::query_scalar(
-        "SELECT amount FROM reservations WHERE purpose = 'chat' ORDER BY created_at DESC LIMIT 1",
+        "SELECT held FROM chat_usage WHERE model = 'qwen3-max' ORDER BY id DESC LIMIT 1",
     )
     .fetch_one(db.reader())
     .await

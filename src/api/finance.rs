@@ -233,6 +233,8 @@ fn change_kind(kind: &str) -> &'static str {
         "recharge" => "recharge",
         "release" => "release",
         "settle" => "settle",
+        // A chat call paid from its process's credit lease: one row per call.
+        "charge" => "chat",
         _ => "reserve",
     }
 }
@@ -248,6 +250,7 @@ fn change_words(kind: &str, reason: &str) -> String {
         },
         "redeem" => "兑换码".into(),
         "recharge" => "支付宝充值".into(),
+        "chat" => "对话".into(),
         _ => "余额变动".into(),
     }
 }

@@ -22,7 +22,8 @@ use tokio_util::task::TaskTracker;
 use super::engine::sqlite::SqliteStore;
 use super::engine::sqlx_store::SqlxStore;
 use super::engine::{
-    self, Close, Hold, LedgerError, MoneyStore, Op, Outcome, Reservation, Settlement,
+    self, Close, EndLease, Hold, LedgerError, MoneyStore, Op, Outcome, Reservation, Settlement,
+    Spend, Take,
 };
 use crate::storage::{Backend, Db, StoreError};
 
@@ -67,7 +68,7 @@ impl GroupCommit {
     pub async fn hold(&self, hold: Hold) -> Result<Reservation, LedgerError> {
         match self.submit(Op::Hold(hold)).await? {
             Outcome::Held(held) => held,
-            Outcome::Closed(_) | Outcome::Changed(_) => Err(writer_gone()),
+            _ => Err(writer_gone()),
         }
     }
 
@@ -76,7 +77,31 @@ impl GroupCommit {
     pub async fn close(&self, close: Close) -> Result<Settlement, LedgerError> {
         match self.submit(Op::Close(close)).await? {
             Outcome::Closed(settlement) => Ok(settlement),
-            Outcome::Held(_) | Outcome::Changed(_) => Err(writer_gone()),
+            _ => Err(writer_gone()),
+        }
+    }
+
+    /// Claim units of a user's free balance for a credit lease (committed when this returns).
+    pub async fn take(&self, take: Take) -> Result<i64, LedgerError> {
+        match self.submit(Op::Take(take)).await? {
+            Outcome::Took(took) => took,
+            _ => Err(writer_gone()),
+        }
+    }
+
+    /// Pay a call from its credit lease, with its usage row (committed when this returns).
+    pub async fn spend(&self, spend: Spend) -> Result<Settlement, LedgerError> {
+        match self.submit(Op::Spend(spend)).await? {
+            Outcome::Closed(settlement) => Ok(settlement),
+            _ => Err(writer_gone()),
+        }
+    }
+
+    /// Give a credit lease's rest back; the units returned.
+    pub async fn end_lease(&self, end: EndLease) -> Result<i64, LedgerError> {
+        match self.submit(Op::EndLease(end)).await? {
+            Outcome::Ended(rest) => Ok(rest),
+            _ => Err(writer_gone()),
         }
     }
 

@@ -105,11 +105,25 @@ pub async fn release_orphans(db: &Db, ledger: &Ledger) -> Result<usize, LedgerEr
             released += 1;
         }
     }
+    // The credit leases of dead owners go back the same way.
+    let rows = sqlx::query(
+        "SELECT id FROM credit_leases c WHERE c.status = 'live' \
+         AND NOT EXISTS (SELECT 1 FROM process_leases p WHERE p.owner = c.owner AND p.lease_until > $1)",
+    )
+    .bind(now)
+    .fetch_all(db.reader())
+    .await?;
+    for row in rows {
+        let id: String = row.try_get("id")?;
+        let rest = ledger.end_orphaned_lease(&id).await?;
+        tracing::warn!(lease = %id, units = rest, "returned the credit lease of a process that is gone");
+    }
     // Leases long gone whose holds are all closed are of no more use.
     let day = 86_400_000;
     sqlx::query(
         "DELETE FROM process_leases WHERE lease_until < $1 AND NOT EXISTS \
-         (SELECT 1 FROM reservations r WHERE r.owner = process_leases.owner AND r.status = 'open')",
+         (SELECT 1 FROM reservations r WHERE r.owner = process_leases.owner AND r.status = 'open') \
+         AND NOT EXISTS (SELECT 1 FROM credit_leases c WHERE c.owner = process_leases.owner AND c.status = 'live')",
     )
     .bind(now - day)
     .execute(db.writer())

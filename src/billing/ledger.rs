@@ -6,7 +6,7 @@
 use rand::Rng;
 use sqlx::{Any, Row, Transaction};
 
-use super::engine::{self, Change, Close, Hold, Op, Outcome, sqlx_store::SqlxStore};
+use super::engine::{self, Change, Close, EndLease, Hold, Op, Outcome, sqlx_store::SqlxStore};
 pub use super::engine::{Applied, EntryKind, LedgerError, MAX_CHANGE, Reservation, Settlement};
 use crate::storage::{Db, StoreError, now_ms};
 
@@ -120,6 +120,19 @@ impl Ledger {
     /// owner still charges it).
     pub async fn release_orphan(&self, reservation_id: &str) -> Result<Settlement, LedgerError> {
         self.close(reservation_id, 0, true).await
+    }
+
+    /// Give back the rest of a credit lease whose owner process is gone (status `orphaned`:
+    /// a call its owner settles late is still charged, up to what is free). The units returned.
+    pub async fn end_orphaned_lease(&self, lease_id: &str) -> Result<i64, LedgerError> {
+        let op = Op::EndLease(EndLease {
+            lease_id: lease_id.to_owned(),
+            orphaned: true,
+        });
+        match self.run_one(op).await? {
+            Outcome::Ended(rest) => Ok(rest),
+            _ => Err(unexpected()),
+        }
     }
 
     async fn close(

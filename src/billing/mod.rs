@@ -7,6 +7,7 @@
 //! credit. Image and video prices are whole credits (the seed shows them so) and enter the
 //! ledger as `credits × UNITS_PER_CREDIT`. Amounts are shown as decimals with up to 4 places.
 
+pub mod chat_holds;
 pub mod engine;
 pub mod group_commit;
 pub mod holds;

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accounts::keys::KeyOwner;
+use crate::billing::chat_holds::ChatHolds;
 use crate::billing::engine::{Close, Hold, LedgerError, Reservation, UsageRow};
 use crate::billing::group_commit::GroupCommit;
 use crate::billing::{chat_price, credits_json, credits_text, tokens};
@@ -69,8 +70,12 @@ pub struct ChatRelay {
     pub demo: bool,
     /// Completion bound for the reservation when neither request nor catalog gives one.
     pub default_max_output: u64,
-    /// Reservations and settlements, committed in batches with other calls'.
+    /// Reservations and settlements of calls held in the database (embeddings), committed in
+    /// batches with other calls'.
     pub ledger: GroupCommit,
+    /// Chat holds, made in memory against this process's credit leases; their settlements go
+    /// through the same group commit.
+    pub holds: ChatHolds,
     /// Balance reads (for the amount a refused call needed).
     pub balances: crate::billing::ledger::Ledger,
     /// This process's id on its holds (see [`crate::billing::holds`]).
@@ -96,7 +101,7 @@ struct Usage {
 
 /// Context for billing one call.
 struct Bill {
-    ledger: GroupCommit,
+    ledger: ChatHolds,
     owner: Arc<KeyOwner>,
     model: Arc<Model>,
     reservation: Option<Reservation>,
@@ -142,7 +147,7 @@ impl ChatRelay {
         let mut upstream_body = std::mem::take(&mut req.upstream_body);
         budget.apply_to(&mut upstream_body);
         let bill = Bill {
-            ledger: self.ledger.clone(),
+            ledger: self.holds.clone(),
             owner,
             model: model.clone(),
             reservation,
@@ -280,7 +285,7 @@ impl ChatRelay {
             label: format!("对话 {}", model.id),
             owner: Some(self.owner.clone()),
         };
-        match self.ledger.hold(hold).await {
+        match self.holds.hold(hold).await {
             Ok(reservation) => {
                 if reservation.amount < max {
                     budget.fit(model, reservation.amount);

@@ -270,8 +270,12 @@ impl Server {
 
     /// Holds (reservations) still open.
     pub async fn open_holds(&self) -> i64 {
-        self.count("SELECT CAST(COUNT(*) AS BIGINT) FROM reservations WHERE status = 'open'")
-            .await
+        // Chat calls hold against their process's credit lease: a live lease is an open hold.
+        self.count(
+            "SELECT (SELECT CAST(COUNT(*) AS BIGINT) FROM reservations WHERE status = 'open') \
+             + (SELECT CAST(COUNT(*) AS BIGINT) FROM credit_leases WHERE status = 'live')",
+        )
+        .await
     }
 
     /// (balance, ledger sum) of a user by phone, in ledger units (1/10,000 credit).

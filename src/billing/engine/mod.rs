@@ -16,11 +16,17 @@
 //!   upstream billed is written off.
 //! - Within one transaction a user's refunds and credits come before holds and debits, so the
 //!   holds that fit are exactly those that would fit one at a time.
+//! - A credit lease claims part of a balance for one process (`users.leased`, the sum of the
+//!   live leases): its calls are held in that process's memory and each call's charge is one
+//!   ledger row taken from the lease. Everything else may only take `balance - leased`, so what
+//!   a lease claims is there when its calls settle. A lease whose owner died goes back (status
+//!   `orphaned`); a call its owner settles late is charged then, up to what is free.
 //!
 //! The statements live behind [`MoneyStore`], once per kind of connection: `sqlite.rs`
 //! (rusqlite, the SQLite group-commit writer) and `sqlx_store.rs` (sqlx on either backend: the
 //! PostgreSQL group-commit writer and the ledger API).
 
+mod leases;
 pub(crate) mod sqlite;
 pub(crate) mod sqlx_store;
 
@@ -38,6 +44,9 @@ pub enum LedgerError {
     /// A single change larger than [`MAX_CHANGE`] units (a typo, or an overflow attempt).
     #[error("amount out of range")]
     OutOfRange,
+    /// A credit lease that is no longer live (its owner was taken for dead): take a new one.
+    #[error("credit lease gone")]
+    LeaseGone,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -69,6 +78,8 @@ pub enum EntryKind {
     Redeem,
     /// A paid recharge order (支付宝充值).
     Recharge,
+    /// A chat call's price, taken from its process's credit lease.
+    Charge,
 }
 
 impl EntryKind {
@@ -81,6 +92,7 @@ impl EntryKind {
             EntryKind::Release => "release",
             EntryKind::Redeem => "redeem",
             EntryKind::Recharge => "recharge",
+            EntryKind::Charge => "charge",
         }
     }
 }
@@ -170,20 +182,66 @@ pub struct Change {
     pub idem_key: String,
 }
 
+/// Claim between `min` and `want` units of a user's free balance (`balance - leased`) for the
+/// credit lease `lease_id` (a new one when `new`, else a live one of the same owner).
+#[derive(Debug, Clone)]
+pub struct Take {
+    pub lease_id: String,
+    pub user_id: i64,
+    /// The process whose calls are held against it (`process_leases.owner`).
+    pub owner: String,
+    pub new: bool,
+    pub min: i64,
+    pub want: i64,
+}
+
+/// Pay one call from a credit lease: `min(price, hold)` units, one ledger row (`charge`, key
+/// `chat:<call_id>`) with the call's usage row. With `end_lease`, the lease's unspent units go
+/// back in the same transaction (its owner has no other call on it).
+#[derive(Debug, Clone)]
+pub struct Spend {
+    pub lease_id: String,
+    pub user_id: i64,
+    pub call_id: String,
+    /// What the owner held for the call in memory: never charged more.
+    pub hold: i64,
+    pub price: i64,
+    pub label: String,
+    pub model: String,
+    pub usage: Option<UsageRow>,
+    pub end_lease: bool,
+}
+
+/// Give a credit lease's unspent units back: its owner needs it no more, or (`orphaned`) its
+/// owner's process lease ran out.
+#[derive(Debug, Clone)]
+pub struct EndLease {
+    pub lease_id: String,
+    pub orphaned: bool,
+}
+
 /// One operation.
 #[derive(Debug, Clone)]
 pub enum Op {
     Hold(Hold),
     Close(Close),
     Change(Change),
+    Take(Take),
+    Spend(Spend),
+    EndLease(EndLease),
 }
 
 /// What an operation came to.
 #[derive(Debug)]
 pub enum Outcome {
     Held(Result<Reservation, LedgerError>),
+    /// A hold or a spend closed.
     Closed(Settlement),
     Changed(Result<Applied, LedgerError>),
+    /// Units taken into a lease.
+    Took(Result<i64, LedgerError>),
+    /// Units a lease gave back (0 when it was not live).
+    Ended(i64),
 }
 
 /// A hold found open (or orphaned) and closed now.
@@ -225,7 +283,8 @@ pub(crate) struct Entry {
 pub(crate) struct Rows<'a> {
     pub reservations: Vec<NewReservation<'a>>,
     pub entries: Vec<Entry>,
-    pub usage: Vec<(&'a UsageRow, i64)>,
+    /// Each with what was charged and what the call held (when it had a hold).
+    pub usage: Vec<(&'a UsageRow, i64, Option<i64>)>,
 }
 
 /// The statements of the engine, on one kind of connection. Every method but `begin` runs
@@ -245,14 +304,54 @@ pub(crate) trait MoneyStore {
     ) -> Result<HashMap<String, (i64, i64)>, LedgerError>;
     /// Which of these idempotency keys the ledger has already.
     async fn seen_keys(&mut self, keys: &[&str]) -> Result<HashSet<String>, LedgerError>;
-    /// Add each `(user, sum)` whose balance stays ≥ 0; the new balances of those users.
+    /// Add each `(user, sum)` whose balance stays ≥ its leased units; the new balances of those
+    /// users.
     async fn add_sums(&mut self, sums: &[(i64, i64)]) -> Result<BTreeMap<i64, i64>, LedgerError>;
-    /// One guarded change; `InsufficientBalance` / `UnknownUser` when refused.
+    /// One change guarded by `balance + delta >= leased`; `InsufficientBalance` / `UnknownUser`
+    /// when refused.
     async fn change_balance(&mut self, user_id: i64, delta: i64) -> Result<i64, LedgerError>;
-    /// A user's balance, locked until the end of the transaction.
-    async fn locked_balance(&mut self, user_id: i64) -> Result<i64, LedgerError>;
+    /// What a user may take (`balance - leased`), locked until the end of the transaction.
+    async fn free_balance(&mut self, user_id: i64) -> Result<i64, LedgerError>;
     /// Insert the granted holds, the ledger entries (in the order given) and usage rows.
     async fn insert_rows(&mut self, rows: &Rows<'_>, now: i64) -> Result<(), LedgerError>;
+    /// The credit leases with these ids, locked until the end of the transaction.
+    async fn leases(&mut self, ids: &[&str]) -> Result<HashMap<String, LeaseRow>, LedgerError>;
+    /// Store a lease's amount and status.
+    async fn set_lease(
+        &mut self,
+        id: &str,
+        amount: i64,
+        status: &'static str,
+        now: i64,
+    ) -> Result<(), LedgerError>;
+    /// Insert a live lease.
+    async fn insert_lease(&mut self, lease: &NewLease<'_>, now: i64) -> Result<(), LedgerError>;
+    /// Change a user's balance and leased units together (a lease's charges and what it gives
+    /// back, which never make `balance - leased` smaller); the new balance.
+    async fn move_leased(
+        &mut self,
+        user_id: i64,
+        balance_delta: i64,
+        leased_delta: i64,
+    ) -> Result<i64, LedgerError>;
+    /// Claim `amount` units of the user's free balance for leases, if that many are free.
+    async fn claim(&mut self, user_id: i64, amount: i64) -> Result<bool, LedgerError>;
+}
+
+/// A credit lease as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct LeaseRow {
+    pub user_id: i64,
+    pub amount: i64,
+    pub status: String,
+}
+
+/// A credit lease about to be inserted.
+pub(crate) struct NewLease<'a> {
+    pub id: &'a str,
+    pub user_id: i64,
+    pub owner: &'a str,
+    pub amount: i64,
 }
 
 /// Run `ops` in one transaction of `store`; one outcome per op, in order.
@@ -314,21 +413,37 @@ async fn apply_distinct<S: MoneyStore>(
         {
             return Err(LedgerError::OutOfRange);
         }
+        if let Op::Take(t) = op
+            && !(0..=MAX_CHANGE).contains(&t.want)
+        {
+            return Err(LedgerError::OutOfRange);
+        }
+        if let Op::Spend(sp) = op
+            && !(0..=MAX_CHANGE).contains(&sp.hold)
+        {
+            return Err(LedgerError::OutOfRange);
+        }
     }
     let now = now_ms();
     let mut outcomes: Vec<Option<Outcome>> = ops.iter().map(|_| None).collect();
 
-    // 1. Close the holds still open (a hold closes once: a sweep or an earlier close may have
+    let seen = seen_changes(store, ops).await?;
+
+    // 1. The calls paid from credit leases, and the leases that end: what a live lease claimed
+    //    becomes the charge (or goes back); a call whose lease is gone is a late charge below.
+    let spent = leases::spend(store, ops, &seen, now, &mut outcomes).await?;
+
+    // 2. Close the holds still open (a hold closes once: a sweep or an earlier close may have
     //    got there first); an owner settling an orphaned hold late reopens the charge.
     let closing = close_holds(store, ops, now).await?;
 
-    // 2. The balance changes, per user: refunds and credits, then holds and debits, then late
-    //    charges (taken up to the balance).
+    // 3. The balance changes, per user: refunds and credits, then holds and debits, then late
+    //    charges (taken up to what is free).
     let mut first = Vec::new();
-    let mut second = Vec::new();
-    let seen = seen_changes(store, ops).await?;
+    let mut second = spent.late;
     for (i, op) in ops.iter().enumerate() {
         match op {
+            Op::Take(_) | Op::Spend(_) | Op::EndLease(_) => {}
             Op::Hold(h) => {
                 let id = super::ledger::time_ordered_id();
                 second.push(Entry {
@@ -421,9 +536,13 @@ async fn apply_distinct<S: MoneyStore>(
             }
         }
     }
-    let entries = apply_changes(store, ops, first, second, &mut outcomes).await?;
+    let mut entries = spent.entries;
+    entries.extend(apply_changes(store, ops, first, second, &mut outcomes).await?);
 
-    // 3. The rows: holds that were granted, ledger entries (in the order applied, so ids and
+    // 4. Claims for leases, from what is free after everything else.
+    leases::take(store, ops, &spent.leases, now, &mut outcomes).await?;
+
+    // 5. The rows: holds that were granted, ledger entries (in the order applied, so ids and
     //    `balance_after` tell the same story), usage.
     let granted: Vec<NewReservation<'_>> = entries
         .iter()
@@ -441,16 +560,34 @@ async fn apply_distinct<S: MoneyStore>(
             _ => None,
         })
         .collect();
-    let usage: Vec<(&UsageRow, i64)> = ops
+    let usage: Vec<(&UsageRow, i64, Option<i64>)> = ops
         .iter()
         .zip(&outcomes)
-        .filter_map(|(op, outcome)| match (op, outcome) {
+        .enumerate()
+        .filter_map(|(i, (op, outcome))| match (op, outcome) {
             (
                 Op::Close(Close {
-                    usage: Some(usage), ..
+                    usage: Some(usage),
+                    reservation_id,
+                    ..
                 }),
                 Some(Outcome::Closed(s)),
-            ) => Some((usage, s.charged)),
+            ) => Some((
+                usage,
+                s.charged,
+                reservation_id
+                    .as_ref()
+                    .and_then(|id| closing.get(id))
+                    .map(|c| c.reserved),
+            )),
+            (
+                Op::Spend(Spend {
+                    usage: Some(usage),
+                    hold,
+                    ..
+                }),
+                Some(Outcome::Closed(s)),
+            ) if !seen.contains(&i) => Some((usage, s.charged, Some(*hold))),
             _ => None,
         })
         .collect();
@@ -540,27 +677,33 @@ async fn seen_changes<S: MoneyStore>(
     store: &mut S,
     ops: &[Op],
 ) -> Result<HashSet<usize>, LedgerError> {
-    let keys: Vec<&str> = ops
+    let owned: Vec<(usize, std::borrow::Cow<'_, str>)> = ops
         .iter()
-        .filter_map(|op| match op {
-            Op::Change(c) => Some(c.idem_key.as_str()),
+        .enumerate()
+        .filter_map(|(i, op)| match op {
+            Op::Change(c) => Some((i, std::borrow::Cow::Borrowed(c.idem_key.as_str()))),
+            Op::Spend(sp) => Some((i, std::borrow::Cow::Owned(spend_key(&sp.call_id)))),
             _ => None,
         })
         .collect();
-    if keys.is_empty() {
+    if owned.is_empty() {
         return Ok(HashSet::new());
     }
+    let keys: Vec<&str> = owned.iter().map(|(_, k)| k.as_ref()).collect();
     let known = store.seen_keys(&keys).await?;
     let mut first_use = HashSet::new();
     let mut seen = HashSet::new();
-    for (i, op) in ops.iter().enumerate() {
-        if let Op::Change(c) = op
-            && (known.contains(&c.idem_key) || !first_use.insert(c.idem_key.as_str()))
-        {
-            seen.insert(i);
+    for (i, key) in &owned {
+        if known.contains(key.as_ref()) || !first_use.insert(key.as_ref()) {
+            seen.insert(*i);
         }
     }
     Ok(seen)
+}
+
+/// The idempotency key of a call paid from a credit lease.
+pub(crate) fn spend_key(call_id: &str) -> String {
+    format!("chat:{call_id}")
 }
 
 /// The kind and reason of the ledger row that closes a hold of `reserved` at `charged`.
@@ -620,7 +763,7 @@ async fn apply_changes<S: MoneyStore>(
         // The sum does not fit (or the user is unknown): one guarded change at a time.
         for mut e in entries {
             if e.capped {
-                let take = (-e.amount).min(store.locked_balance(user).await?);
+                let take = (-e.amount).min(store.free_balance(user).await?);
                 if let Some(Outcome::Closed(s)) = &mut outcomes[e.op] {
                     s.uncovered += s.charged - take;
                     s.charged = take;
@@ -642,7 +785,7 @@ async fn apply_changes<S: MoneyStore>(
                         Op::Hold(h) => h.min.max(1),
                         _ => i64::MAX,
                     };
-                    let balance = store.locked_balance(user).await?;
+                    let balance = store.free_balance(user).await?;
                     if balance >= min && balance < -e.amount {
                         e.amount = -balance;
                         e.balance_after = store.change_balance(user, e.amount).await?;
@@ -653,8 +796,16 @@ async fn apply_changes<S: MoneyStore>(
                     }
                 }
                 Err(refused @ (LedgerError::InsufficientBalance | LedgerError::UnknownUser)) => {
-                    outcomes[e.op] = Some(match &ops[e.op] {
-                        Op::Hold(_) => Outcome::Held(Err(refused)),
+                    outcomes[e.op] = Some(match (&ops[e.op], &outcomes[e.op]) {
+                        (Op::Hold(_), _) => Outcome::Held(Err(refused)),
+                        // A late charge that found nothing to take.
+                        (Op::Close(_) | Op::Spend(_), Some(Outcome::Closed(s))) => {
+                            Outcome::Closed(Settlement {
+                                charged: 0,
+                                uncovered: s.uncovered + s.charged,
+                                applied: s.applied,
+                            })
+                        }
                         _ => Outcome::Changed(Err(refused)),
                     });
                 }
@@ -680,7 +831,7 @@ fn grant(e: &Entry, ops: &[Op], outcomes: &mut [Option<Outcome>]) {
                 balance: e.balance_after,
             })));
         }
-        Op::Close(_) => {}
+        Op::Close(_) | Op::Take(_) | Op::Spend(_) | Op::EndLease(_) => {}
     }
 }
 
@@ -696,7 +847,7 @@ pub(crate) fn count(outcomes: &[Outcome]) {
             Outcome::Closed(s) if s.applied => settled += 1,
             Outcome::Closed(_) => {}
             Outcome::Changed(Ok(Applied::Now { .. })) => changed += 1,
-            Outcome::Changed(_) => {}
+            Outcome::Changed(_) | Outcome::Took(_) | Outcome::Ended(_) => {}
         }
     }
     for (op, n) in [
@@ -1039,6 +1190,23 @@ mod properties {
         Change {
             amount: i64,
         },
+        /// Claim for the current credit lease (or a new one).
+        Take {
+            min: i64,
+            want: i64,
+            fresh: bool,
+        },
+        /// Pay a call from the current lease, whatever the caller held (the engine must not
+        /// trust it), perhaps ending the lease.
+        Spend {
+            hold: i64,
+            price: i64,
+            end: bool,
+        },
+        /// End the current lease (given back, or taken for dead).
+        EndLease {
+            orphaned: bool,
+        },
         /// Commit what is queued as one batch.
         Commit,
     }
@@ -1052,6 +1220,14 @@ mod properties {
             (0usize..64, 0i64..200).prop_map(|(which, price)| Step::Close { which, price }),
             (0usize..64).prop_map(|which| Step::Orphan { which }),
             (-60i64..60).prop_map(|amount| Step::Change { amount }),
+            (1i64..40, 0i64..120, any::<bool>()).prop_map(|(min, want, fresh)| Step::Take {
+                min,
+                want,
+                fresh
+            }),
+            (0i64..60, 0i64..90, prop::bool::weighted(0.2))
+                .prop_map(|(hold, price, end)| Step::Spend { hold, price, end }),
+            any::<bool>().prop_map(|orphaned| Step::EndLease { orphaned }),
             Just(Step::Commit),
         ]
     }
@@ -1072,8 +1248,45 @@ mod properties {
         let mut holds: Vec<Reservation> = Vec::new();
         let mut batch: Vec<Op> = Vec::new();
         let mut keys = 0;
+        let mut lease: Option<String> = None;
+        let mut calls = 0;
         for step in steps.into_iter().chain([Step::Commit]) {
             match step {
+                Step::Take { min, want, fresh } => {
+                    let new = fresh || lease.is_none();
+                    if new {
+                        lease = Some(format!("lease{}", keys + calls));
+                        calls += 1;
+                    }
+                    batch.push(Op::Take(Take {
+                        lease_id: lease.clone().unwrap_or_default(),
+                        user_id: a,
+                        owner: "p".into(),
+                        new,
+                        min,
+                        want,
+                    }));
+                }
+                Step::Spend { hold, price, end } if lease.is_some() => {
+                    calls += 1;
+                    batch.push(Op::Spend(Spend {
+                        lease_id: lease.clone().unwrap_or_default(),
+                        user_id: a,
+                        call_id: format!("call{}", calls % 40),
+                        hold,
+                        price,
+                        label: "对话 m".into(),
+                        model: "m".into(),
+                        usage: None,
+                        end_lease: end,
+                    }));
+                }
+                Step::EndLease { orphaned } if lease.is_some() => {
+                    batch.push(Op::EndLease(EndLease {
+                        lease_id: lease.clone().unwrap_or_default(),
+                        orphaned,
+                    }));
+                }
                 Step::Hold { min, max } => batch.push(Op::Hold(Hold {
                     user_id: a,
                     min,
@@ -1115,6 +1328,19 @@ mod properties {
                                 assert!(r.amount >= h.min && r.amount <= h.max, "{r:?} {h:?}");
                                 holds.push(r);
                             }
+                            (Op::Spend(sp), Outcome::Closed(s)) => {
+                                assert!(s.charged >= 0 && s.charged <= sp.hold.max(0));
+                            }
+                            (Op::Take(t), Outcome::Took(Ok(got))) => {
+                                assert!(
+                                    got >= t.min.max(1).min(t.want) && got <= t.want,
+                                    "{t:?} took {got}"
+                                );
+                            }
+                            (Op::Take(t), Outcome::Took(Err(_))) if t.new => {
+                                // A new lease that got nothing has no row: forget it.
+                                lease = None;
+                            }
                             (Op::Close(c), Outcome::Closed(s)) if s.applied => {
                                 let held = holds
                                     .iter()
@@ -1128,6 +1354,7 @@ mod properties {
                         }
                     }
                     assert!(balance(db, a).await >= 0);
+                    assert_leases_add_up(db, a).await;
                 }
                 _ => {}
             }
@@ -1146,6 +1373,26 @@ mod properties {
             let taken: i64 = row.try_get("taken").unwrap();
             assert!(taken >= 0 && taken <= held, "a hold of {held} took {taken}");
         }
+    }
+
+    /// `users.leased` is the sum of the live leases, between 0 and the balance.
+    async fn assert_leases_add_up(db: &crate::storage::Db, user: i64) {
+        let row = sqlx::query(
+            "SELECT balance, leased, (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM credit_leases \
+             WHERE user_id = $1 AND status = 'live') AS live FROM users WHERE id = $1",
+        )
+        .bind(user)
+        .fetch_one(db.reader())
+        .await
+        .unwrap();
+        let balance: i64 = row.try_get("balance").unwrap();
+        let leased: i64 = row.try_get("leased").unwrap();
+        let live: i64 = row.try_get("live").unwrap();
+        assert_eq!(leased, live, "leased = the live leases' sum");
+        assert!(
+            (0..=balance).contains(&leased),
+            "0 <= leased {leased} <= balance {balance}"
+        );
     }
 
     proptest! {

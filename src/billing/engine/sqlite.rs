@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{LedgerError, MoneyStore, Rows};
+use super::{LeaseRow, LedgerError, MoneyStore, NewLease, Rows};
 use crate::storage::StoreError;
 
 /// The longest a batch waits for the database lock before it fails.
@@ -63,7 +63,7 @@ impl SqliteStore {
     fn change(&self, user_id: i64, delta: i64) -> Result<Option<i64>, rusqlite::Error> {
         self.conn
             .prepare_cached(
-                "UPDATE users SET balance = balance + ?1 WHERE id = ?2 AND balance + ?1 >= 0 RETURNING balance",
+                "UPDATE users SET balance = balance + ?1 WHERE id = ?2 AND balance + ?1 >= leased RETURNING balance",
             )?
             .query_row(params![delta, user_id], |row| row.get(0))
             .optional()
@@ -172,10 +172,10 @@ impl MoneyStore for SqliteStore {
         })
     }
 
-    async fn locked_balance(&mut self, user_id: i64) -> Result<i64, LedgerError> {
+    async fn free_balance(&mut self, user_id: i64) -> Result<i64, LedgerError> {
         // BEGIN IMMEDIATE holds the write lock: nobody else can change it until we commit.
         self.conn
-            .prepare_cached("SELECT balance FROM users WHERE id = ?1")
+            .prepare_cached("SELECT balance - leased FROM users WHERE id = ?1")
             .and_then(|mut s| s.query_row(params![user_id], |row| row.get(0)).optional())
             .map_err(store_error)?
             .ok_or(LedgerError::UnknownUser)
@@ -226,11 +226,11 @@ impl MoneyStore for SqliteStore {
             let mut statement = self
                 .conn
                 .prepare_cached(
-                    "INSERT INTO chat_usage (user_id, key_id, model, channel_id, prompt_tokens, completion_tokens, credits, usage_source, outcome, latency_ms, created_at, request_id) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    "INSERT INTO chat_usage (user_id, key_id, model, channel_id, prompt_tokens, completion_tokens, credits, usage_source, outcome, latency_ms, created_at, request_id, held) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 )
                 .map_err(store_error)?;
-            for (u, credits) in &rows.usage {
+            for (u, credits, held) in &rows.usage {
                 statement
                     .execute(params![
                         u.user_id,
@@ -244,11 +244,96 @@ impl MoneyStore for SqliteStore {
                         u.outcome,
                         u.latency_ms,
                         now,
-                        u.request_id
+                        u.request_id,
+                        held
                     ])
                     .map_err(store_error)?;
             }
         }
         Ok(())
+    }
+
+    async fn leases(&mut self, ids: &[&str]) -> Result<HashMap<String, LeaseRow>, LedgerError> {
+        let mut statement = self
+            .conn
+            .prepare_cached("SELECT user_id, amount, status FROM credit_leases WHERE id = ?1")
+            .map_err(store_error)?;
+        let mut found = HashMap::with_capacity(ids.len());
+        for id in ids {
+            let row = statement
+                .query_row(params![id], |row| {
+                    Ok(LeaseRow {
+                        user_id: row.get(0)?,
+                        amount: row.get(1)?,
+                        status: row.get(2)?,
+                    })
+                })
+                .optional()
+                .map_err(store_error)?;
+            if let Some(row) = row {
+                found.insert((*id).to_owned(), row);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn set_lease(
+        &mut self,
+        id: &str,
+        amount: i64,
+        status: &'static str,
+        now: i64,
+    ) -> Result<(), LedgerError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE credit_leases SET amount = ?1, status = ?2, updated_at = ?3 WHERE id = ?4",
+            )
+            .and_then(|mut s| s.execute(params![amount, status, now, id]))
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn insert_lease(&mut self, lease: &NewLease<'_>, now: i64) -> Result<(), LedgerError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO credit_leases (id, user_id, owner, amount, status, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, 'live', ?5, ?5)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![lease.id, lease.user_id, lease.owner, lease.amount, now])
+            })
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn move_leased(
+        &mut self,
+        user_id: i64,
+        balance_delta: i64,
+        leased_delta: i64,
+    ) -> Result<i64, LedgerError> {
+        self.conn
+            .prepare_cached(
+                "UPDATE users SET balance = balance + ?1, leased = leased + ?2 WHERE id = ?3 RETURNING balance",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![balance_delta, leased_delta, user_id], |row| {
+                    row.get(0)
+                })
+                .optional()
+            })
+            .map_err(store_error)?
+            .ok_or(LedgerError::UnknownUser)
+    }
+
+    async fn claim(&mut self, user_id: i64, amount: i64) -> Result<bool, LedgerError> {
+        let claimed = self
+            .conn
+            .prepare_cached(
+                "UPDATE users SET leased = leased + ?1 WHERE id = ?2 AND balance - leased >= ?1",
+            )
+            .and_then(|mut s| s.execute(params![amount, user_id]))
+            .map_err(store_error)?;
+        Ok(claimed == 1)
     }
 }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::{Any, Row, Transaction};
 
-use super::{LedgerError, MoneyStore, Rows};
+use super::{LeaseRow, LedgerError, MoneyStore, NewLease, Rows};
 use crate::storage::{Backend, Db, StoreError};
 
 /// The transaction the statements run in.
@@ -155,7 +155,7 @@ impl MoneyStore for SqlxStore<'_> {
     async fn add_sums(&mut self, sums: &[(i64, i64)]) -> Result<BTreeMap<i64, i64>, LedgerError> {
         let sql = format!(
             "UPDATE users SET balance = users.balance + v.column2 FROM (VALUES {}) AS v \
-             WHERE users.id = v.column1 AND users.balance + v.column2 >= 0 RETURNING id, balance",
+             WHERE users.id = v.column1 AND users.balance + v.column2 >= users.leased RETURNING id, balance",
             placeholders(sums.len(), 2, 1)
         );
         let mut query = sqlx::query(&sql).persistent(keep_prepared(sums.len()));
@@ -175,7 +175,7 @@ impl MoneyStore for SqlxStore<'_> {
     async fn change_balance(&mut self, user_id: i64, delta: i64) -> Result<i64, LedgerError> {
         let tx = self.tx()?;
         let row = sqlx::query(
-            "UPDATE users SET balance = balance + $1 WHERE id = $2 AND balance + $1 >= 0 RETURNING balance",
+            "UPDATE users SET balance = balance + $1 WHERE id = $2 AND balance + $1 >= leased RETURNING balance",
         )
         .bind(delta)
         .bind(user_id)
@@ -195,12 +195,14 @@ impl MoneyStore for SqlxStore<'_> {
         })
     }
 
-    async fn locked_balance(&mut self, user_id: i64) -> Result<i64, LedgerError> {
+    async fn free_balance(&mut self, user_id: i64) -> Result<i64, LedgerError> {
         let sql = match self.backend {
-            Backend::Postgres => "SELECT balance FROM users WHERE id = $1 FOR UPDATE",
+            Backend::Postgres => {
+                "SELECT balance - leased AS balance FROM users WHERE id = $1 FOR UPDATE"
+            }
             // On SQLite every write transaction holds the database's write lock from its start
             // (BEGIN IMMEDIATE), so nobody else changes the balance until it ends.
-            Backend::Sqlite => "SELECT balance FROM users WHERE id = $1",
+            Backend::Sqlite => "SELECT balance - leased AS balance FROM users WHERE id = $1",
         };
         let row = sqlx::query(sql)
             .bind(user_id)
@@ -248,6 +250,102 @@ impl MoneyStore for SqlxStore<'_> {
         }
         Ok(())
     }
+
+    async fn leases(&mut self, ids: &[&str]) -> Result<HashMap<String, LeaseRow>, LedgerError> {
+        let list = (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Locked: the owner's writer and another process's orphan sweep may both end or charge
+        // one lease; the second sees what the first did.
+        let lock = if self.backend == Backend::Postgres {
+            " FOR UPDATE"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT id, user_id, amount, status FROM credit_leases WHERE id IN ({list}){lock}"
+        );
+        let mut query = sqlx::query(&sql).persistent(keep_prepared(ids.len()));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        let mut found = HashMap::with_capacity(ids.len());
+        for row in query.fetch_all(&mut **self.tx()?).await? {
+            found.insert(
+                row.try_get::<String, _>("id")?,
+                LeaseRow {
+                    user_id: row.try_get("user_id")?,
+                    amount: row.try_get("amount")?,
+                    status: row.try_get("status")?,
+                },
+            );
+        }
+        Ok(found)
+    }
+
+    async fn set_lease(
+        &mut self,
+        id: &str,
+        amount: i64,
+        status: &'static str,
+        now: i64,
+    ) -> Result<(), LedgerError> {
+        sqlx::query(
+            "UPDATE credit_leases SET amount = $1, status = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(amount)
+        .bind(status)
+        .bind(now)
+        .bind(id)
+        .execute(&mut **self.tx()?)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_lease(&mut self, lease: &NewLease<'_>, now: i64) -> Result<(), LedgerError> {
+        sqlx::query(
+            "INSERT INTO credit_leases (id, user_id, owner, amount, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'live', $5, $5)",
+        )
+        .bind(lease.id)
+        .bind(lease.user_id)
+        .bind(lease.owner)
+        .bind(lease.amount)
+        .bind(now)
+        .execute(&mut **self.tx()?)
+        .await?;
+        Ok(())
+    }
+
+    async fn move_leased(
+        &mut self,
+        user_id: i64,
+        balance_delta: i64,
+        leased_delta: i64,
+    ) -> Result<i64, LedgerError> {
+        let row = sqlx::query(
+            "UPDATE users SET balance = balance + $1, leased = leased + $2 WHERE id = $3 RETURNING balance",
+        )
+        .bind(balance_delta)
+        .bind(leased_delta)
+        .bind(user_id)
+        .fetch_optional(&mut **self.tx()?)
+        .await?
+        .ok_or(LedgerError::UnknownUser)?;
+        Ok(row.try_get("balance")?)
+    }
+
+    async fn claim(&mut self, user_id: i64, amount: i64) -> Result<bool, LedgerError> {
+        let done = sqlx::query(
+            "UPDATE users SET leased = leased + $1 WHERE id = $2 AND balance - leased >= $1",
+        )
+        .bind(amount)
+        .bind(user_id)
+        .execute(&mut **self.tx()?)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
 }
 
 type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
@@ -283,7 +381,7 @@ impl Insert {
         match self {
             Insert::Reservations(_) => 9,
             Insert::Entries(_) => 9,
-            Insert::Usage(_) => 12,
+            Insert::Usage(_) => 13,
         }
     }
 
@@ -301,7 +399,7 @@ impl Insert {
                 "INSERT INTO ledger (user_id, amount, balance_after, kind, reason, label, idem_key, reservation_id, created_at)"
             }
             Insert::Usage(_) => {
-                "INSERT INTO chat_usage (user_id, key_id, model, channel_id, prompt_tokens, completion_tokens, credits, usage_source, outcome, latency_ms, created_at, request_id)"
+                "INSERT INTO chat_usage (user_id, key_id, model, channel_id, prompt_tokens, completion_tokens, credits, usage_source, outcome, latency_ms, created_at, request_id, held)"
             }
         };
         format!(
@@ -341,7 +439,7 @@ impl Insert {
                 }
             }
             Insert::Usage(_) => {
-                for (u, credits) in &rows.usage {
+                for (u, credits, held) in &rows.usage {
                     query = query
                         .bind(u.user_id)
                         .bind(u.key_id)
@@ -354,7 +452,8 @@ impl Insert {
                         .bind(u.outcome)
                         .bind(u.latency_ms)
                         .bind(now)
-                        .bind(u.request_id.as_deref());
+                        .bind(u.request_id.as_deref())
+                        .bind(*held);
                 }
             }
         }

@@ -1,0 +1,546 @@
+//! Chat holds made in memory against a credit lease, so a chat call waits for one commit (its
+//! settlement) instead of two (hold, then settlement). The money rules stay the engine's
+//! ([`super::engine`]); this module only decides when to claim and give back.
+//!
+//! Per user, this process keeps at most one live lease: units of the user's balance claimed in
+//! the database (`credit_leases`, `users.leased`) for the calls this process serves. A call
+//! holds between its `min` and `max` from the lease's unheld part; when that is short, the
+//! process claims more in one transaction (what is missing plus one more `max`, so the next
+//! calls fit without a commit of their own), or, when the balance cannot give that, everything
+//! free if that covers the call's `min` — the same "whole balance when at least the minimum"
+//! rule as a database hold. The call's settlement charges `min(price, hold)` from the lease in
+//! the group commit; the last call of a lease gives its rest back in that same commit, so an
+//! idle process claims nothing.
+//!
+//! If this process dies, its leases go back once its process lease runs out
+//! ([`super::holds::release_orphans`]); if it was only slow, its late settlements are still
+//! charged, up to what is free.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::engine::{Close, EndLease, Hold, LedgerError, Reservation, Settlement, Spend, Take};
+use super::group_commit::GroupCommit;
+use super::ledger::{MAX_CHANGE, time_ordered_id};
+
+/// One user's lease in this process.
+struct Lease {
+    id: String,
+    /// Whether its row exists (its first claim committed).
+    opened: bool,
+    /// Units it claims, as this process counts them (the row's amount once every settlement
+    /// sent has committed).
+    amount: i64,
+    /// Units held by calls in flight.
+    held: i64,
+    /// Calls in flight on it.
+    calls: usize,
+    /// Calls waiting for a claim on it.
+    claiming: usize,
+    /// One claim at a time per lease.
+    claim_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Lease {
+    fn free(&self) -> i64 {
+        self.amount - self.held
+    }
+
+    fn idle(&self) -> bool {
+        self.calls == 0 && self.claiming == 0
+    }
+}
+
+/// A call in flight.
+struct Call {
+    lease_id: String,
+    user_id: i64,
+    hold: i64,
+    model: String,
+    label: String,
+    /// Its settlement, once asked for (sent again as is when the first try failed).
+    spend: Option<Spend>,
+}
+
+#[derive(Default)]
+struct State {
+    leases: HashMap<i64, Lease>,
+    calls: HashMap<String, Call>,
+}
+
+/// The chat path's holds (cheap to clone).
+#[derive(Clone)]
+pub struct ChatHolds {
+    commits: GroupCommit,
+    owner: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for ChatHolds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatHolds")
+            .field("owner", &self.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChatHolds {
+    /// Holds of the process `owner` (its `process_leases` row), committed through `commits`.
+    pub fn new(commits: GroupCommit, owner: String) -> ChatHolds {
+        ChatHolds {
+            commits,
+            owner,
+            state: Arc::default(),
+        }
+    }
+
+    /// The group commit it writes through (for operations that are not lease holds).
+    pub fn commits(&self) -> &GroupCommit {
+        &self.commits
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave a half-made change: every update below
+        // is a few integer assignments.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Hold between `hold.min` and `hold.max` units for a call; the reservation's id names the
+    /// call for [`ChatHolds::close`]. Refused with `InsufficientBalance` when not even `min` is
+    /// free.
+    pub async fn hold(&self, hold: Hold) -> Result<Reservation, LedgerError> {
+        if !(0..=MAX_CHANGE).contains(&hold.max) {
+            return Err(LedgerError::OutOfRange);
+        }
+        let min = hold.min.clamp(1, hold.max.max(1));
+        loop {
+            // Without a commit when the lease has room.
+            let (lease_id, claim_lock) = {
+                let mut state = self.lock();
+                if let Some(granted) = self.grant(&mut state, &hold, hold.max) {
+                    return Ok(granted);
+                }
+                let lease = state.leases.entry(hold.user_id).or_insert_with(|| Lease {
+                    id: time_ordered_id(),
+                    opened: false,
+                    amount: 0,
+                    held: 0,
+                    calls: 0,
+                    claiming: 0,
+                    claim_lock: Arc::default(),
+                });
+                lease.claiming += 1;
+                (lease.id.clone(), lease.claim_lock.clone())
+            };
+            let claimed = self.claim(&hold, min, &lease_id, &claim_lock).await;
+            match self.after_claim(&hold, min, &lease_id, claimed) {
+                Next::Granted(granted) => return Ok(granted),
+                Next::Again => {}
+                Next::Refused(e, end) => {
+                    self.end(end).await;
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// What a claim's result means for the call.
+    fn after_claim(
+        &self,
+        hold: &Hold,
+        min: i64,
+        lease_id: &str,
+        claimed: Result<Claim, LedgerError>,
+    ) -> Next {
+        let mut state = self.lock();
+        let Some(lease) = state
+            .leases
+            .get_mut(&hold.user_id)
+            .filter(|l| l.id == lease_id)
+        else {
+            // The lease was given back meanwhile (what was claimed went with it): again.
+            return Next::Again;
+        };
+        lease.claiming -= 1;
+        match claimed {
+            Ok(Claim::Taken { units, all_free }) => {
+                lease.amount += units;
+                lease.opened = true;
+                match all_free {
+                    // The balance had less than asked: the call takes what there is.
+                    true => self
+                        .grant(&mut state, hold, min)
+                        .map_or(Next::Again, Next::Granted),
+                    false => Next::Again,
+                }
+            }
+            Ok(Claim::Raced) => Next::Again,
+            Err(LedgerError::InsufficientBalance) => {
+                // Everything free is claimed: the call takes the lease's unheld rest when that
+                // covers its minimum.
+                if let Some(granted) = self.grant(&mut state, hold, min) {
+                    return Next::Granted(granted);
+                }
+                let end = self.drop_if_idle(&mut state, hold.user_id);
+                metrics::counter!("llmage_ledger_operations_total", "op" => "refused").increment(1);
+                Next::Refused(LedgerError::InsufficientBalance, end)
+            }
+            Err(LedgerError::LeaseGone) => {
+                // Taken for dead by another process: its calls settle late; start anew.
+                state.leases.remove(&hold.user_id);
+                Next::Again
+            }
+            Err(e) => {
+                let end = self.drop_if_idle(&mut state, hold.user_id);
+                Next::Refused(e, end)
+            }
+        }
+    }
+
+    /// Hold for `hold`'s call from its user's lease: `hold.max` when the unheld part has it,
+    /// else all of that part when it is at least `at_least`.
+    fn grant(&self, state: &mut State, hold: &Hold, at_least: i64) -> Option<Reservation> {
+        let lease = state.leases.get_mut(&hold.user_id)?;
+        if !lease.opened {
+            return None;
+        }
+        let amount = hold.max.min(lease.free());
+        if amount < at_least.max(1) {
+            return None;
+        }
+        lease.held += amount;
+        lease.calls += 1;
+        super::ledger::record_reserve();
+        let lease_id = lease.id.clone();
+        let id = time_ordered_id();
+        state.calls.insert(
+            id.clone(),
+            Call {
+                lease_id,
+                user_id: hold.user_id,
+                hold: amount,
+                model: hold.model.clone(),
+                label: hold.label.clone(),
+                spend: None,
+            },
+        );
+        Some(Reservation {
+            id,
+            user_id: hold.user_id,
+            amount,
+        })
+    }
+
+    /// Claim more for the lease (one claim at a time per lease; a caller that waited for
+    /// another's claim tries the lease again first).
+    async fn claim(
+        &self,
+        hold: &Hold,
+        min: i64,
+        lease_id: &str,
+        claim_lock: &tokio::sync::Mutex<()>,
+    ) -> Result<Claim, LedgerError> {
+        let _one_at_a_time = claim_lock.lock().await;
+        let (opened, free) = {
+            let state = self.lock();
+            match state.leases.get(&hold.user_id).filter(|l| l.id == lease_id) {
+                Some(lease) if lease.opened && lease.free() >= hold.max => {
+                    return Ok(Claim::Raced);
+                }
+                Some(lease) => (lease.opened, lease.free()),
+                None => return Ok(Claim::Raced),
+            }
+        };
+        let missing = hold.max - free;
+        let take = Take {
+            lease_id: lease_id.to_owned(),
+            user_id: hold.user_id,
+            owner: self.owner.clone(),
+            new: !opened,
+            min: (min - free).max(1),
+            want: missing.saturating_add(hold.max).min(MAX_CHANGE),
+        };
+        let want = take.want;
+        let units = self.commits.take(take).await?;
+        Ok(Claim::Taken {
+            units,
+            all_free: units < want,
+        })
+    }
+
+    /// Take an idle lease out of the map; the id of its row, if it has one, to end.
+    fn drop_if_idle(&self, state: &mut State, user_id: i64) -> Option<String> {
+        let lease = state.leases.get(&user_id)?;
+        if !lease.idle() {
+            return None;
+        }
+        let lease = state.leases.remove(&user_id)?;
+        lease.opened.then_some(lease.id)
+    }
+
+    async fn end(&self, lease_id: Option<String>) {
+        let Some(lease_id) = lease_id else { return };
+        let ended = self
+            .commits
+            .end_lease(EndLease {
+                lease_id,
+                orphaned: false,
+            })
+            .await;
+        if let Err(e) = ended {
+            tracing::warn!(error = %e, "cannot give a credit lease back; it goes back when this process is gone");
+        }
+    }
+
+    /// Settle a call at `close.price` (charging at most its hold) with its usage row, committed
+    /// when this returns. A call without a hold (`reservation_id: None`) only records its usage.
+    /// Safe to call again after an error: the same settlement is sent again.
+    pub async fn close(&self, close: Close) -> Result<Settlement, LedgerError> {
+        let Some(call_id) = close.reservation_id.clone() else {
+            return self.commits.close(close).await;
+        };
+        let spend = {
+            let mut state = self.lock();
+            let State { leases, calls } = &mut *state;
+            let Some(call) = calls.get_mut(&call_id) else {
+                return Ok(Settlement {
+                    charged: 0,
+                    uncovered: 0,
+                    applied: false,
+                });
+            };
+            match &call.spend {
+                Some(spend) => spend.clone(),
+                None => {
+                    let charged = close.price.max(0).min(call.hold);
+                    let mut end_lease = false;
+                    if let Some(lease) = leases
+                        .get_mut(&call.user_id)
+                        .filter(|l| l.id == call.lease_id)
+                    {
+                        lease.held -= call.hold;
+                        lease.amount -= charged;
+                        lease.calls -= 1;
+                        if lease.idle() {
+                            leases.remove(&call.user_id);
+                            end_lease = true;
+                        }
+                    }
+                    let spend = Spend {
+                        lease_id: call.lease_id.clone(),
+                        user_id: call.user_id,
+                        call_id: call_id.clone(),
+                        hold: call.hold,
+                        price: close.price,
+                        label: call.label.clone(),
+                        model: call.model.clone(),
+                        usage: close.usage,
+                        end_lease,
+                    };
+                    call.spend = Some(spend.clone());
+                    spend
+                }
+            }
+        };
+        let settled = self.commits.spend(spend).await;
+        if settled.is_ok() {
+            self.lock().calls.remove(&call_id);
+        }
+        settled
+    }
+
+    /// Give back every lease this process holds (a clean shutdown, once every call settled).
+    pub async fn end_all(&self) {
+        let ids: Vec<String> = {
+            let mut state = self.lock();
+            let users: Vec<i64> = state.leases.keys().copied().collect();
+            users
+                .into_iter()
+                .filter_map(|user| self.drop_if_idle(&mut state, user))
+                .collect()
+        };
+        for id in ids {
+            self.end(Some(id)).await;
+        }
+    }
+}
+
+/// What a call does after a claim.
+enum Next {
+    Granted(Reservation),
+    Again,
+    /// Refused; the id of a lease that became idle, to give back.
+    Refused(LedgerError, Option<String>),
+}
+
+/// What a claim came to.
+enum Claim {
+    /// Units added to the lease; `all_free` when that was everything free (less than asked).
+    Taken { units: i64, all_free: bool },
+    /// Another caller's claim made room meanwhile; nothing was claimed.
+    Raced,
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row;
+    use tokio_util::task::TaskTracker;
+
+    use super::*;
+    use crate::billing::engine::tests::{assert_ledger_replays, balance, db, user};
+    use crate::billing::holds::{ProcessLease, release_orphans};
+    use crate::billing::ledger::Ledger;
+    use crate::storage::Db;
+
+    fn chat_hold(user_id: i64, min: i64, max: i64) -> Hold {
+        Hold {
+            user_id,
+            min,
+            max,
+            purpose: "chat",
+            model: "m".into(),
+            label: "对话 m".into(),
+            owner: None,
+        }
+    }
+
+    fn close(r: &Reservation, price: i64) -> Close {
+        Close {
+            reservation_id: Some(r.id.clone()),
+            price,
+            usage: None,
+            orphaned: false,
+        }
+    }
+
+    async fn leased(db: &Db, user: i64) -> (i64, i64) {
+        let row = sqlx::query(
+            "SELECT leased, (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM credit_leases \
+             WHERE user_id = $1 AND status = 'live') AS live FROM users WHERE id = $1",
+        )
+        .bind(user)
+        .fetch_one(db.reader())
+        .await
+        .unwrap();
+        (row.try_get("leased").unwrap(), row.try_get("live").unwrap())
+    }
+
+    #[tokio::test]
+    async fn concurrent_calls_fit_exactly_pay_once_and_leave_nothing_claimed() {
+        let (_dir, db) = db().await;
+        let a = user(&db, "13000000031", 1000).await;
+        let tracker = TaskTracker::new();
+        let holds = ChatHolds::new(
+            GroupCommit::start(db.clone(), &tracker).unwrap(),
+            "p".into(),
+        );
+        let calls: Vec<_> = (0..300)
+            .map(|i| {
+                let holds = holds.clone();
+                tracker.spawn(async move {
+                    let r = holds.hold(chat_hold(a, 7, 7)).await?;
+                    tokio::task::yield_now().await;
+                    let s = holds.close(close(&r, i % 9)).await?;
+                    Ok::<_, LedgerError>((r.amount, s))
+                })
+            })
+            .collect();
+        let mut paid = 0;
+        for call in calls {
+            match call.await.unwrap() {
+                Ok((held, s)) => {
+                    assert_eq!(held, 7);
+                    assert!(s.applied && s.charged <= 7);
+                    paid += s.charged;
+                }
+                Err(LedgerError::InsufficientBalance) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(balance(&db, a).await, 1000 - paid);
+        assert_eq!(
+            leased(&db, a).await,
+            (0, 0),
+            "the last call gave the lease back"
+        );
+        assert_ledger_replays(&db, a).await;
+        let rows: i64 = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM ledger WHERE user_id = $1 AND kind = 'charge'",
+        )
+        .bind(a)
+        .fetch_one(db.reader())
+        .await
+        .unwrap()
+        .try_get("n")
+        .unwrap();
+        assert!(rows > 0 && rows <= 300);
+    }
+
+    #[tokio::test]
+    async fn a_small_balance_is_held_whole_and_what_is_leased_is_not_taken_by_others() {
+        let (_dir, db) = db().await;
+        let a = user(&db, "13000000032", 100).await;
+        let tracker = TaskTracker::new();
+        let holds = ChatHolds::new(
+            GroupCommit::start(db.clone(), &tracker).unwrap(),
+            "p".into(),
+        );
+        // The call's maximum does not fit: it holds the whole balance (above its minimum).
+        let r = holds.hold(chat_hold(a, 10, 500)).await.unwrap();
+        assert_eq!(r.amount, 100);
+        assert!(matches!(
+            holds.hold(chat_hold(a, 1, 5)).await,
+            Err(LedgerError::InsufficientBalance)
+        ));
+        // A debit elsewhere cannot take what the lease claims.
+        let ledger = Ledger::new(db.clone());
+        assert!(matches!(
+            ledger
+                .apply(a, -1, crate::billing::ledger::EntryKind::Adjust, "t", "k")
+                .await,
+            Err(LedgerError::InsufficientBalance)
+        ));
+        let s = holds.close(close(&r, 130)).await.unwrap();
+        assert_eq!((s.charged, s.uncovered), (100, 30));
+        assert_eq!(balance(&db, a).await, 0);
+        assert_eq!(leased(&db, a).await, (0, 0));
+        // Closing twice changes nothing.
+        assert!(!holds.close(close(&r, 130)).await.unwrap().applied);
+        assert_ledger_replays(&db, a).await;
+    }
+
+    #[tokio::test]
+    async fn a_dead_owners_lease_goes_back_and_its_late_settlement_is_still_charged() {
+        let (_dir, db) = db().await;
+        let a = user(&db, "13000000033", 100).await;
+        let tracker = TaskTracker::new();
+        let commits = GroupCommit::start(db.clone(), &tracker).unwrap();
+        let dead = ProcessLease::register(db.clone(), std::time::Duration::from_millis(1))
+            .await
+            .unwrap();
+        let holds = ChatHolds::new(commits, dead.owner().to_owned());
+        let r = holds.hold(chat_hold(a, 10, 40)).await.unwrap();
+        assert!(leased(&db, a).await.0 >= 40);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        release_orphans(&db, &Ledger::new(db.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            leased(&db, a).await,
+            (0, 0),
+            "the dead owner's lease went back"
+        );
+        // The owner was only slow: its settlement is still charged, from what is free.
+        let s = holds.close(close(&r, 25)).await.unwrap();
+        assert_eq!((s.charged, s.uncovered), (25, 0));
+        assert_eq!(balance(&db, a).await, 75);
+        // And its next call starts a new lease.
+        let next = holds.hold(chat_hold(a, 10, 40)).await.unwrap();
+        holds.close(close(&next, 5)).await.unwrap();
+        assert_eq!(balance(&db, a).await, 70);
+        assert_eq!(leased(&db, a).await, (0, 0));
+        assert_ledger_replays(&db, a).await;
+    }
+}
