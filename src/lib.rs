@@ -29,3 +29,4 @@ pub mod secrets;
 pub mod server;
 pub mod storage;
 pub mod tasks;
+pub mod util;

@@ -379,11 +379,7 @@ fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToke
         backends,
         http: state.http.clone(),
         wake: state.tasks.wake.clone(),
-        owner: format!(
-            "{}-{}",
-            std::process::id(),
-            crate::billing::ledger::random_id()
-        ),
+        owner: format!("{}-{}", std::process::id(), crate::util::ids::random_id()),
         inflight: AtomicUsize::new(0),
         lease: Duration::from_secs(state.config.task_lease_secs),
         public_base_url: state.config.public_base_url.clone(),

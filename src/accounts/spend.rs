@@ -12,7 +12,8 @@ use sqlx::Row;
 
 use super::keys::KeyOwner;
 use crate::error::ApiError;
-use crate::storage::{Db, StoreError, now_ms};
+use crate::storage::{Db, StoreError};
+use crate::util::clock::now_ms;
 
 /// China standard time, the calendar the month is counted in.
 const CHINA_OFFSET_MS: i64 = 8 * 3600 * 1000;

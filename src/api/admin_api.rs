@@ -101,7 +101,7 @@ pub async fn credits(
     // Scoped to the target user: the same key used for another user is another adjustment.
     let idem = match body.get("idempotency_key").and_then(Value::as_str) {
         Some(k) => format!("admin:api:{id}:{k}"),
-        None => format!("admin:api:{}", crate::billing::ledger::random_id()),
+        None => format!("admin:api:{}", crate::util::ids::random_id()),
     };
     let kind = if amount > 0 {
         EntryKind::Grant

@@ -122,7 +122,7 @@ pub async fn sms_code(
     let (device, new_device) = match device_token(&headers) {
         Some(token) => (token, None),
         None => {
-            let token = crate::billing::ledger::random_id();
+            let token = crate::util::ids::random_id();
             (token.clone(), Some(token))
         }
     };

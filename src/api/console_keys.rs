@@ -16,7 +16,7 @@ use super::extract::JsonBody;
 use crate::accounts::keys::{KeySummary, KeyUpdate};
 use crate::error::ApiError;
 use crate::server::AppState;
-use crate::storage::now_ms;
+use crate::util::clock::now_ms;
 
 fn string_list(body: &Value, field: &str) -> Result<Option<Vec<String>>, ApiError> {
     match body.get(field) {

@@ -82,7 +82,7 @@ pub async fn serve(
             (Some(exp), Some(sig)) => {
                 state
                     .links
-                    .verify(id, exp, sig, crate::storage::now_ms() / 1000)
+                    .verify(id, exp, sig, crate::util::clock::now_ms() / 1000)
             }
             _ => false,
         };

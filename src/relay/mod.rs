@@ -736,7 +736,7 @@ fn capped_chunk(id: &str, model: &str, meter: &Meter) -> Value {
     serde_json::json!({
         "id": id,
         "object": "chat.completion.chunk",
-        "created": crate::storage::now_ms() / 1000,
+        "created": crate::util::clock::now_ms() / 1000,
         "model": model,
         "choices": choices,
         "reasoning_content": null,

@@ -29,7 +29,8 @@ use tokio::io::AsyncReadExt;
 
 use crate::error::ApiError;
 use crate::storage::staging::{StagedFile, Staging, StagingError};
-use crate::storage::{Db, StoreError, now_ms};
+use crate::storage::{Db, StoreError};
+use crate::util::clock::now_ms;
 
 /// Why a file is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,7 +194,7 @@ fn new_row(
     size: u64,
     etag: String,
 ) -> StoredFile {
-    let id = crate::billing::ledger::random_id();
+    let id = crate::util::ids::random_id();
     StoredFile {
         object_key: object_key_for(&id),
         id,
@@ -720,7 +721,7 @@ mod tests {
     #[tokio::test]
     async fn files_unknown_or_malformed_ids_are_none() {
         let (_dir, files) = store().await;
-        let unknown = crate::billing::ledger::random_id();
+        let unknown = crate::util::ids::random_id();
         assert_eq!(files.meta(&unknown).await.unwrap(), None);
         for bad in [
             "",

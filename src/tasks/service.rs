@@ -9,13 +9,14 @@ use tokio::sync::Notify;
 use super::store::{NewTask, TaskStore};
 use super::{Task, TaskInput};
 use crate::accounts::keys::KeyOwner;
-use crate::billing::ledger::{Ledger, LedgerError, random_id, record_reserve};
+use crate::billing::ledger::{Ledger, LedgerError, record_reserve};
 use crate::billing::media::quote;
 use crate::catalog::validate::{InputSource, Validated};
 use crate::channels::ChannelTable;
 use crate::error::ApiError;
 use crate::net::OutboundGuard;
 use crate::storage::files::{FileKind, FileStore};
+use crate::util::ids::random_id;
 
 /// Reservation purpose prefix of tasks.
 pub const TASK_PURPOSE: &str = "task";
