@@ -753,14 +753,6 @@ impl Config {
         }
         Ok(())
     }
-
-    /// The database URL in effect (SQLite in the data dir unless PostgreSQL is configured).
-    pub fn effective_database_url(&self) -> String {
-        match self.database_url.as_deref().filter(|u| !u.is_empty()) {
-            Some(url) => url.to_owned(),
-            None => crate::storage::sqlite_url_for(&self.data_dir),
-        }
-    }
 }
 
 /// Lower-case key paths the environment may set (`listen`, `sandbox.chat_chunk_delay_ms`, …),

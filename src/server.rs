@@ -87,7 +87,7 @@ impl Core {
     pub async fn open(config: &Config) -> anyhow::Result<Core> {
         crate::storage::private_files(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-        let db = Db::connect(&config.effective_database_url())
+        let db = Db::connect(&crate::storage::database_url(config))
             .await
             .context("cannot open the database")?;
         crate::storage::tighten_database_files(&db);

@@ -16,8 +16,9 @@ use super::admin_api::AdminUser;
 use super::extract::{ApiPath, JsonBody};
 use super::schema::ChannelBody;
 use crate::admin::{ChannelArgs, checked_channel_in};
-use crate::channels::{Channel, ModelRoute, probe};
+use crate::channels::{Channel, ModelRoute};
 use crate::error::ApiError;
+use crate::providers::probe;
 use crate::server::AppState;
 
 fn channel_json(c: &Channel, now: i64) -> Value {

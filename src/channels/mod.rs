@@ -7,7 +7,6 @@
 //! (`synced`), so operators and tests can see a change arrive instead of waiting for the period.
 
 pub mod health;
-pub mod probe;
 pub mod store;
 
 use std::collections::HashMap;

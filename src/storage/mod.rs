@@ -120,6 +120,14 @@ pub struct Db {
     sqlite_path: Option<PathBuf>,
 }
 
+/// The database URL in effect: `database_url` when set, else SQLite in the data dir.
+pub fn database_url(config: &crate::config::Config) -> String {
+    match config.database_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => url.to_owned(),
+        None => sqlite_url_for(&config.data_dir),
+    }
+}
+
 /// The SQLite URL for a data directory.
 pub fn sqlite_url_for(data_dir: &Path) -> String {
     format!("sqlite://{}?mode=rwc", data_dir.join("llmage.db").display())
