@@ -7,7 +7,7 @@ use crate::accounts::keys::Keys;
 use crate::accounts::users::{Users, normalize_phone};
 use crate::billing::ledger::{Applied, EntryKind, Ledger};
 use crate::channels::{ModelRoute, NewChannel, Vendor};
-use crate::server::Core;
+use crate::state::Core;
 
 /// `admin user create`: make a user (or reuse the phone's) and print a new API key.
 pub async fn user_create(

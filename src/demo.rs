@@ -10,7 +10,7 @@ use anyhow::Context;
 use crate::accounts::keys::Keys;
 use crate::accounts::users::Users;
 use crate::config::Config;
-use crate::server::Core;
+use crate::state::Core;
 
 /// The demo user's phone number.
 pub const DEMO_PHONE: &str = "13800000000";

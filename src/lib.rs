@@ -27,6 +27,7 @@ pub mod providers;
 pub mod relay;
 pub mod secrets;
 pub mod server;
+pub mod state;
 pub mod storage;
 pub mod tasks;
 pub mod util;

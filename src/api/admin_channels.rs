@@ -16,10 +16,10 @@ use super::admin_api::AdminUser;
 use super::extract::{ApiPath, JsonBody};
 use super::schema::ChannelBody;
 use crate::admin::{ChannelArgs, checked_channel_in};
+use crate::api::state::AppState;
 use crate::channels::{Channel, ModelRoute};
 use crate::error::ApiError;
 use crate::providers::probe;
-use crate::server::AppState;
 
 fn channel_json(c: &Channel, now: i64) -> Value {
     let cooling = c.cooling(now);

@@ -28,6 +28,7 @@ mod quote;
 mod recharge;
 pub mod request_id;
 pub mod schema;
+pub mod state;
 mod tasks;
 mod videos;
 
@@ -45,8 +46,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
+use crate::api::state::AppState;
 use crate::error::ApiError;
-use crate::server::AppState;
 
 /// The user a request was authenticated as, filled in by the auth extractor for the access log.
 #[derive(Clone, Default)]
