@@ -16,7 +16,6 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod demo;
-pub mod error;
 pub mod http_server;
 pub mod logging;
 pub mod media;

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use super::auth::SessionUser;
 use super::extract::JsonBody;
+use crate::api::error::ApiError;
 use crate::api::state::AppState;
 use crate::billing::ledger::{Applied, EntryKind};
-use crate::error::ApiError;
 
 /// A session user with the `admin` role.
 pub struct AdminUser(pub SessionUser);

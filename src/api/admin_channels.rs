@@ -16,9 +16,9 @@ use super::admin_api::AdminUser;
 use super::extract::{ApiPath, JsonBody};
 use super::schema::ChannelBody;
 use crate::admin::{ChannelArgs, checked_channel_in};
+use crate::api::error::ApiError;
 use crate::api::state::AppState;
 use crate::channels::{Channel, ModelRoute};
-use crate::error::ApiError;
 use crate::providers::probe;
 
 fn channel_json(c: &Channel, now: i64) -> Value {

@@ -15,9 +15,9 @@ use super::extract::{ApiKey, JsonBody};
 use super::limits::peer_ip;
 use crate::accounts::sessions::{COOKIE, Session};
 use crate::accounts::users::{User, normalize_phone};
+use crate::api::error::ApiError;
 use crate::api::state::AppState;
 use crate::billing::ledger::{Applied, EntryKind};
-use crate::error::ApiError;
 
 /// The user of a live console session (CSRF-checked for state-changing methods).
 pub struct SessionUser {

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::extract::{ApiKey, JsonBody};
 use super::request_id::RequestId;
+use crate::api::error::ApiError;
 use crate::api::state::AppState;
-use crate::error::ApiError;
 use crate::relay::{RelayReply, request};
 
 #[utoipa::path(post, path = "/llmage/v1/chat/completions", tag = "gateway",

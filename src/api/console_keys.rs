@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use super::auth::SessionUser;
 use super::extract::JsonBody;
 use crate::accounts::keys::{KeySummary, KeyUpdate};
+use crate::api::error::ApiError;
 use crate::api::state::AppState;
-use crate::error::ApiError;
 use crate::util::clock::now_ms;
 
 fn string_list(body: &Value, field: &str) -> Result<Option<Vec<String>>, ApiError> {

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use super::auth::SessionUser;
+use crate::api::error::ApiError;
 use crate::api::state::AppState;
-use crate::error::ApiError;
 use crate::storage::StoreError;
 
 #[derive(Deserialize)]

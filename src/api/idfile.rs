@@ -17,8 +17,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use crate::api::error::ApiError;
 use crate::api::state::AppState;
-use crate::error::ApiError;
 use crate::storage::files::{StoredFile, extension_for_mime, is_valid_id};
 
 /// The query: `path` is the file id (the seed's name for it).

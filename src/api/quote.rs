@@ -11,10 +11,10 @@ use axum::http::header;
 use serde_json::{Map, Value, json};
 
 use super::extract::ApiKey;
+use crate::api::error::ApiError;
 use crate::api::state::AppState;
 use crate::catalog::validate::{Endpoint, FieldValue, Limits, validate};
 use crate::catalog::{ParamType, Price};
-use crate::error::ApiError;
 
 /// A URL standing in for a file field the quote was not sent (never fetched).
 const ANY_FILE: &str = "https://quote.invalid/file";

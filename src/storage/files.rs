@@ -27,7 +27,6 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use tokio::io::AsyncReadExt;
 
-use crate::error::ApiError;
 use crate::storage::staging::{StagedFile, Staging, StagingError};
 use crate::storage::{Db, StoreError};
 use crate::util::clock::now_ms;
@@ -119,27 +118,6 @@ pub enum FileError {
 impl From<sqlx::Error> for FileError {
     fn from(e: sqlx::Error) -> Self {
         FileError::Store(StoreError::Sql(e))
-    }
-}
-
-impl From<FileError> for ApiError {
-    fn from(e: FileError) -> Self {
-        match e {
-            FileError::NotFound => ApiError::NotFound("file".into()),
-            FileError::ObjectMissing(_) => {
-                tracing::error!(error = %e, "stored file lost");
-                ApiError::NotFound("file".into())
-            }
-            FileError::InvalidRange { .. } => ApiError::InvalidParameter("range".into()),
-            FileError::Store(e) => e.into(),
-            FileError::SizeMismatch { .. }
-            | FileError::Object(_)
-            | FileError::Io { .. }
-            | FileError::Staging(_) => {
-                tracing::error!(error = %e, "file storage failure");
-                ApiError::Unavailable
-            }
-        }
     }
 }
 
