@@ -186,7 +186,7 @@ async fn database_url(dir: &Path) -> String {
             let mut conn = sqlx::PgConnection::connect(&server)
                 .await
                 .expect("PostgreSQL");
-            let name = format!("llmage_bench_{}", llmage::billing::ledger::random_id());
+            let name = format!("llmage_bench_{}", llmage::util::ids::random_id());
             sqlx::query(&format!("CREATE DATABASE \"{name}\""))
                 .execute(&mut conn)
                 .await

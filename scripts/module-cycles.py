@@ -1,20 +1,27 @@
 #!/usr/bin/env python3
-"""Fail when two top-level modules of src/ depend on each other, directly or through others.
+"""Fail when top-level modules of src/ depend on each other in a cycle (directly or through others).
 
-A module's dependencies are the `crate::<module>` paths its files name (in `use` lines and in
-code), outside `#[cfg(test)]` blocks. Prints each cycle (a strongly connected component of the
-graph) with one file:line per edge, and the layers (modules in dependency order) when there is
-none. Usage: scripts/module-cycles.py [--layers]
+What it counts: a top-level module is the first segment under src/ (`src/foo.rs` or `src/foo/`;
+`lib.rs` and `main.rs` are the crate roots, not modules). Module A depends on module B when a
+file of A names a `crate::B` path anywhere in code: `use crate::b::...;`, grouped uses
+(`use crate::{b, c::d};`, nested groups and groups spread over several lines), and inline paths
+(`crate::b::f(...)`, `crate::b::T`). Not counted: comments and doc comments, string literals,
+items under `#[cfg(test)]` (test modules and test-only functions), and relative paths
+(`super::super::b`), which the code does not use across top-level modules.
+
+Prints each cycle (a strongly connected component of the graph, found with Tarjan's algorithm)
+with one example file:line per edge inside it, and exits 1. Without a cycle it prints the
+layers (layer 0 uses no other module; each module sits one layer above the highest module it
+uses) and exits 0. Python 3 standard library only. Usage: scripts/module-cycles.py
 """
 
 import os
 import re
 import sys
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
-PATH = re.compile(r"\bcrate::([a-z_][a-z0-9_]*)")
-# `use crate::{a, b::c}` groups.
-GROUP = re.compile(r"\bcrate::\{([^}]*)\}", re.S)
+ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+CRATE = re.compile(r"(?<![A-Za-z0-9_$])crate\s*::\s*")
 
 
 def top_modules():
@@ -33,42 +40,125 @@ def module_of(rel):
     return first[:-3] if first.endswith(".rs") else first
 
 
-def strip_tests(text):
-    """Blank out `#[cfg(test)]` items (a test module or function and its braces)."""
+def blank_comments_and_strings(text):
+    """Replace comments and the insides of string and char literals by spaces (newlines kept)."""
+    out = list(text)
+    n = len(text)
+    i = 0
+
+    def blank(a, b):
+        for k in range(a, min(b, n)):
+            if out[k] != "\n":
+                out[k] = " "
+
+    while i < n:
+        c = text[i]
+        if text.startswith("//", i):
+            j = text.find("\n", i)
+            j = n if j < 0 else j
+            blank(i, j)
+            i = j
+        elif text.startswith("/*", i):
+            depth, j = 1, i + 2
+            while j < n and depth:
+                if text.startswith("/*", j):
+                    depth, j = depth + 1, j + 2
+                elif text.startswith("*/", j):
+                    depth, j = depth - 1, j + 2
+                else:
+                    j += 1
+            blank(i, j)
+            i = j
+        elif c == "r" and re.match(r'r#*"', text[i:i + 260]) and (i == 0 or not (text[i - 1].isalnum() or text[i - 1] == "_")):
+            hashes = re.match(r'r(#*)"', text[i:]).group(1)
+            start = i + 2 + len(hashes)
+            end = text.find('"' + hashes, start)
+            end = n if end < 0 else end + 1 + len(hashes)
+            blank(start, end - 1 - len(hashes))
+            i = end
+        elif c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            blank(i + 1, j)
+            i = j + 1
+        elif c == "'":
+            # A char literal ('a', '\n', '\u{1F600}') or a lifetime ('a, 'static).
+            m = re.match(r"'(\\u\{[0-9A-Fa-f]+\}|\\.|[^\\'\n])'", text[i:i + 12])
+            if m:
+                blank(i + 1, i + len(m.group(0)) - 1)
+                i += len(m.group(0))
+            else:
+                i += 1
+        else:
+            i += 1
+    return "".join(out)
+
+
+def blank_test_items(text):
+    """Blank out `#[cfg(test)]` items (a test module or function and its braces, or up to `;`)."""
     out = []
     i = 0
+    marker = re.compile(r"#\[cfg\(test\)\]")
     while True:
-        at = text.find("#[cfg(test)]", i)
-        if at < 0:
+        m = marker.search(text, i)
+        if not m:
             out.append(text[i:])
             break
+        at = m.start()
         out.append(text[i:at])
         brace = text.find("{", at)
         semi = text.find(";", at)
         if brace < 0 or (0 <= semi < brace):
-            i = semi + 1 if semi >= 0 else len(text)
-            continue
-        depth = 0
-        j = brace
-        while j < len(text):
-            if text[j] == "{":
-                depth += 1
-            elif text[j] == "}":
-                depth -= 1
-                if depth == 0:
-                    break
-            j += 1
-        # Keep the line count so reported line numbers stay right.
-        out.append("\n" * text.count("\n", at, j + 1))
-        i = j + 1
+            end = semi + 1 if semi >= 0 else len(text)
+        else:
+            depth, j = 0, brace
+            while j < len(text):
+                if text[j] == "{":
+                    depth += 1
+                elif text[j] == "}":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                j += 1
+            end = j + 1
+        # Keep the newlines so that reported line numbers stay right.
+        out.append("\n" * text.count("\n", at, end))
+        i = end
     return "".join(out)
 
 
+def group_heads(text, open_at):
+    """First segments of the items in the use group whose `{` is at open_at."""
+    heads, depth, j, item_start = [], 0, open_at, open_at + 1
+    while j < len(text):
+        c = text[j]
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                heads.append(text[item_start:j])
+                break
+        elif c == "," and depth == 1:
+            heads.append(text[item_start:j])
+            item_start = j + 1
+        j += 1
+    names = []
+    for item in heads:
+        m = IDENT.match(item.strip())
+        if m:
+            names.append(m.group(0))
+    return names
+
+
 def edges():
+    """{(from, to): "src/file.rs:line"} with the first place each edge is seen."""
     mods = top_modules()
     found = {}
-    for dirpath, _, files in os.walk(ROOT):
-        for f in files:
+    for dirpath, dirs, files in os.walk(ROOT):
+        dirs.sort()
+        for f in sorted(files):
             if not f.endswith(".rs"):
                 continue
             path = os.path.join(dirpath, f)
@@ -77,22 +167,23 @@ def edges():
                 continue
             src = module_of(rel)
             with open(path, encoding="utf-8") as fh:
-                text = strip_tests(fh.read())
-            lines = text.split("\n")
-            for n, line in enumerate(lines, 1):
-                stripped = line.strip()
-                if stripped.startswith("//"):
-                    continue
-                names = PATH.findall(line)
-                for group in GROUP.findall(line):
-                    names += [g.strip().split("::")[0] for g in group.split(",") if g.strip()]
+                text = blank_test_items(blank_comments_and_strings(fh.read()))
+            for m in CRATE.finditer(text):
+                rest = m.end()
+                if text.startswith("{", rest):
+                    names = group_heads(text, rest)
+                else:
+                    ident = IDENT.match(text, rest)
+                    names = [ident.group(0)] if ident else []
+                line = text.count("\n", 0, m.start()) + 1
                 for dst in names:
                     if dst in mods and dst != src:
-                        found.setdefault((src, dst), f"src/{rel}:{n}")
+                        found.setdefault((src, dst), f"src/{rel}:{line}")
     return mods, found
 
 
 def sccs(nodes, adj):
+    """Tarjan's strongly connected components."""
     index, low, stack, on, out = {}, {}, [], set(), []
     counter = [0]
 
@@ -137,21 +228,18 @@ def main():
                 if a in c and b in c:
                     print(f"  {a} -> {b}  ({where})")
         sys.exit(1)
-    if "--layers" in sys.argv:
-        # Layer = 1 + the highest layer of what a module uses.
-        layer = {}
+    layer = {}
 
-        def depth(m):
-            if m not in layer:
-                layer[m] = 0
-                layer[m] = 1 + max((depth(d) for d in adj.get(m, ())), default=-1)
-            return layer[m]
+    def depth(m):
+        if m not in layer:
+            layer[m] = 1 + max((depth(d) for d in adj.get(m, ())), default=-1)
+        return layer[m]
 
-        for m in mods:
-            depth(m)
-        for level in range(max(layer.values(), default=0) + 1):
-            names = sorted(m for m in mods if layer[m] == level)
-            print(f"layer {level}: " + ", ".join(names))
+    for m in mods:
+        depth(m)
+    for level in range(max(layer.values(), default=0) + 1):
+        names = sorted(m for m in mods if layer[m] == level)
+        print(f"layer {level}: " + ", ".join(names))
     print(f"no cycles between the {len(mods)} top-level modules of src/")
 
 

@@ -7,7 +7,7 @@ use crate::accounts::keys::Keys;
 use crate::accounts::users::{Users, normalize_phone};
 use crate::billing::ledger::{Applied, EntryKind, Ledger};
 use crate::channels::{ModelRoute, NewChannel, Vendor};
-use crate::server::Core;
+use crate::state::Core;
 
 /// `admin user create`: make a user (or reuse the phone's) and print a new API key.
 pub async fn user_create(
@@ -22,7 +22,7 @@ pub async fn user_create(
     }
     let grant_key = format!(
         "admin:user-create:{phone}:{}",
-        crate::billing::ledger::random_id()
+        crate::util::ids::random_id()
     );
     let user = Users::new(core.db.clone())
         .ensure(&phone, credits, &grant_key)
@@ -57,7 +57,7 @@ pub async fn credits_add(
     // Scoped to the target user: the same key used for another user is another adjustment.
     let idem = match idem {
         Some(k) => format!("admin:adjust:{}:{k}", user.id),
-        None => format!("admin:adjust:{}", crate::billing::ledger::random_id()),
+        None => format!("admin:adjust:{}", crate::util::ids::random_id()),
     };
     let kind = if amount >= 0 {
         EntryKind::Grant
@@ -260,11 +260,11 @@ pub async fn channel_list(core: &Core) -> anyhow::Result<()> {
             models.join(",")
         );
         if let (Some(until), Some(reason)) = (c.cooling_until, &c.cooling_reason)
-            && until > crate::storage::now_ms()
+            && until > crate::util::clock::now_ms()
         {
             println!(
                 "     ↳ cooling off for {} s more: {reason}",
-                (until - crate::storage::now_ms()) / 1000 + 1
+                (until - crate::util::clock::now_ms()) / 1000 + 1
             );
         }
     }

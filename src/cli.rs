@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Overrides};
-use crate::server::Core;
+use crate::state::Core;
 
 #[derive(Parser)]
 #[command(

@@ -686,7 +686,7 @@ impl Config {
             return invalid("public_base_url", "must start with http:// or https://");
         }
         if let Some(key) = &self.demo_key
-            && !crate::accounts::keys::is_well_formed(key)
+            && !crate::util::ids::is_well_formed_key(key)
         {
             return invalid(
                 "demo_key",
@@ -725,8 +725,8 @@ impl Config {
         if self.billing.credits_per_yuan <= 0 {
             return invalid("billing.credits_per_yuan", "must be at least 1");
         }
-        let min = crate::payments::yuan_to_fen(&self.billing.recharge_min_yuan);
-        let max = crate::payments::yuan_to_fen(&self.billing.recharge_max_yuan);
+        let min = crate::util::yuan::yuan_to_fen(&self.billing.recharge_min_yuan);
+        let max = crate::util::yuan::yuan_to_fen(&self.billing.recharge_max_yuan);
         match (min, max) {
             (Some(min), Some(max)) if min >= 1 && min <= max => {}
             _ => {
@@ -752,14 +752,6 @@ impl Config {
             );
         }
         Ok(())
-    }
-
-    /// The database URL in effect (SQLite in the data dir unless PostgreSQL is configured).
-    pub fn effective_database_url(&self) -> String {
-        match self.database_url.as_deref().filter(|u| !u.is_empty()) {
-            Some(url) => url.to_owned(),
-            None => crate::storage::sqlite_url_for(&self.data_dir),
-        }
     }
 }
 

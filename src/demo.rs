@@ -7,10 +7,10 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::accounts::keys::{self, Keys};
+use crate::accounts::keys::Keys;
 use crate::accounts::users::Users;
 use crate::config::Config;
-use crate::server::Core;
+use crate::state::Core;
 
 /// The demo user's phone number.
 pub const DEMO_PHONE: &str = "13800000000";
@@ -53,7 +53,7 @@ pub async fn prepare(config: &Config, core: &Core) -> anyhow::Result<String> {
 
 fn read_key(path: &Path) -> Option<String> {
     let key = std::fs::read_to_string(path).ok()?.trim().to_owned();
-    keys::is_well_formed(&key).then_some(key)
+    crate::util::ids::is_well_formed_key(&key).then_some(key)
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

@@ -1,10 +1,10 @@
-//! Start-up and shutdown of `llmage serve`: build the shared [`AppState`], run background jobs,
-//! serve HTTP, and on SIGTERM/Ctrl-C let in-flight requests finish (streams get the grace period,
-//! then end with an SSE error event and are billed for what they produced).
+//! Start-up and shutdown of `llmage serve`: build the shared [`AppState`] on [`Core`], run
+//! background jobs, serve HTTP with the router ([`crate::api::router`]), and on SIGTERM/Ctrl-C
+//! let in-flight requests finish (streams get the grace period, then end with an SSE error event
+//! and are billed for what they produced).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accounts::keys::Keys;
+use crate::api::state::{AppState, Inner};
 use crate::billing::ledger::Ledger;
-use crate::catalog::Catalog;
-use crate::channels::{ChannelStore, Channels};
+use crate::channels::Channels;
 use crate::config::Config;
 use crate::providers::ark::ArkMedia;
 use crate::providers::dashscope::DashScopeMedia;
@@ -27,83 +27,11 @@ use crate::providers::sandbox::{SandboxChat, SandboxMedia};
 use crate::providers::vidu::ViduMedia;
 use crate::providers::zhipu::ZhipuMedia;
 use crate::relay::ChatRelay;
-use crate::secrets::SecretBox;
-use crate::storage::Db;
+use crate::state::Core;
 use crate::tasks::callback::Callbacks;
 use crate::tasks::engine::Engine;
 use crate::tasks::service::{Deadlines, TaskService};
 use crate::tasks::store::TaskStore;
-
-/// Everything a request handler needs, cheap to clone.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-/// The shared parts behind [`AppState`].
-pub struct Inner {
-    pub config: Config,
-    pub db: Db,
-    pub keys: Keys,
-    pub ledger: Ledger,
-    /// This process's lease on its chat holds.
-    pub lease: crate::billing::holds::ProcessLease,
-    pub channels: Arc<Channels>,
-    pub relay: ChatRelay,
-    pub files: crate::storage::files::FileStore,
-    pub tasks: TaskService,
-    /// Shared outbound HTTP client (vendors, downloads, callbacks).
-    pub http: reqwest::Client,
-    /// Background work that must finish before exit (task steps, callbacks, the periodic jobs,
-    /// which end at the stop signal).
-    pub background: TaskTracker,
-    pub limits: crate::api::limits::RateLimits,
-    pub links: crate::secrets::LinkSigner,
-    pub users: crate::accounts::users::Users,
-    pub codes: crate::accounts::codes::Codes,
-    pub sessions: crate::accounts::sessions::Sessions,
-    pub sms: crate::accounts::sms::SmsSender,
-    pub orders: crate::payments::orders::Orders,
-    /// The Alipay application when `[alipay]` is configured (recharge is off without it).
-    pub alipay: Option<Arc<crate::payments::alipay::Alipay>>,
-}
-
-impl Deref for AppState {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
-    }
-}
-
-/// The pieces shared by `serve` and the `admin` commands.
-pub struct Core {
-    pub db: Db,
-    /// Signs short-lived links to uploaded input files.
-    pub links: crate::secrets::LinkSigner,
-    pub catalog: Arc<Catalog>,
-    pub channel_store: ChannelStore,
-}
-
-impl Core {
-    /// Open the data dir, database (with migrations), secret box and catalog.
-    pub async fn open(config: &Config) -> anyhow::Result<Core> {
-        crate::storage::private_files(&config.data_dir)
-            .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-        let db = Db::connect(&config.effective_database_url())
-            .await
-            .context("cannot open the database")?;
-        crate::storage::tighten_database_files(&db);
-        let secrets = SecretBox::load(config.secret_key.as_deref(), &config.data_dir)?;
-        let catalog = match &config.catalog_file {
-            Some(path) => Catalog::from_file(path)?,
-            None => Catalog::builtin()?,
-        };
-        Ok(Core {
-            links: secrets.links(),
-            channel_store: ChannelStore::new(db.clone(), secrets),
-            db,
-            catalog: Arc::new(catalog),
-        })
-    }
-}
 
 /// Build the state the router serves.
 pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState> {
@@ -201,7 +129,7 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         tracker: TaskTracker::new(),
         abort: CancellationToken::new(),
     };
-    Ok(AppState(Arc::new(Inner {
+    Ok(AppState::new(Inner {
         keys: Keys::new(core.db.clone()),
         files,
         tasks,
@@ -224,7 +152,7 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         channels: Arc::new(channels),
         relay,
         config,
-    })))
+    }))
 }
 
 /// Vendors that fetch uploaded videos/audio only by URL need our public base URL for the signed
@@ -382,11 +310,7 @@ fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToke
         backends,
         http: state.http.clone(),
         wake: state.tasks.wake.clone(),
-        owner: format!(
-            "{}-{}",
-            std::process::id(),
-            crate::billing::ledger::random_id()
-        ),
+        owner: format!("{}-{}", std::process::id(), crate::util::ids::random_id()),
         inflight: AtomicUsize::new(0),
         lease: Duration::from_secs(state.config.task_lease_secs),
         public_base_url: state.config.public_base_url.clone(),

@@ -444,7 +444,7 @@ async fn revoked_and_expired_keys_are_refused() {
     );
     let db = server.db().await;
     sqlx::query("UPDATE api_keys SET expires_at = $1 WHERE key_hash = $2")
-        .bind(llmage::storage::now_ms() - 1)
+        .bind(llmage::util::clock::now_ms() - 1)
         .bind(llmage::accounts::keys::hash(&key2))
         .execute(db.writer())
         .await

@@ -258,7 +258,7 @@ async fn idfile_hostile_paths_are_404_json() {
     std::fs::write(server.data_dir.path().join("secret.key"), "SECRET-MARKER").unwrap();
 
     let long = "a".repeat(10 * 1024);
-    let unknown = llmage::billing::ledger::random_id();
+    let unknown = llmage::util::ids::random_id();
     let object_key = file.object_key.clone();
     let upper = file.id.to_uppercase();
     let hostile: Vec<&str> = vec![

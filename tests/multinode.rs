@@ -184,7 +184,7 @@ async fn two_processes_share_the_work_and_survive_one_being_killed() {
 
 #[tokio::test]
 async fn rate_limits_are_shared_through_redis() {
-    let prefix = format!("llmage-test-{}", llmage::billing::ledger::random_id());
+    let prefix = format!("llmage-test-{}", llmage::util::ids::random_id());
     let mut opts = Opts::demo();
     opts.env = vec![
         ("LLMAGE_REDIS__URL".into(), common::redis_url()),

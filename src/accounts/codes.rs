@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::config::AuthConfig;
-use crate::storage::{Db, StoreError, now_ms};
+use crate::storage::{Db, StoreError};
+use crate::util::clock::now_ms;
 
 /// Why a code was not issued or not accepted.
 #[derive(Debug, thiserror::Error)]

@@ -15,7 +15,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::storage::{Db, StoreError, json_column, now_ms};
+use crate::storage::{Db, StoreError, json_column};
+use crate::util::clock::now_ms;
 
 /// Who a valid key belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,16 +72,6 @@ pub fn generate() -> String {
         "sk-{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     )
-}
-
-/// Whether a string has the shape of one of our keys (`sk-` + URL-safe characters).
-pub fn is_well_formed(key: &str) -> bool {
-    key.strip_prefix("sk-").is_some_and(|rest| {
-        (16..=128).contains(&rest.len())
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    })
 }
 
 /// SHA-256 of a key, hex.
@@ -344,7 +335,7 @@ impl Keys {
     /// The owner of a presented key, or `None` for a missing, wrong, revoked, expired key or a
     /// disabled user.
     pub async fn authenticate(&self, key: &str) -> Result<Option<Arc<KeyOwner>>, StoreError> {
-        if !is_well_formed(key) {
+        if !crate::util::ids::is_well_formed_key(key) {
             return Ok(None);
         }
         let key_hash = hash(key);
@@ -393,11 +384,15 @@ mod tests {
         let a = generate();
         let b = generate();
         assert_ne!(a, b);
-        assert!(is_well_formed(&a), "{a}");
+        assert!(crate::util::ids::is_well_formed_key(&a), "{a}");
         assert_eq!(a.len(), 43);
-        assert!(!is_well_formed("sk-short"));
-        assert!(!is_well_formed("sk-abcdefghijklmnopqrstuvwxyz!!"));
-        assert!(!is_well_formed("Bearer sk-abcdefghijklmnopqrst"));
+        assert!(!crate::util::ids::is_well_formed_key("sk-short"));
+        assert!(!crate::util::ids::is_well_formed_key(
+            "sk-abcdefghijklmnopqrstuvwxyz!!"
+        ));
+        assert!(!crate::util::ids::is_well_formed_key(
+            "Bearer sk-abcdefghijklmnopqrst"
+        ));
         assert_eq!(hash("x").len(), 64);
         let m = mask(&a);
         assert!(m.starts_with("sk-") && m.contains('…') && !m.contains(&a[7..39]));

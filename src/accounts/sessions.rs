@@ -6,7 +6,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::storage::{Db, StoreError, now_ms};
+use crate::storage::{Db, StoreError};
+use crate::util::clock::now_ms;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "llmage_session";

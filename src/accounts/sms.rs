@@ -12,7 +12,8 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 
 use crate::config::AuthConfig;
-use crate::storage::{now_ms, utc_timestamp};
+use crate::util::clock::now_ms;
+use crate::util::clock::utc_timestamp;
 
 /// Why a code could not be sent.
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +148,7 @@ impl AliyunSms {
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
         params.push(("AccessKeyId".into(), self.access_key_id.clone()));
-        params.push(("SignatureNonce".into(), crate::billing::ledger::random_id()));
+        params.push(("SignatureNonce".into(), crate::util::ids::random_id()));
         params.push(("Timestamp".into(), utc_timestamp(now_ms())));
         params.push(("PhoneNumbers".into(), phone.to_owned()));
         params.push(("SignName".into(), self.sign_name.clone()));

@@ -11,8 +11,8 @@ use chrono::{Datelike, TimeZone};
 use sqlx::Row;
 
 use super::keys::KeyOwner;
-use crate::error::ApiError;
-use crate::storage::{Db, StoreError, now_ms};
+use crate::storage::{Db, StoreError};
+use crate::util::clock::now_ms;
 
 /// China standard time, the calendar the month is counted in.
 const CHINA_OFFSET_MS: i64 = 8 * 3600 * 1000;
@@ -61,15 +61,30 @@ pub async fn key_activity(
     Ok((spent, row.try_get("last")?))
 }
 
+/// Why a call was refused by its key's monthly spend limit (amounts as credits text).
+#[derive(Debug, thiserror::Error)]
+pub enum SpendError {
+    #[error(
+        "该 API Key 本月消费已达上限（已用 {spent} 积分，本次需 {hold} 积分，上限 {limit} 积分）/ this API key's monthly spend limit would be exceeded (spent {spent}, this call {hold}, limit {limit} credits)"
+    )]
+    OverLimit {
+        limit: String,
+        spent: String,
+        hold: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Refuse a call whose `hold` (units) would take the key past its monthly limit (whole
-/// credits) (429).
-pub async fn check_monthly_limit(db: &Db, owner: &KeyOwner, hold: i64) -> Result<(), ApiError> {
+/// credits) (the API answers 429).
+pub async fn check_monthly_limit(db: &Db, owner: &KeyOwner, hold: i64) -> Result<(), SpendError> {
     let Some(limit) = owner.monthly_limit else {
         return Ok(());
     };
     let spent = key_spent_since(db, owner.key_id, month_start_ms(now_ms())).await?;
     if spent.saturating_add(hold.max(0)) > crate::billing::units(limit) {
-        return Err(ApiError::KeySpendLimit {
+        return Err(SpendError::OverLimit {
             limit: crate::billing::credits_text(crate::billing::units(limit)),
             spent: crate::billing::credits_text(spent),
             hold: crate::billing::credits_text(hold),

@@ -3,7 +3,8 @@
 use sqlx::Row;
 
 use crate::billing::ledger::{Applied, EntryKind, Ledger, LedgerError};
-use crate::storage::{Db, StoreError, now_ms};
+use crate::storage::{Db, StoreError};
+use crate::util::clock::now_ms;
 
 /// A user row.
 #[derive(Debug, Clone)]
@@ -17,7 +18,7 @@ pub struct User {
 
 /// A fresh callback secret: `whsec_` and 128 random bits in hex.
 fn new_callback_secret() -> String {
-    format!("whsec_{}", crate::billing::ledger::random_id())
+    format!("whsec_{}", crate::util::ids::random_id())
 }
 
 /// Why a phone number was refused.

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use super::auth::SessionUser;
 use super::extract::JsonBody;
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::billing::ledger::{Applied, EntryKind};
-use crate::error::ApiError;
-use crate::server::AppState;
 
 /// A session user with the `admin` role.
 pub struct AdminUser(pub SessionUser);
@@ -101,7 +101,7 @@ pub async fn credits(
     // Scoped to the target user: the same key used for another user is another adjustment.
     let idem = match body.get("idempotency_key").and_then(Value::as_str) {
         Some(k) => format!("admin:api:{id}:{k}"),
-        None => format!("admin:api:{}", crate::billing::ledger::random_id()),
+        None => format!("admin:api:{}", crate::util::ids::random_id()),
     };
     let kind = if amount > 0 {
         EntryKind::Grant

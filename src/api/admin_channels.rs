@@ -16,9 +16,10 @@ use super::admin_api::AdminUser;
 use super::extract::{ApiPath, JsonBody};
 use super::schema::ChannelBody;
 use crate::admin::{ChannelArgs, checked_channel_in};
-use crate::channels::{Channel, ModelRoute, probe};
-use crate::error::ApiError;
-use crate::server::AppState;
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
+use crate::channels::{Channel, ModelRoute};
+use crate::providers::probe;
 
 fn channel_json(c: &Channel, now: i64) -> Value {
     let cooling = c.cooling(now);
@@ -134,7 +135,7 @@ fn store_error(e: crate::channels::store::ChannelError) -> ApiError {
     security(("session" = [])))]
 /// `GET /api/admin/channels`: every channel with its health (the key masked).
 pub async fn list(State(state): State<AppState>, _admin: AdminUser) -> Json<Value> {
-    let now = crate::storage::now_ms();
+    let now = crate::util::clock::now_ms();
     let table = state.channels.table();
     let mut list: Vec<_> = table.all_channels().collect();
     list.sort_by_key(|c| c.id);
@@ -196,7 +197,7 @@ pub async fn create(
     let c = stored(&state, id).await?;
     Ok((
         StatusCode::CREATED,
-        Json(channel_json(&c, crate::storage::now_ms())),
+        Json(channel_json(&c, crate::util::clock::now_ms())),
     ))
 }
 
@@ -257,7 +258,7 @@ pub async fn update(
     reload(&state).await?;
     tracing::info!(channel = id, admin = admin.user.id, "channel changed");
     let c = stored(&state, id).await?;
-    Ok(Json(channel_json(&c, crate::storage::now_ms())))
+    Ok(Json(channel_json(&c, crate::util::clock::now_ms())))
 }
 
 #[utoipa::path(delete, path = "/api/admin/channels/{id}", tag = "admin",

@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use super::auth::SessionUser;
 use super::extract::JsonBody;
-use crate::error::ApiError;
-use crate::server::AppState;
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
 
 #[utoipa::path(put, path = "/api/me/low-balance", tag = "account",
     summary = "余额提醒 / set the low-balance notice threshold",

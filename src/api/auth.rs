@@ -15,9 +15,9 @@ use super::extract::{ApiKey, JsonBody};
 use super::limits::peer_ip;
 use crate::accounts::sessions::{COOKIE, Session};
 use crate::accounts::users::{User, normalize_phone};
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::billing::ledger::{Applied, EntryKind};
-use crate::error::ApiError;
-use crate::server::AppState;
 
 /// The user of a live console session (CSRF-checked for state-changing methods).
 pub struct SessionUser {
@@ -122,7 +122,7 @@ pub async fn sms_code(
     let (device, new_device) = match device_token(&headers) {
         Some(token) => (token, None),
         None => {
-            let token = crate::billing::ledger::random_id();
+            let token = crate::util::ids::random_id();
             (token.clone(), Some(token))
         }
     };

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::auth::SessionUser;
-use crate::error::ApiError;
-use crate::server::AppState;
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
 
 /// 两个路由的返回 / The answer of both routes.
 #[derive(Serialize, ToSchema)]

@@ -16,8 +16,8 @@ use sqlx::Row;
 
 use super::auth::SessionUser;
 use super::extract::{ApiKey, ApiQuery};
-use crate::error::ApiError;
-use crate::server::AppState;
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::storage::{Db, StoreError};
 
 /// Query parameters of both endpoints.

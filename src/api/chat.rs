@@ -8,9 +8,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::extract::{ApiKey, JsonBody};
 use super::request_id::RequestId;
-use crate::error::ApiError;
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::relay::{RelayReply, request};
-use crate::server::AppState;
 
 #[utoipa::path(post, path = "/llmage/v1/chat/completions", tag = "gateway",
     summary = "文本生成 / chat completion",

@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use super::auth::SessionUser;
 use super::extract::JsonBody;
 use crate::accounts::keys::{KeySummary, KeyUpdate};
-use crate::error::ApiError;
-use crate::server::AppState;
-use crate::storage::now_ms;
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
+use crate::util::clock::now_ms;
 
 fn string_list(body: &Value, field: &str) -> Result<Option<Vec<String>>, ApiError> {
     match body.get(field) {

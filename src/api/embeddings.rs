@@ -13,12 +13,12 @@ use serde_json::Value;
 
 use super::extract::{ApiKey, JsonBody};
 use crate::accounts::keys::KeyOwner;
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::billing::engine::{Close, Hold};
 use crate::billing::tokens;
 use crate::catalog::Model;
 use crate::channels::{Route, Vendor};
-use crate::error::ApiError;
-use crate::server::AppState;
 
 /// Reservation purpose of an embeddings call.
 pub const EMBEDDING_PURPOSE: &str = "embedding";

@@ -11,7 +11,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 
 /// The code of an error and its variable part (a field name, a model id), attached to its
 /// response by `ApiError::into_response`.
@@ -79,7 +79,7 @@ pub async fn add_code(request: Request, next: Next) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use crate::error::ApiError;
+    use crate::api::error::ApiError;
 
     /// One of every variant; the match below stops compiling when a variant is added, so it
     /// cannot be forgotten here.

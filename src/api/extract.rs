@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::UserSlot;
 use crate::accounts::keys::KeyOwner;
-use crate::error::ApiError;
-use crate::server::AppState;
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
 
 /// The owner of a valid API key.
 pub struct ApiKey(pub Arc<KeyOwner>);

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use sqlx::Row;
 
 use super::auth::SessionUser;
-use crate::error::ApiError;
-use crate::server::AppState;
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::storage::StoreError;
 
 #[derive(Deserialize)]
@@ -330,7 +330,7 @@ pub async fn usage(
 
 /// `YYYY-MM-DD` of a day number since the epoch (UTC).
 fn chrono_day(days: i64) -> String {
-    let (y, m, d) = crate::storage::civil_date(days);
+    let (y, m, d) = crate::util::clock::civil_date(days);
     format!("{y:04}-{m:02}-{d:02}")
 }
 
@@ -377,7 +377,7 @@ mod tests {
         assert_eq!(super::chrono_day(20_782), "2026-11-25");
         assert_eq!(super::chrono_day(11_016), "2000-02-29");
         assert_eq!(
-            crate::storage::utc_timestamp(1_795_584_863_000),
+            crate::util::clock::utc_timestamp(1_795_584_863_000),
             "2026-11-25T05:34:23Z"
         );
     }

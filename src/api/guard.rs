@@ -15,7 +15,7 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::error::ApiError;
+use crate::api::error::ApiError;
 use crate::net::TrustedProxies;
 
 /// The client's address as decided by [`client_ip`].

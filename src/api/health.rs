@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::server::AppState;
+use crate::api::state::AppState;
 
 #[utoipa::path(get, path = "/healthz", tag = "ops",
     summary = "健康检查：数据库可用、渠道快照的代数与同步状态 / Health: the database answers; the channel snapshot's generation and sync state",

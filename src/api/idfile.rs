@@ -17,8 +17,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::error::ApiError;
-use crate::server::AppState;
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::storage::files::{StoredFile, extension_for_mime, is_valid_id};
 
 /// The query: `path` is the file id (the seed's name for it).
@@ -82,7 +82,7 @@ pub async fn serve(
             (Some(exp), Some(sig)) => {
                 state
                     .links
-                    .verify(id, exp, sig, crate::storage::now_ms() / 1000)
+                    .verify(id, exp, sig, crate::util::clock::now_ms() / 1000)
             }
             _ => false,
         };

@@ -12,9 +12,9 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::extract::{ApiKey, JsonBody};
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::catalog::validate::{Endpoint, FieldValue, Limits, Submission, validate};
-use crate::error::ApiError;
-use crate::server::AppState;
 use crate::tasks::{Task, TaskStatus, file_url};
 
 /// How often the handler looks at its tasks while it waits.

@@ -16,9 +16,9 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::config::LimitsConfig;
-use crate::error::ApiError;
-use crate::server::AppState;
 
 /// The limiters of one process.
 #[derive(Clone)]

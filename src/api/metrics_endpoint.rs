@@ -6,7 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::limits::peer_ip;
-use crate::server::AppState;
+use crate::api::state::AppState;
 
 #[utoipa::path(get, path = "/metrics", tag = "ops",
     summary = "Prometheus 指标(本机或指标令牌) / Prometheus metrics (loopback clients or the metrics token)",

@@ -11,6 +11,7 @@ mod chat;
 mod console;
 mod console_keys;
 pub mod embeddings;
+pub mod error;
 pub mod error_codes;
 mod extract;
 mod finance;
@@ -28,6 +29,7 @@ mod quote;
 mod recharge;
 pub mod request_id;
 pub mod schema;
+pub mod state;
 mod tasks;
 mod videos;
 
@@ -45,8 +47,8 @@ use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
-use crate::error::ApiError;
-use crate::server::AppState;
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
 
 /// The user a request was authenticated as, filled in by the auth extractor for the access log.
 #[derive(Clone, Default)]
@@ -219,15 +221,17 @@ async fn method_not_allowed() -> Response {
         body,
     )
         .into_response();
-    response.extensions_mut().insert(crate::error::ErrorBodies {
-        openai: serde_json::json!({"error": {
-            "message": "Method not allowed",
-            "type": "invalid_request_error",
-            "param": null,
-            "code": "method_not_allowed",
-        }})
-        .to_string(),
-    });
+    response
+        .extensions_mut()
+        .insert(crate::api::error::ErrorBodies {
+            openai: serde_json::json!({"error": {
+                "message": "Method not allowed",
+                "type": "invalid_request_error",
+                "param": null,
+                "code": "method_not_allowed",
+            }})
+            .to_string(),
+        });
     response
 }
 

@@ -9,9 +9,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::extract::{ApiKey, ApiPath};
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::catalog::{CATEGORIES, Model};
-use crate::error::ApiError;
-use crate::server::AppState;
 
 #[derive(Deserialize)]
 pub struct ModelsQuery {

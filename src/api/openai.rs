@@ -9,8 +9,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use serde_json::Value;
 
+use crate::api::error::{ApiError, ErrorBodies, ErrorStyle};
 use crate::catalog::{Category, Param, ParamType};
-use crate::error::{ApiError, ErrorBodies, ErrorStyle};
 
 /// The OpenAI-shaped routes, relative to a base: served under `/llmage/v1` (documented there by
 /// their handlers) and mirrored under `/v1`.

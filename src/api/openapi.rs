@@ -223,7 +223,7 @@ fn openai_error_bodies(doc: &mut Value) {
         return;
     };
     for (path, item) in paths.iter_mut() {
-        if super::openai::error_style(path) == crate::error::ErrorStyle::OpenAi
+        if super::openai::error_style(path) == crate::api::error::ErrorStyle::OpenAi
             && let Value::Object(ops) = item
         {
             for op in ops.values_mut() {

@@ -11,10 +11,10 @@ use axum::http::header;
 use serde_json::{Map, Value, json};
 
 use super::extract::ApiKey;
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::catalog::validate::{Endpoint, FieldValue, Limits, validate};
 use crate::catalog::{ParamType, Price};
-use crate::error::ApiError;
-use crate::server::AppState;
 
 /// A URL standing in for a file field the quote was not sent (never fetched).
 const ANY_FILE: &str = "https://quote.invalid/file";
@@ -75,7 +75,7 @@ pub async fn quote(
     // Fen of an amount in units, rounded up (never negative here).
     let per_fen = per_yuan.saturating_mul(crate::billing::UNITS_PER_CREDIT) / 100;
     let yuan = |units: i64| {
-        crate::payments::fen_to_yuan(units.saturating_add(per_fen.max(1) - 1) / per_fen.max(1))
+        crate::util::yuan::fen_to_yuan(units.saturating_add(per_fen.max(1) - 1) / per_fen.max(1))
     };
     let credits = crate::billing::credits_json;
 

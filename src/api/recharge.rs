@@ -23,13 +23,15 @@ use super::auth::SessionUser;
 use super::extract::JsonBody;
 use super::finance::{FinanceQuery, csv_response};
 use super::tasks::base_url;
-use crate::billing::ledger::random_id;
-use crate::error::ApiError;
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::payments::alipay::{Notification, TradeRequest};
 use crate::payments::orders::{Order, PENDING};
-use crate::payments::{fen_to_yuan, reconcile, yuan_to_fen};
-use crate::server::AppState;
-use crate::storage::now_ms;
+use crate::payments::reconcile;
+use crate::util::clock::now_ms;
+use crate::util::ids::random_id;
+use crate::util::yuan::fen_to_yuan;
+use crate::util::yuan::yuan_to_fen;
 
 /// An open order is asked about at Alipay at most this often when someone looks at it.
 const LOOK_INTERVAL_MS: i64 = 3_000;
@@ -440,14 +442,14 @@ fn orders_response(
             .map(|o| {
                 let mut row = vec![
                     o.id.clone(),
-                    crate::storage::utc_timestamp(o.created_at),
+                    crate::util::clock::utc_timestamp(o.created_at),
                     o.provider.clone(),
                     o.amount_yuan(),
                     o.credits.to_string(),
                     o.status.clone(),
                     o.trade_no.clone().unwrap_or_default(),
                     o.paid_at
-                        .map(crate::storage::utc_timestamp)
+                        .map(crate::util::clock::utc_timestamp)
                         .unwrap_or_default(),
                 ];
                 if with_user {

@@ -16,11 +16,11 @@ use serde_json::{Value, json};
 
 use super::extract::{ApiKey, JsonBody};
 use crate::accounts::keys::KeyOwner;
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::catalog::validate::{
     Endpoint, FieldValue, Limits, Submission, Upload, validate, validate_fields,
 };
-use crate::error::ApiError;
-use crate::server::AppState;
 use crate::storage::staging::{Staging, StagingError};
 
 /// Most parts a form may have.

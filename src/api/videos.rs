@@ -14,10 +14,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::extract::{ApiKey, ApiPath, ApiQuery};
+use crate::api::error::ApiError;
+use crate::api::state::AppState;
 use crate::catalog::validate::{Endpoint, FieldValue, Limits, Submission, Upload, validate};
 use crate::catalog::{FileKind, ParamType};
-use crate::error::ApiError;
-use crate::server::AppState;
 use crate::tasks::{Task, TaskStatus};
 
 /// The video categories.

@@ -10,8 +10,10 @@ use std::time::Duration;
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
-use super::ledger::{Ledger, LedgerError, random_id};
-use crate::storage::{Db, StoreError, now_ms};
+use super::ledger::{Ledger, LedgerError};
+use crate::storage::{Db, StoreError};
+use crate::util::clock::now_ms;
+use crate::util::ids::random_id;
 
 /// This process's lease on its holds.
 #[derive(Debug, Clone)]

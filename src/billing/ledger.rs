@@ -8,7 +8,8 @@ use sqlx::{Any, Row, Transaction};
 
 use super::engine::{self, Change, Close, EndLease, Hold, Op, Outcome, sqlx_store::SqlxStore};
 pub use super::engine::{Applied, EntryKind, LedgerError, MAX_CHANGE, Reservation, Settlement};
-use crate::storage::{Db, StoreError, now_ms};
+use crate::storage::{Db, StoreError};
+use crate::util::clock::now_ms;
 
 /// Ledger operations over the database.
 #[derive(Clone, Debug)]
@@ -193,16 +194,10 @@ pub fn record_reserve() {
 }
 
 /// An id that sorts by creation time: 48 bits of unix milliseconds, then 80 random bits (32 hex
-/// digits, like [`random_id`]). Rows keyed by it are appended to the end of their indexes instead
-/// of landing on a random page each, so a commit writes fewer pages.
+/// digits, like [`crate::util::ids::random_id`]). Rows keyed by it are appended to the end of
+/// their indexes instead of landing on a random page each, so a commit writes fewer pages.
 pub fn time_ordered_id() -> String {
     let random: [u8; 10] = rand::rng().random();
     let millis = u64::try_from(now_ms()).unwrap_or(0) & 0xffff_ffff_ffff;
     format!("{millis:012x}{}", hex::encode(random))
-}
-
-/// A random, unguessable id (128 bits, hex).
-pub fn random_id() -> String {
-    let bytes: [u8; 16] = rand::rng().random();
-    hex::encode(bytes)
 }

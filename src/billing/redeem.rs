@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use super::ledger::{Applied, EntryKind, Ledger, LedgerError};
-use crate::storage::{Db, StoreError, now_ms};
+use crate::storage::{Db, StoreError};
+use crate::util::clock::now_ms;
 
 /// Why a code was not redeemed.
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +84,7 @@ impl Redeem {
         count: usize,
         note: &str,
     ) -> Result<(String, Vec<String>), StoreError> {
-        let batch = crate::billing::ledger::random_id();
+        let batch = crate::util::ids::random_id();
         let mut codes = Vec::with_capacity(count);
         for _ in 0..count {
             let code = generate();

@@ -14,9 +14,20 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::{Catalog, FileKind, Model, Param, ParamType};
-use crate::error::ApiError;
 use crate::media::{self, MediaKind};
 use crate::storage::staging::StagedFile;
+
+/// Why a submission was refused; the message names the field and what is allowed. The API
+/// answers 400 (404 for an unknown model).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("Missing required parameter: {0}")]
+    MissingParameter(String),
+    #[error("Invalid parameter: {0}")]
+    InvalidParameter(String),
+    #[error("Model not found: {0}")]
+    ModelNotFound(String),
+}
 
 /// Which submission endpoint was called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +115,7 @@ pub fn validate(
     endpoint: Endpoint,
     submission: Submission,
     limits: Limits,
-) -> Result<Validated, ApiError> {
+) -> Result<Validated, ValidationError> {
     check(catalog, endpoint, submission, limits, false)
 }
 
@@ -116,7 +127,7 @@ pub fn validate_fields(
     endpoint: Endpoint,
     fields: Vec<(String, FieldValue)>,
     limits: Limits,
-) -> Result<Validated, ApiError> {
+) -> Result<Validated, ValidationError> {
     let submission = Submission {
         fields,
         files: Vec::new(),
@@ -130,7 +141,7 @@ fn check(
     submission: Submission,
     limits: Limits,
     files_later: bool,
-) -> Result<Validated, ApiError> {
+) -> Result<Validated, ValidationError> {
     let mut fields: BTreeMap<String, Vec<FieldValue>> = BTreeMap::new();
     for (name, value) in submission.fields {
         fields.entry(name).or_default().push(value);
@@ -141,9 +152,9 @@ fn check(
     }
 
     let model_id = single_text(&mut fields, "model")?
-        .ok_or_else(|| ApiError::MissingParameter("model".into()))?;
+        .ok_or_else(|| ValidationError::MissingParameter("model".into()))?;
     let category = single_text(&mut fields, "catelogid")?
-        .ok_or_else(|| ApiError::MissingParameter("catelogid".into()))?;
+        .ok_or_else(|| ValidationError::MissingParameter("catelogid".into()))?;
     if !endpoint.categories().contains(&category.as_str()) {
         let hint = match category.as_str() {
             "t2i" => "; t2i goes to POST /llmage/v1/image/generations",
@@ -151,7 +162,7 @@ fn check(
             "t2t" => "; t2t goes to POST /llmage/v1/chat/completions",
             _ => "",
         };
-        return Err(ApiError::InvalidParameter(format!(
+        return Err(ValidationError::InvalidParameter(format!(
             "catelogid must be one of {} for this endpoint (got \"{category}\"){hint}",
             endpoint.categories().join(", ")
         )));
@@ -159,9 +170,9 @@ fn check(
     let model = catalog
         .get(&model_id)
         .cloned()
-        .ok_or_else(|| ApiError::ModelNotFound(model_id.clone()))?;
+        .ok_or_else(|| ValidationError::ModelNotFound(model_id.clone()))?;
     let table = model.category(&category).ok_or_else(|| {
-        ApiError::InvalidParameter(format!(
+        ValidationError::InvalidParameter(format!(
             "model {model_id} does not serve catelogid {category} (it serves: {})",
             model.category_list()
         ))
@@ -170,7 +181,7 @@ fn check(
     if let Some(url) = &callback_url
         && (!(url.starts_with("http://") || url.starts_with("https://")) || url.len() > 2048)
     {
-        return Err(ApiError::InvalidParameter(
+        return Err(ValidationError::InvalidParameter(
             "callback_url must be an http:// or https:// URL (at most 2048 characters)".into(),
         ));
     }
@@ -184,7 +195,7 @@ fn check(
     };
     for name in fields.keys().chain(uploads.keys()) {
         if !known(name) {
-            return Err(ApiError::InvalidParameter(format!(
+            return Err(ValidationError::InvalidParameter(format!(
                 "unknown parameter {name} (allowed: {})",
                 allowed_names()
             )));
@@ -203,14 +214,14 @@ fn check(
             }
             _ => {
                 if !files.is_empty() {
-                    return Err(ApiError::InvalidParameter(format!(
+                    return Err(ValidationError::InvalidParameter(format!(
                         "{} is a {} parameter, not a file",
                         param.name,
                         type_name(param.kind)
                     )));
                 }
                 if values.len() > 1 {
-                    return Err(ApiError::InvalidParameter(format!(
+                    return Err(ValidationError::InvalidParameter(format!(
                         "{} was given more than once",
                         param.name
                     )));
@@ -226,7 +237,7 @@ fn check(
                         params.insert(param.name.clone(), value);
                     }
                     None if param.required && !files_later => {
-                        return Err(ApiError::MissingParameter(param.name.clone()));
+                        return Err(ValidationError::MissingParameter(param.name.clone()));
                     }
                     None => {
                         if let Some(default) = &param.default {
@@ -260,12 +271,12 @@ fn type_name(kind: ParamType) -> &'static str {
 fn single_text(
     fields: &mut BTreeMap<String, Vec<FieldValue>>,
     name: &str,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<String>, ValidationError> {
     let Some(values) = fields.remove(name) else {
         return Ok(None);
     };
     if values.len() > 1 {
-        return Err(ApiError::InvalidParameter(format!(
+        return Err(ValidationError::InvalidParameter(format!(
             "{name} was given more than once"
         )));
     }
@@ -275,14 +286,14 @@ fn single_text(
             let s = s.trim().to_owned();
             Ok((!s.is_empty()).then_some(s))
         }
-        Some(FieldValue::Json(_)) => Err(ApiError::InvalidParameter(format!(
+        Some(FieldValue::Json(_)) => Err(ValidationError::InvalidParameter(format!(
             "{name} must be a string"
         ))),
     }
 }
 
 /// One scalar value, checked and normalised; `None` for an empty value (treated as absent).
-fn check_scalar(param: &Param, value: FieldValue) -> Result<Option<Value>, ApiError> {
+fn check_scalar(param: &Param, value: FieldValue) -> Result<Option<Value>, ValidationError> {
     let name = &param.name;
     let value = match (param.kind, value) {
         (_, FieldValue::Json(Value::Null)) => return Ok(None),
@@ -291,7 +302,7 @@ fn check_scalar(param: &Param, value: FieldValue) -> Result<Option<Value>, ApiEr
                 return Ok(None);
             }
             if s.chars().count() > MAX_TEXT_CHARS {
-                return Err(ApiError::InvalidParameter(format!(
+                return Err(ValidationError::InvalidParameter(format!(
                     "{name} is too long (at most {MAX_TEXT_CHARS} characters)"
                 )));
             }
@@ -300,7 +311,7 @@ fn check_scalar(param: &Param, value: FieldValue) -> Result<Option<Value>, ApiEr
         (ParamType::Integer, FieldValue::Json(Value::Number(n))) => match n.as_i64() {
             Some(i) => Value::from(i),
             None => {
-                return Err(ApiError::InvalidParameter(format!(
+                return Err(ValidationError::InvalidParameter(format!(
                     "{name} must be an integer (got {n})"
                 )));
             }
@@ -312,7 +323,7 @@ fn check_scalar(param: &Param, value: FieldValue) -> Result<Option<Value>, ApiEr
             match s.trim().parse::<i64>() {
                 Ok(i) => Value::from(i),
                 Err(_) => {
-                    return Err(ApiError::InvalidParameter(format!(
+                    return Err(ValidationError::InvalidParameter(format!(
                         "{name} must be an integer (got \"{s}\")"
                     )));
                 }
@@ -325,14 +336,14 @@ fn check_scalar(param: &Param, value: FieldValue) -> Result<Option<Value>, ApiEr
                 "false" | "0" => Value::Bool(false),
                 "" => return Ok(None),
                 _ => {
-                    return Err(ApiError::InvalidParameter(format!(
+                    return Err(ValidationError::InvalidParameter(format!(
                         "{name} must be true or false (got \"{s}\")"
                     )));
                 }
             }
         }
         (kind, FieldValue::Json(other)) => {
-            return Err(ApiError::InvalidParameter(format!(
+            return Err(ValidationError::InvalidParameter(format!(
                 "{name} must be a {} (got {other})",
                 type_name(kind)
             )));
@@ -347,7 +358,7 @@ fn check_scalar(param: &Param, value: FieldValue) -> Result<Option<Value>, ApiEr
         match allowed.iter().find(|a| same(a, &value)) {
             Some(canonical) => return Ok(Some(canonical.clone())),
             None => {
-                return Err(ApiError::InvalidParameter(format!(
+                return Err(ValidationError::InvalidParameter(format!(
                     "{name} must be one of {} (got {})",
                     allowed.iter().map(display).collect::<Vec<_>>().join(", "),
                     display(&value)
@@ -365,7 +376,7 @@ fn check_scalar(param: &Param, value: FieldValue) -> Result<Option<Value>, ApiEr
                 (None, Some(max)) => format!("at most {max}"),
                 (None, None) => String::new(),
             };
-            return Err(ApiError::InvalidParameter(format!(
+            return Err(ValidationError::InvalidParameter(format!(
                 "{name} must be {range} (got {i})"
             )));
         }
@@ -401,7 +412,7 @@ fn check_files(
     values: Vec<FieldValue>,
     uploads: Vec<Upload>,
     limits: Limits,
-) -> Result<Vec<InputFile>, ApiError> {
+) -> Result<Vec<InputFile>, ValidationError> {
     let name = &param.name;
     let accept = param.accept.unwrap_or(FileKind::Image);
     let max = match param.kind {
@@ -430,7 +441,7 @@ fn check_files(
         };
         for item in items {
             let Value::String(text) = item else {
-                return Err(ApiError::InvalidParameter(format!(
+                return Err(ValidationError::InvalidParameter(format!(
                     "{name} must be a file, an http(s) URL or a data: URI"
                 )));
             };
@@ -440,14 +451,14 @@ fn check_files(
             }
             if let Some(rest) = text.strip_prefix("data:") {
                 let (_, data) = rest.split_once(";base64,").ok_or_else(|| {
-                    ApiError::InvalidParameter(format!(
+                    ValidationError::InvalidParameter(format!(
                         "{name}: a data: URI must be base64 (data:<type>;base64,…)"
                     ))
                 })?;
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(data.trim())
                     .map_err(|_| {
-                        ApiError::InvalidParameter(format!(
+                        ValidationError::InvalidParameter(format!(
                             "{name}: the data: URI is not valid base64"
                         ))
                     })?;
@@ -458,11 +469,13 @@ fn check_files(
                 });
             } else if text.starts_with("https://") || text.starts_with("http://") {
                 if text.len() > 4096 {
-                    return Err(ApiError::InvalidParameter(format!("{name}: URL too long")));
+                    return Err(ValidationError::InvalidParameter(format!(
+                        "{name}: URL too long"
+                    )));
                 }
                 sources.push(InputSource::Url(text.to_owned()));
             } else {
-                return Err(ApiError::InvalidParameter(format!(
+                return Err(ValidationError::InvalidParameter(format!(
                     "{name} must be a file upload, an http(s) URL or a data: URI"
                 )));
             }
@@ -470,7 +483,7 @@ fn check_files(
     }
     if sources.is_empty() {
         return if param.required {
-            Err(ApiError::MissingParameter(name.clone()))
+            Err(ValidationError::MissingParameter(name.clone()))
         } else {
             Ok(Vec::new())
         };
@@ -487,8 +500,8 @@ fn check_files(
         .collect())
 }
 
-fn too_many(name: &str, max: usize, got: usize) -> ApiError {
-    ApiError::InvalidParameter(if max == 1 {
+fn too_many(name: &str, max: usize, got: usize) -> ValidationError {
+    ValidationError::InvalidParameter(if max == 1 {
         format!("{name} takes one file (got {got})")
     } else {
         format!("{name} takes at most {max} files (got {got})")
@@ -503,9 +516,9 @@ fn sniffed(
     head: &[u8],
     size: usize,
     limits: Limits,
-) -> Result<&'static str, ApiError> {
+) -> Result<&'static str, ValidationError> {
     if size > limits.max_file_bytes {
-        return Err(ApiError::InvalidParameter(format!(
+        return Err(ValidationError::InvalidParameter(format!(
             "{name} is too large ({size} bytes; at most {} bytes per file)",
             limits.max_file_bytes
         )));
@@ -517,12 +530,12 @@ fn sniffed(
     };
     match media::sniff(head) {
         Some(s) if s.kind == wanted => Ok(s.mime),
-        Some(s) => Err(ApiError::InvalidParameter(format!(
+        Some(s) => Err(ValidationError::InvalidParameter(format!(
             "{name} must be {} (got {})",
             kind_words(accept),
             s.mime
         ))),
-        None => Err(ApiError::InvalidParameter(format!(
+        None => Err(ValidationError::InvalidParameter(format!(
             "{name} must be {} (the file is not a recognised type)",
             kind_words(accept)
         ))),

@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Channel;
 use super::store::ChannelStore;
-use crate::storage::now_ms;
+use crate::util::clock::now_ms;
 
 /// Consecutive-failure counters and the cooling rule.
 #[derive(Debug)]

@@ -7,7 +7,6 @@
 //! (`synced`), so operators and tests can see a change arrive instead of waiting for the period.
 
 pub mod health;
-pub mod probe;
 pub mod store;
 
 use std::collections::HashMap;
@@ -221,7 +220,7 @@ impl ChannelTable {
     /// The routes of a model in fixed order (priority, then id; cooling channels last): the
     /// order a task fails over in.
     pub fn ordered_routes(&self, model: &str) -> Vec<Route> {
-        let now = crate::storage::now_ms();
+        let now = crate::util::clock::now_ms();
         let routes = self.by_model.get(model).map_or(&[][..], Vec::as_slice);
         let (cooling, ready): (Vec<&Route>, Vec<&Route>) =
             routes.iter().partition(|r| r.channel.cooling(now));
@@ -241,7 +240,7 @@ impl ChannelTable {
         };
         let mut out = Vec::with_capacity(routes.len());
         let mut cooling = Vec::new();
-        let now = crate::storage::now_ms();
+        let now = crate::util::clock::now_ms();
         let mut rng = rand::rng();
         for group in routes.chunk_by(|a, b| a.channel.priority == b.channel.priority) {
             let mut pool: Vec<&Route> = group.iter().collect();

@@ -5,7 +5,8 @@ use sqlx::Row;
 
 use super::{Channel, ModelRoute, Vendor};
 use crate::secrets::{SecretBox, SecretError};
-use crate::storage::{Db, StoreError, now_ms};
+use crate::storage::{Db, StoreError};
+use crate::util::clock::now_ms;
 
 /// Why a channel operation failed.
 #[derive(Debug, thiserror::Error)]

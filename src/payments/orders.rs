@@ -7,8 +7,10 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::billing::ledger::{Applied, EntryKind, Ledger, LedgerError, random_id};
-use crate::storage::{Db, StoreError, now_ms};
+use crate::billing::ledger::{Applied, EntryKind, Ledger, LedgerError};
+use crate::storage::{Db, StoreError};
+use crate::util::clock::now_ms;
+use crate::util::ids::random_id;
 
 pub const PENDING: &str = "PENDING";
 pub const SUCCEEDED: &str = "SUCCEEDED";
@@ -39,7 +41,7 @@ pub struct Order {
 impl Order {
     /// `"10.00"`.
     pub fn amount_yuan(&self) -> String {
-        super::fen_to_yuan(self.amount_fen)
+        crate::util::yuan::fen_to_yuan(self.amount_fen)
     }
 
     fn from_row(r: &AnyRow) -> Result<Order, sqlx::Error> {

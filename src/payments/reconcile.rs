@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use super::alipay::{Alipay, AlipayError, TradeState};
 use super::orders::{FAILED, Order, Orders, PENDING, Paid};
 use crate::billing::ledger::LedgerError;
-use crate::storage::{StoreError, now_ms};
+use crate::storage::StoreError;
+use crate::util::clock::now_ms;
 
 /// Why one order could not be checked (it stays PENDING and is tried again later).
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +46,7 @@ pub async fn check_order(
             trade_no,
             total_amount,
         } => {
-            if super::yuan_to_fen(&total_amount) != Some(order.amount_fen) {
+            if crate::util::yuan::yuan_to_fen(&total_amount) != Some(order.amount_fen) {
                 tracing::error!(
                     order = %order.id,
                     "alipay reports a paid amount different from the order; not credited, needs a person"
@@ -90,7 +91,7 @@ pub async fn recheck_failed_order(
         TradeState::Paid {
             trade_no,
             total_amount,
-        } if super::yuan_to_fen(&total_amount) == Some(order.amount_fen) => {
+        } if crate::util::yuan::yuan_to_fen(&total_amount) == Some(order.amount_fen) => {
             let paid = orders.mark_paid(order, &trade_no).await?;
             if let Paid::Credited { .. } = paid {
                 tracing::warn!(order = %order.id, credits = order.credits, "late payment of a closed order credited by reconciliation");

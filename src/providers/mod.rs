@@ -1,11 +1,13 @@
 //! Vendor protocols. Chat goes through [`openai`] (any OpenAI-compatible server, DashScope
 //! compatible-mode) or the offline [`sandbox`]; image/video tasks through [`media`]. Both answer with a [`ChatReply`] of
 //! OpenAI-shaped JSON text, so the relay decorates, meters and bills them in one place.
+//! [`probe`] tests a channel through its vendor's protocol (the console's "测试").
 
 pub mod ark;
 pub mod dashscope;
 pub mod media;
 pub mod openai;
+pub mod probe;
 pub mod sandbox;
 pub mod vidu;
 pub mod zhipu;

@@ -7,6 +7,7 @@
 
 pub mod budget;
 pub mod decorate;
+pub mod error;
 pub mod request;
 pub mod rewrite;
 
@@ -27,11 +28,11 @@ use crate::billing::group_commit::GroupCommit;
 use crate::billing::{chat_price, credits_json, credits_text, tokens};
 use crate::catalog::Model;
 use crate::channels::{ChannelTable, Route};
-use crate::error::ApiError;
 use crate::providers::openai::OpenAiChat;
 use crate::providers::sandbox::SandboxChat;
 use crate::providers::{ChatReply, ChunkStream, ProviderError};
 use budget::Budget;
+use error::RelayError;
 pub use request::ChatRequest;
 
 /// Reservation purpose prefix of chat calls.
@@ -116,14 +117,14 @@ impl ChatRelay {
         table: Arc<ChannelTable>,
         owner: Arc<KeyOwner>,
         mut req: ChatRequest,
-    ) -> Result<RelayReply, ApiError> {
+    ) -> Result<RelayReply, RelayError> {
         let model = table
             .catalog
             .get(&req.model)
             .cloned()
-            .ok_or_else(|| ApiError::ModelNotFound(req.model.clone()))?;
+            .ok_or_else(|| RelayError::ModelNotFound(req.model.clone()))?;
         if !model.is_chat() {
-            return Err(ApiError::InvalidParameter(format!(
+            return Err(RelayError::InvalidParameter(format!(
                 "model {} does not serve t2t (serves {}); use /llmage/v1/image/generations or /llmage/v1/video/generations",
                 model.id,
                 model.category_list()
@@ -138,7 +139,7 @@ impl ChatRelay {
         } else if self.demo {
             vec![Target::Sandbox]
         } else {
-            return Err(ApiError::NoChannel(model.id.clone()));
+            return Err(RelayError::NoChannel(model.id.clone()));
         };
 
         let mut budget = Budget::of(&req, &model, self.default_max_output);
@@ -246,7 +247,7 @@ impl ChatRelay {
         bill.close(None, None, "failed").await;
         Err(last_error
             .map(client_error)
-            .unwrap_or_else(|| ApiError::NoChannel(model.id.clone())))
+            .unwrap_or_else(|| RelayError::NoChannel(model.id.clone())))
     }
 }
 
@@ -267,7 +268,7 @@ impl ChatRelay {
         owner: &KeyOwner,
         model: &Model,
         budget: &mut Budget,
-    ) -> Result<Option<Reservation>, ApiError> {
+    ) -> Result<Option<Reservation>, RelayError> {
         // A bound beyond any balance (max_tokens = 10^12) is simply lowered to what fits.
         let max = budget
             .max_hold(model)
@@ -294,7 +295,7 @@ impl ChatRelay {
             }
             Err(LedgerError::InsufficientBalance) => {
                 let balance = self.balances.balance(owner.user_id).await?;
-                Err(ApiError::BalanceShort {
+                Err(RelayError::BalanceShort {
                     needed: credits_text(min),
                     balance: credits_text(balance),
                 })
@@ -317,33 +318,33 @@ fn client_error_text(e: &ProviderError) -> String {
 }
 
 /// The client-facing error for an upstream failure; never the vendor's words about our keys.
-fn client_error(e: ProviderError) -> ApiError {
+fn client_error(e: ProviderError) -> RelayError {
     match e {
         ProviderError::Status {
             status: status @ (400 | 404 | 413 | 422),
             message,
-        } => ApiError::UpstreamRejected { status, message },
+        } => RelayError::UpstreamRejected { status, message },
         ProviderError::Status {
             status: 401 | 403, ..
-        } => ApiError::UpstreamFailed(
+        } => RelayError::UpstreamFailed(
             "upstream authentication failed (the channel's vendor key was refused)".into(),
         ),
         ProviderError::Status { status: 429, .. } => {
-            ApiError::UpstreamFailed("upstream rate limit exceeded; retry later".into())
+            RelayError::UpstreamFailed("upstream rate limit exceeded; retry later".into())
         }
         ProviderError::Status { status, .. } => {
-            ApiError::UpstreamFailed(format!("upstream answered HTTP {status}"))
+            RelayError::UpstreamFailed(format!("upstream answered HTTP {status}"))
         }
-        ProviderError::Timeout => ApiError::UpstreamTimeout,
+        ProviderError::Timeout => RelayError::UpstreamTimeout,
         ProviderError::Connect(_) => {
-            ApiError::UpstreamFailed("connection to the upstream failed or broke".into())
+            RelayError::UpstreamFailed("connection to the upstream failed or broke".into())
         }
         ProviderError::Decode(_) => {
-            ApiError::UpstreamFailed("upstream sent an unreadable response".into())
+            RelayError::UpstreamFailed("upstream sent an unreadable response".into())
         }
-        ProviderError::Event(message) => ApiError::UpstreamFailed(message),
+        ProviderError::Event(message) => RelayError::UpstreamFailed(message),
         // Every channel was throttled: busy, not broken; the client may retry when told.
-        ProviderError::Throttled { retry_after_secs } => ApiError::UpstreamBusy {
+        ProviderError::Throttled { retry_after_secs } => RelayError::UpstreamBusy {
             retry_after_secs: retry_after_secs.unwrap_or(1).clamp(1, 3600),
         },
     }
@@ -741,7 +742,7 @@ fn capped_chunk(id: &str, model: &str, meter: &Meter) -> Value {
     serde_json::json!({
         "id": id,
         "object": "chat.completion.chunk",
-        "created": crate::storage::now_ms() / 1000,
+        "created": crate::util::clock::now_ms() / 1000,
         "model": model,
         "choices": choices,
         "reasoning_content": null,

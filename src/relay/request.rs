@@ -5,7 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::billing::tokens;
-use crate::error::ApiError;
+use crate::relay::error::RelayError;
 
 /// A checked chat request.
 #[derive(Debug, Clone)]
@@ -31,23 +31,27 @@ pub struct ChatRequest {
 const SEED_ONLY: [&str; 3] = ["catelogid", "prompt", "sys_prompt"];
 
 /// Check a parsed JSON body.
-pub fn parse(body: Value) -> Result<ChatRequest, ApiError> {
+pub fn parse(body: Value) -> Result<ChatRequest, RelayError> {
     let Value::Object(mut obj) = body else {
-        return Err(ApiError::InvalidJson("expected a JSON object".into()));
+        return Err(RelayError::InvalidJson("expected a JSON object".into()));
     };
     let model = match obj.get("model") {
-        None | Some(Value::Null) => return Err(ApiError::MissingParameter("model".into())),
+        None | Some(Value::Null) => return Err(RelayError::MissingParameter("model".into())),
         Some(Value::String(s)) if s.trim().is_empty() => {
-            return Err(ApiError::MissingParameter("model".into()));
+            return Err(RelayError::MissingParameter("model".into()));
         }
         Some(Value::String(s)) => s.trim().to_owned(),
-        Some(_) => return Err(ApiError::InvalidParameter("model must be a string".into())),
+        Some(_) => {
+            return Err(RelayError::InvalidParameter(
+                "model must be a string".into(),
+            ));
+        }
     };
     match obj.get("catelogid") {
         None | Some(Value::Null) => {}
         Some(Value::String(c)) if c == "t2t" => {}
         Some(_) => {
-            return Err(ApiError::InvalidParameter(
+            return Err(RelayError::InvalidParameter(
                 "catelogid must be \"t2t\" for /chat/completions (images: /image/generations, videos: /video/generations)".into(),
             ));
         }
@@ -56,7 +60,7 @@ pub fn parse(body: Value) -> Result<ChatRequest, ApiError> {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => {
-            return Err(ApiError::InvalidParameter(
+            return Err(RelayError::InvalidParameter(
                 "stream must be true or false".into(),
             ));
         }
@@ -67,13 +71,13 @@ pub fn parse(body: Value) -> Result<ChatRequest, ApiError> {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(_) => {
-                return Err(ApiError::InvalidParameter(
+                return Err(RelayError::InvalidParameter(
                     "stream_options.include_usage must be true or false".into(),
                 ));
             }
         },
         Some(_) => {
-            return Err(ApiError::InvalidParameter(
+            return Err(RelayError::InvalidParameter(
                 "stream_options must be an object".into(),
             ));
         }
@@ -85,7 +89,7 @@ pub fn parse(body: Value) -> Result<ChatRequest, ApiError> {
             Some(v) => match v.as_u64() {
                 Some(n) if n > 0 => max_tokens = max_tokens.or(Some(n)),
                 _ => {
-                    return Err(ApiError::InvalidParameter(format!(
+                    return Err(RelayError::InvalidParameter(format!(
                         "{field} must be a positive integer"
                     )));
                 }
@@ -97,7 +101,7 @@ pub fn parse(body: Value) -> Result<ChatRequest, ApiError> {
         Some(v) => match v.as_u64() {
             Some(n) if (1..=super::budget::MAX_CHOICES).contains(&n) => n,
             _ => {
-                return Err(ApiError::InvalidParameter(format!(
+                return Err(RelayError::InvalidParameter(format!(
                     "n must be an integer between 1 and {}",
                     super::budget::MAX_CHOICES
                 )));
@@ -107,7 +111,7 @@ pub fn parse(body: Value) -> Result<ChatRequest, ApiError> {
     let messages = match obj.get("messages") {
         None | Some(Value::Null) => messages_from_prompt(&obj)?,
         Some(Value::Array(list)) if list.is_empty() => {
-            return Err(ApiError::InvalidParameter(
+            return Err(RelayError::InvalidParameter(
                 "messages must not be empty".into(),
             ));
         }
@@ -118,7 +122,7 @@ pub fn parse(body: Value) -> Result<ChatRequest, ApiError> {
                     .and_then(Value::as_str)
                     .is_some_and(|r| !r.is_empty());
                 if !role_ok {
-                    return Err(ApiError::InvalidParameter(format!(
+                    return Err(RelayError::InvalidParameter(format!(
                         "messages[{i}].role must be a non-empty string"
                     )));
                 }
@@ -126,7 +130,7 @@ pub fn parse(body: Value) -> Result<ChatRequest, ApiError> {
             Value::Array(list.clone())
         }
         Some(_) => {
-            return Err(ApiError::InvalidParameter(
+            return Err(RelayError::InvalidParameter(
                 "messages must be an array".into(),
             ));
         }
@@ -158,14 +162,18 @@ pub fn parse(body: Value) -> Result<ChatRequest, ApiError> {
     })
 }
 
-fn messages_from_prompt(obj: &Map<String, Value>) -> Result<Value, ApiError> {
+fn messages_from_prompt(obj: &Map<String, Value>) -> Result<Value, RelayError> {
     let prompt = match obj.get("prompt") {
-        None | Some(Value::Null) => return Err(ApiError::MissingParameter("prompt".into())),
+        None | Some(Value::Null) => return Err(RelayError::MissingParameter("prompt".into())),
         Some(Value::String(s)) if s.trim().is_empty() => {
-            return Err(ApiError::MissingParameter("prompt".into()));
+            return Err(RelayError::MissingParameter("prompt".into()));
         }
         Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(ApiError::InvalidParameter("prompt must be a string".into())),
+        Some(_) => {
+            return Err(RelayError::InvalidParameter(
+                "prompt must be a string".into(),
+            ));
+        }
     };
     let mut messages = Vec::new();
     match obj.get("sys_prompt") {
@@ -173,7 +181,7 @@ fn messages_from_prompt(obj: &Map<String, Value>) -> Result<Value, ApiError> {
         Some(Value::String(s)) if s.trim().is_empty() => {}
         Some(Value::String(s)) => messages.push(json!({"role": "system", "content": s})),
         Some(_) => {
-            return Err(ApiError::InvalidParameter(
+            return Err(RelayError::InvalidParameter(
                 "sys_prompt must be a string".into(),
             ));
         }

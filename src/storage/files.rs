@@ -27,9 +27,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use tokio::io::AsyncReadExt;
 
-use crate::error::ApiError;
 use crate::storage::staging::{StagedFile, Staging, StagingError};
-use crate::storage::{Db, StoreError, now_ms};
+use crate::storage::{Db, StoreError};
+use crate::util::clock::now_ms;
 
 /// Why a file is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,27 +121,6 @@ impl From<sqlx::Error> for FileError {
     }
 }
 
-impl From<FileError> for ApiError {
-    fn from(e: FileError) -> Self {
-        match e {
-            FileError::NotFound => ApiError::NotFound("file".into()),
-            FileError::ObjectMissing(_) => {
-                tracing::error!(error = %e, "stored file lost");
-                ApiError::NotFound("file".into())
-            }
-            FileError::InvalidRange { .. } => ApiError::InvalidParameter("range".into()),
-            FileError::Store(e) => e.into(),
-            FileError::SizeMismatch { .. }
-            | FileError::Object(_)
-            | FileError::Io { .. }
-            | FileError::Staging(_) => {
-                tracing::error!(error = %e, "file storage failure");
-                ApiError::Unavailable
-            }
-        }
-    }
-}
-
 /// A byte stream of (part of) a stored file.
 pub type FileStream = BoxStream<'static, Result<Bytes, FileError>>;
 
@@ -193,7 +172,7 @@ fn new_row(
     size: u64,
     etag: String,
 ) -> StoredFile {
-    let id = crate::billing::ledger::random_id();
+    let id = crate::util::ids::random_id();
     StoredFile {
         object_key: object_key_for(&id),
         id,
@@ -720,7 +699,7 @@ mod tests {
     #[tokio::test]
     async fn files_unknown_or_malformed_ids_are_none() {
         let (_dir, files) = store().await;
-        let unknown = crate::billing::ledger::random_id();
+        let unknown = crate::util::ids::random_id();
         assert_eq!(files.meta(&unknown).await.unwrap(), None);
         for bad in [
             "",

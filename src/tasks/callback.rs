@@ -13,7 +13,8 @@ use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use super::store::TaskStore;
-use crate::storage::{Db, now_ms};
+use crate::storage::Db;
+use crate::util::clock::now_ms;
 
 /// The signature header value for a body.
 pub fn signature(secret: &str, body: &[u8]) -> String {

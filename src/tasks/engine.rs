@@ -28,8 +28,8 @@ use crate::providers::media::{
     InputData, JobInput, MediaBackend, MediaJob, MediaOutput, OutputBody, OutputRole, PollOutcome,
 };
 use crate::storage::files::{FileKind, FileStore};
-use crate::storage::now_ms;
 use crate::storage::staging::{StagedFile, StagingError};
+use crate::util::clock::now_ms;
 
 /// Why archiving a finished task's results failed this time (the task is released and retried).
 #[derive(Debug, thiserror::Error)]

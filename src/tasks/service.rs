@@ -9,16 +9,40 @@ use tokio::sync::Notify;
 use super::store::{NewTask, TaskStore};
 use super::{Task, TaskInput};
 use crate::accounts::keys::KeyOwner;
-use crate::billing::ledger::{Ledger, LedgerError, random_id, record_reserve};
+use crate::billing::ledger::{Ledger, LedgerError, record_reserve};
 use crate::billing::media::quote;
 use crate::catalog::validate::{InputSource, Validated};
 use crate::channels::ChannelTable;
-use crate::error::ApiError;
 use crate::net::OutboundGuard;
-use crate::storage::files::{FileKind, FileStore};
+use crate::storage::StoreError;
+use crate::storage::files::{FileError, FileKind, FileStore};
+use crate::util::ids::random_id;
 
 /// Reservation purpose prefix of tasks.
 pub const TASK_PURPOSE: &str = "task";
+
+/// Why a submission was refused or a task not found, in the words the client reads.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("Invalid parameter: {0}")]
+    InvalidParameter(String),
+    #[error("No available channel for model {0}")]
+    NoChannel(String),
+    #[error("Not found: {0}")]
+    NotFound(String),
+    /// An `Idempotency-Key` already used for a different request body.
+    #[error("Idempotency-Key {0} was already used with a different request body")]
+    IdempotencyKeyReused(String),
+    /// The task just stored cannot be read back.
+    #[error("Internal server error")]
+    Internal,
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    File(#[from] FileError),
+}
 
 /// How long a task may take before it fails (and is refunded).
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +77,7 @@ impl TaskService {
         v: Validated,
         idem_key: Option<String>,
         request_id: Option<String>,
-    ) -> Result<Task, ApiError> {
+    ) -> Result<Task, TaskError> {
         let request_hash = request_hash(&v);
         if let Some(key) = &idem_key
             && let Some(task) = self.store.by_idem_key(owner.user_id, key).await?
@@ -65,7 +89,7 @@ impl TaskService {
         let (vendor, channel_id) = match table.routes(&v.model.id).first() {
             Some(route) => (route.channel.vendor.as_str(), Some(route.channel.id)),
             None if self.demo => ("sandbox", None),
-            None => return Err(ApiError::NoChannel(v.model.id.clone())),
+            None => return Err(TaskError::NoChannel(v.model.id.clone())),
         };
         self.check_urls(&v).await?;
         let quote = quote(&v.model, &v.category, &v.params);
@@ -120,7 +144,7 @@ impl TaskService {
             }
             return Err(e.into());
         }
-        let mut task = self.store.get(&id).await?.ok_or(ApiError::Internal)?;
+        let mut task = self.store.get(&id).await?.ok_or(TaskError::Internal)?;
         // The answer to a new submission is the state it was accepted in (the seed's `CREATED`),
         // even if the engine has already picked it up in the meantime.
         task.status = super::TaskStatus::Created;
@@ -130,17 +154,17 @@ impl TaskService {
 
     /// Callback and input-file URLs must point at public addresses (checked before anything is
     /// stored or charged).
-    async fn check_urls(&self, v: &Validated) -> Result<(), ApiError> {
+    async fn check_urls(&self, v: &Validated) -> Result<(), TaskError> {
         if let Some(url) = &v.callback_url {
             self.outbound
                 .check_url(url)
                 .await
-                .map_err(|why| ApiError::InvalidParameter(format!("callback_url {why}")))?;
+                .map_err(|why| TaskError::InvalidParameter(format!("callback_url {why}")))?;
         }
         for input in &v.inputs {
             if let InputSource::Url(url) = &input.source {
                 self.outbound.check_url(url).await.map_err(|why| {
-                    ApiError::InvalidParameter(format!("{} URL {why}", input.field))
+                    TaskError::InvalidParameter(format!("{} URL {why}", input.field))
                 })?;
             }
         }
@@ -154,7 +178,7 @@ impl TaskService {
         user_id: i64,
         task_id: &str,
         v: &Validated,
-    ) -> Result<Vec<TaskInput>, ApiError> {
+    ) -> Result<Vec<TaskInput>, TaskError> {
         let mut inputs = Vec::with_capacity(v.inputs.len());
         for input in &v.inputs {
             let stored = match &input.source {
@@ -230,19 +254,21 @@ impl TaskService {
     }
 
     /// One of the owner's tasks (another user's id, or one the owner deleted, is "not found").
-    pub async fn get(&self, owner: &KeyOwner, id: &str) -> Result<Task, ApiError> {
+    pub async fn get(&self, owner: &KeyOwner, id: &str) -> Result<Task, TaskError> {
         match self.store.get(id).await? {
             Some(task) if task.user_id == owner.user_id && !task.hidden => Ok(task),
-            _ => Err(ApiError::NotFound(format!("task {id}"))),
+            _ => Err(TaskError::NotFound(format!("task {id}"))),
         }
     }
 }
 
 /// The task an idempotency key made, if it was made from the same request; a different request
 /// under the same key is refused (as Stripe does) rather than answered with the first task.
-fn same_request(task: Task, key: &str, request_hash: &str) -> Result<Task, ApiError> {
+fn same_request(task: Task, key: &str, request_hash: &str) -> Result<Task, TaskError> {
     match &task.request_hash {
-        Some(first) if first != request_hash => Err(ApiError::IdempotencyKeyReused(key.to_owned())),
+        Some(first) if first != request_hash => {
+            Err(TaskError::IdempotencyKeyReused(key.to_owned()))
+        }
         _ => Ok(task),
     }
 }

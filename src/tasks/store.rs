@@ -6,7 +6,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Task, TaskInput, TaskResult, TaskStatus};
-use crate::storage::{Db, StoreError, now_ms};
+use crate::storage::{Db, StoreError};
+use crate::util::clock::now_ms;
 
 const COLUMNS: &str = "id, user_id, key_id, model, category, params, inputs, vendor, channel_id, vendor_task_id, status, error, \
     attempts, submit_started_at, polls, deadline_at, reservation_id, credits, usage, result, callback_url, created_at, updated_at, finished_at, request_hash, hidden_at, request_id";

@@ -152,7 +152,7 @@ async fn create(State(state): State<MockState>, headers: HeaderMap, body: String
         }
     }
     state.bodies.lock().unwrap().push(body);
-    let id = format!("cgt-{}", llmage::billing::ledger::random_id());
+    let id = format!("cgt-{}", llmage::util::ids::random_id());
     state.tasks.lock().unwrap().insert(id.clone(), 0);
     axum::Json(json!({"id": id})).into_response()
 }

@@ -209,7 +209,7 @@ async fn create(
             "model and input.prompt are required",
         );
     }
-    let id = format!("ds-{}", llmage::billing::ledger::random_id());
+    let id = format!("ds-{}", llmage::util::ids::random_id());
     state
         .seen
         .created

@@ -95,7 +95,7 @@ async fn generate(State(state): State<MockState>, headers: HeaderMap, body: Stri
     if body["model"] != "cogview-3-flash" || !body["prompt"].is_string() {
         return error(StatusCode::BAD_REQUEST, "1214", "model 与 prompt 必填");
     }
-    let name = format!("{}.png", llmage::billing::ledger::random_id());
+    let name = format!("{}.png", llmage::util::ids::random_id());
     let png = llmage::media::sandbox_image("cogview", 80, 80).unwrap();
     state.files.lock().unwrap().insert(name.clone(), png);
     let base = state.base.lock().unwrap().clone();

@@ -73,7 +73,7 @@ pub fn test_database_name() -> String {
         .ok()
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "llmage_test_".into());
-    format!("{prefix}{}", llmage::billing::ledger::random_id())
+    format!("{prefix}{}", llmage::util::ids::random_id())
 }
 
 /// The PostgreSQL server for tests that always need one (`LLMAGE_TEST_DATABASE_URL`, else

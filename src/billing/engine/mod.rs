@@ -32,7 +32,8 @@ pub(crate) mod sqlx_store;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::storage::{StoreError, now_ms};
+use crate::storage::StoreError;
+use crate::util::clock::now_ms;
 
 /// Why a ledger operation did not happen.
 #[derive(Debug, thiserror::Error)]

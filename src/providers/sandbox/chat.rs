@@ -80,7 +80,7 @@ impl SandboxChat {
         });
         let random: [u8; 12] = rand::rng().random();
         let id = format!("chatcmpl-sbx{}", hex::encode(random));
-        let created = crate::storage::now_ms() / 1000;
+        let created = crate::util::clock::now_ms() / 1000;
         if !stream {
             let framed: Vec<Value> = choices
                 .iter()

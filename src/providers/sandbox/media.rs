@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::media;
 use crate::providers::ProviderError;
 use crate::providers::media::{MediaJob, MediaOutput, OutputBody, OutputRole, PollOutcome};
-use crate::storage::now_ms;
+use crate::util::clock::now_ms;
 
 /// Offline image/video generation with realistic timing.
 #[derive(Debug, Clone)]

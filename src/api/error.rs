@@ -3,12 +3,22 @@
 //! OpenAI's error object `{"error": {"message", "type", "param", "code"}}`. Which body a response
 //! carries is decided per route by [`ErrorStyle`] (the OpenAI routes and every `/v1` route use
 //! OpenAI's; the seed's routes keep the seed's).
+//!
+//! Domain code returns its own errors ([`ValidationError`], [`RelayError`], [`TaskError`],
+//! [`SpendError`], [`CodeError`], [`FileError`], [`LedgerError`], [`StoreError`]); the `From`
+//! impls here, at the API edge, turn each into the error the client sees.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::accounts::codes::CodeError;
+use crate::accounts::spend::SpendError;
 use crate::billing::ledger::LedgerError;
+use crate::catalog::validate::ValidationError;
+use crate::relay::error::RelayError;
 use crate::storage::StoreError;
+use crate::storage::files::FileError;
+use crate::tasks::service::TaskError;
 
 /// An error answered to an API client.
 #[derive(Debug, thiserror::Error)]
@@ -269,9 +279,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<crate::accounts::codes::CodeError> for ApiError {
-    fn from(e: crate::accounts::codes::CodeError) -> Self {
-        use crate::accounts::codes::CodeError;
+impl From<CodeError> for ApiError {
+    fn from(e: CodeError) -> Self {
         match e {
             CodeError::TooSoon(secs) => ApiError::CodeRefused {
                 message: e.to_string(),
@@ -318,6 +327,88 @@ impl From<LedgerError> for ApiError {
     }
 }
 
+impl From<FileError> for ApiError {
+    fn from(e: FileError) -> Self {
+        match e {
+            FileError::NotFound => ApiError::NotFound("file".into()),
+            FileError::ObjectMissing(_) => {
+                tracing::error!(error = %e, "stored file lost");
+                ApiError::NotFound("file".into())
+            }
+            FileError::InvalidRange { .. } => ApiError::InvalidParameter("range".into()),
+            FileError::Store(e) => e.into(),
+            FileError::SizeMismatch { .. }
+            | FileError::Object(_)
+            | FileError::Io { .. }
+            | FileError::Staging(_) => {
+                tracing::error!(error = %e, "file storage failure");
+                ApiError::Unavailable
+            }
+        }
+    }
+}
+
+impl From<SpendError> for ApiError {
+    fn from(e: SpendError) -> Self {
+        match e {
+            SpendError::OverLimit { limit, spent, hold } => {
+                ApiError::KeySpendLimit { limit, spent, hold }
+            }
+            SpendError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        match e {
+            ValidationError::MissingParameter(name) => ApiError::MissingParameter(name),
+            ValidationError::InvalidParameter(why) => ApiError::InvalidParameter(why),
+            ValidationError::ModelNotFound(model) => ApiError::ModelNotFound(model),
+        }
+    }
+}
+
+impl From<RelayError> for ApiError {
+    fn from(e: RelayError) -> Self {
+        match e {
+            RelayError::InvalidJson(why) => ApiError::InvalidJson(why),
+            RelayError::MissingParameter(name) => ApiError::MissingParameter(name),
+            RelayError::InvalidParameter(why) => ApiError::InvalidParameter(why),
+            RelayError::ModelNotFound(model) => ApiError::ModelNotFound(model),
+            RelayError::NoChannel(model) => ApiError::NoChannel(model),
+            RelayError::BalanceShort { needed, balance } => {
+                ApiError::BalanceShort { needed, balance }
+            }
+            RelayError::UpstreamRejected { status, message } => {
+                ApiError::UpstreamRejected { status, message }
+            }
+            RelayError::UpstreamFailed(why) => ApiError::UpstreamFailed(why),
+            RelayError::UpstreamTimeout => ApiError::UpstreamTimeout,
+            RelayError::UpstreamBusy { retry_after_secs } => {
+                ApiError::UpstreamBusy { retry_after_secs }
+            }
+            RelayError::Ledger(e) => e.into(),
+            RelayError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<TaskError> for ApiError {
+    fn from(e: TaskError) -> Self {
+        match e {
+            TaskError::InvalidParameter(why) => ApiError::InvalidParameter(why),
+            TaskError::NoChannel(model) => ApiError::NoChannel(model),
+            TaskError::NotFound(what) => ApiError::NotFound(what),
+            TaskError::IdempotencyKeyReused(key) => ApiError::IdempotencyKeyReused(key),
+            TaskError::Internal => ApiError::Internal,
+            TaskError::Ledger(e) => e.into(),
+            TaskError::Store(e) => e.into(),
+            TaskError::File(e) => e.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,6 +448,67 @@ mod tests {
         assert_eq!(
             ApiError::InvalidApiKey.body(),
             r#"{"error":"Invalid API Key"}"#
+        );
+    }
+
+    /// Domain errors read the same as the API errors they become (the message is the body).
+    #[test]
+    fn domain_errors_keep_their_message_at_the_edge() {
+        let relay = [
+            RelayError::InvalidJson("x".into()),
+            RelayError::MissingParameter("model".into()),
+            RelayError::InvalidParameter("n".into()),
+            RelayError::ModelNotFound("m".into()),
+            RelayError::NoChannel("m".into()),
+            RelayError::BalanceShort {
+                needed: "1".into(),
+                balance: "0".into(),
+            },
+            RelayError::UpstreamRejected {
+                status: 422,
+                message: "bad".into(),
+            },
+            RelayError::UpstreamFailed("down".into()),
+            RelayError::UpstreamTimeout,
+            RelayError::UpstreamBusy {
+                retry_after_secs: 3,
+            },
+        ];
+        for e in relay {
+            let text = e.to_string();
+            assert_eq!(ApiError::from(e).to_string(), text);
+        }
+        let tasks = [
+            TaskError::InvalidParameter("n".into()),
+            TaskError::NoChannel("m".into()),
+            TaskError::NotFound("task t".into()),
+            TaskError::IdempotencyKeyReused("k".into()),
+            TaskError::Internal,
+        ];
+        for e in tasks {
+            let text = e.to_string();
+            assert_eq!(ApiError::from(e).to_string(), text);
+        }
+        let checks = [
+            ValidationError::MissingParameter("prompt".into()),
+            ValidationError::InvalidParameter("size".into()),
+            ValidationError::ModelNotFound("m".into()),
+        ];
+        for e in checks {
+            let text = e.to_string();
+            assert_eq!(ApiError::from(e).to_string(), text);
+        }
+        let over = SpendError::OverLimit {
+            limit: "10".into(),
+            spent: "9".into(),
+            hold: "2".into(),
+        };
+        let text = over.to_string();
+        let over = ApiError::from(over);
+        assert_eq!(over.to_string(), text);
+        assert_eq!(
+            (over.status(), over.code()),
+            (StatusCode::TOO_MANY_REQUESTS, "key_spend_limit")
         );
     }
 }

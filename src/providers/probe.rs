@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{Channel, Vendor};
 use crate::catalog::Catalog;
+use crate::channels::{Channel, Vendor};
 use crate::providers::openai::OpenAiChat;
 use crate::providers::{ChatReply, ProviderError, error_message};
 
