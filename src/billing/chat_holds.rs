@@ -311,8 +311,11 @@ impl ChatHolds {
                     applied: false,
                 });
             };
-            match &call.spend {
-                Some(spend) => spend.clone(),
+            match &mut call.spend {
+                Some(spend) => {
+                    spend.retry = true;
+                    spend.clone()
+                }
                 None => {
                     let charged = close.price.max(0).min(call.hold);
                     let mut end_lease = false;
@@ -338,6 +341,7 @@ impl ChatHolds {
                         model: call.model.clone(),
                         usage: close.usage,
                         end_lease,
+                        retry: false,
                     };
                     call.spend = Some(spend.clone());
                     spend

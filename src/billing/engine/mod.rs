@@ -211,6 +211,9 @@ pub struct Spend {
     pub model: String,
     pub usage: Option<UsageRow>,
     pub end_lease: bool,
+    /// Sent again after an error: the ledger is asked whether it committed before. A first try
+    /// skips that lookup (the key's unique index still refuses a second row).
+    pub retry: bool,
 }
 
 /// Give a credit lease's unspent units back: its owner needs it no more, or (`orphaned`) its
@@ -678,23 +681,32 @@ async fn seen_changes<S: MoneyStore>(
     store: &mut S,
     ops: &[Op],
 ) -> Result<HashSet<usize>, LedgerError> {
-    let owned: Vec<(usize, std::borrow::Cow<'_, str>)> = ops
+    // (op, key, whether the ledger is asked about it)
+    let owned: Vec<(usize, std::borrow::Cow<'_, str>, bool)> = ops
         .iter()
         .enumerate()
         .filter_map(|(i, op)| match op {
-            Op::Change(c) => Some((i, std::borrow::Cow::Borrowed(c.idem_key.as_str()))),
-            Op::Spend(sp) => Some((i, std::borrow::Cow::Owned(spend_key(&sp.call_id)))),
+            Op::Change(c) => Some((i, std::borrow::Cow::Borrowed(c.idem_key.as_str()), true)),
+            Op::Spend(sp) => Some((i, std::borrow::Cow::Owned(spend_key(&sp.call_id)), sp.retry)),
             _ => None,
         })
         .collect();
     if owned.is_empty() {
         return Ok(HashSet::new());
     }
-    let keys: Vec<&str> = owned.iter().map(|(_, k)| k.as_ref()).collect();
-    let known = store.seen_keys(&keys).await?;
+    let keys: Vec<&str> = owned
+        .iter()
+        .filter(|(_, _, ask)| *ask)
+        .map(|(_, k, _)| k.as_ref())
+        .collect();
+    let known = if keys.is_empty() {
+        HashSet::new()
+    } else {
+        store.seen_keys(&keys).await?
+    };
     let mut first_use = HashSet::new();
     let mut seen = HashSet::new();
-    for (i, key) in &owned {
+    for (i, key, _) in &owned {
         if known.contains(key.as_ref()) || !first_use.insert(key.as_ref()) {
             seen.insert(*i);
         }
@@ -1251,6 +1263,7 @@ mod properties {
         let mut keys = 0;
         let mut lease: Option<String> = None;
         let mut calls = 0;
+        let mut sent = HashSet::new();
         for step in steps.into_iter().chain([Step::Commit]) {
             match step {
                 Step::Take { min, want, fresh } => {
@@ -1270,6 +1283,8 @@ mod properties {
                 }
                 Step::Spend { hold, price, end } if lease.is_some() => {
                     calls += 1;
+                    // The same call sent again is a retry (ids repeat on purpose).
+                    let retry = !sent.insert(calls % 40);
                     batch.push(Op::Spend(Spend {
                         lease_id: lease.clone().unwrap_or_default(),
                         user_id: a,
@@ -1280,6 +1295,7 @@ mod properties {
                         model: "m".into(),
                         usage: None,
                         end_lease: end,
+                        retry,
                     }));
                 }
                 Step::EndLease { orphaned } if lease.is_some() => {

@@ -312,16 +312,16 @@ impl MoneyStore for SqliteStore {
         balance_delta: i64,
         leased_delta: i64,
     ) -> Result<i64, LedgerError> {
+        // A plain UPDATE and a SELECT: `RETURNING` costs SQLite an ephemeral table.
         self.conn
             .prepare_cached(
-                "UPDATE users SET balance = balance + ?1, leased = leased + ?2 WHERE id = ?3 RETURNING balance",
+                "UPDATE users SET balance = balance + ?1, leased = leased + ?2 WHERE id = ?3",
             )
-            .and_then(|mut s| {
-                s.query_row(params![balance_delta, leased_delta, user_id], |row| {
-                    row.get(0)
-                })
-                .optional()
-            })
+            .and_then(|mut s| s.execute(params![balance_delta, leased_delta, user_id]))
+            .map_err(store_error)?;
+        self.conn
+            .prepare_cached("SELECT balance FROM users WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![user_id], |row| row.get(0)).optional())
             .map_err(store_error)?
             .ok_or(LedgerError::UnknownUser)
     }
