@@ -110,7 +110,7 @@ impl ChatHolds {
     /// Hold between `hold.min` and `hold.max` units for a call; the reservation's id names the
     /// call for [`ChatHolds::close`]. Refused with `InsufficientBalance` when not even `min` is
     /// free.
-    pub async fn hold(&self, hold: Hold) -> Result<Reservation, LedgerError> {
+    pub async fn hold(&self, mut hold: Hold) -> Result<Reservation, LedgerError> {
         if !(0..=MAX_CHANGE).contains(&hold.max) {
             return Err(LedgerError::OutOfRange);
         }
@@ -119,7 +119,8 @@ impl ChatHolds {
             // Without a commit when the lease has room.
             let (lease_id, claim_lock) = {
                 let mut state = self.lock();
-                if let Some(granted) = self.grant(&mut state, &hold, hold.max) {
+                let max = hold.max;
+                if let Some(granted) = self.grant(&mut state, &mut hold, max) {
                     return Ok(granted);
                 }
                 let lease = state.leases.entry(hold.user_id).or_insert_with(|| Lease {
@@ -135,7 +136,7 @@ impl ChatHolds {
                 (lease.id.clone(), lease.claim_lock.clone())
             };
             let claimed = self.claim(&hold, min, &lease_id, &claim_lock).await;
-            match self.after_claim(&hold, min, &lease_id, claimed) {
+            match self.after_claim(&mut hold, min, &lease_id, claimed) {
                 Next::Granted(granted) => return Ok(granted),
                 Next::Again => {}
                 Next::Refused(e, end) => {
@@ -149,7 +150,7 @@ impl ChatHolds {
     /// What a claim's result means for the call.
     fn after_claim(
         &self,
-        hold: &Hold,
+        hold: &mut Hold,
         min: i64,
         lease_id: &str,
         claimed: Result<Claim, LedgerError>,
@@ -201,7 +202,7 @@ impl ChatHolds {
 
     /// Hold for `hold`'s call from its user's lease: `hold.max` when the unheld part has it,
     /// else all of that part when it is at least `at_least`.
-    fn grant(&self, state: &mut State, hold: &Hold, at_least: i64) -> Option<Reservation> {
+    fn grant(&self, state: &mut State, hold: &mut Hold, at_least: i64) -> Option<Reservation> {
         let lease = state.leases.get_mut(&hold.user_id)?;
         if !lease.opened {
             return None;
@@ -221,8 +222,8 @@ impl ChatHolds {
                 lease_id,
                 user_id: hold.user_id,
                 hold: amount,
-                model: hold.model.clone(),
-                label: hold.label.clone(),
+                model: std::mem::take(&mut hold.model),
+                label: std::mem::take(&mut hold.label),
                 spend: None,
             },
         );

@@ -94,7 +94,9 @@ pub(super) async fn spend<S: MoneyStore>(
                     }) {
                         Some(lease) => {
                             lease.amount -= charged;
-                            changed.insert(sp.lease_id.clone());
+                            if !changed.contains(&sp.lease_id) {
+                                changed.insert(sp.lease_id.clone());
+                            }
                             let user = per_user.entry(sp.user_id).or_default();
                             user.0 -= charged;
                             user.1 -= charged;

@@ -681,32 +681,25 @@ async fn seen_changes<S: MoneyStore>(
     store: &mut S,
     ops: &[Op],
 ) -> Result<HashSet<usize>, LedgerError> {
-    // (op, key, whether the ledger is asked about it)
-    let owned: Vec<(usize, std::borrow::Cow<'_, str>, bool)> = ops
+    // A settlement's first try is not looked up: its call is settled once per try, and a
+    // retry is only sent after its first try's batch ended.
+    let owned: Vec<(usize, std::borrow::Cow<'_, str>)> = ops
         .iter()
         .enumerate()
         .filter_map(|(i, op)| match op {
-            Op::Change(c) => Some((i, std::borrow::Cow::Borrowed(c.idem_key.as_str()), true)),
-            Op::Spend(sp) => Some((i, std::borrow::Cow::Owned(spend_key(&sp.call_id)), sp.retry)),
+            Op::Change(c) => Some((i, std::borrow::Cow::Borrowed(c.idem_key.as_str()))),
+            Op::Spend(sp) if sp.retry => Some((i, std::borrow::Cow::Owned(spend_key(&sp.call_id)))),
             _ => None,
         })
         .collect();
     if owned.is_empty() {
         return Ok(HashSet::new());
     }
-    let keys: Vec<&str> = owned
-        .iter()
-        .filter(|(_, _, ask)| *ask)
-        .map(|(_, k, _)| k.as_ref())
-        .collect();
-    let known = if keys.is_empty() {
-        HashSet::new()
-    } else {
-        store.seen_keys(&keys).await?
-    };
+    let keys: Vec<&str> = owned.iter().map(|(_, k)| k.as_ref()).collect();
+    let known = store.seen_keys(&keys).await?;
     let mut first_use = HashSet::new();
     let mut seen = HashSet::new();
-    for (i, key, _) in &owned {
+    for (i, key) in &owned {
         if known.contains(key.as_ref()) || !first_use.insert(key.as_ref()) {
             seen.insert(*i);
         }
@@ -1264,6 +1257,7 @@ mod properties {
         let mut lease: Option<String> = None;
         let mut calls = 0;
         let mut sent = HashSet::new();
+        let mut in_batch = HashSet::new();
         for step in steps.into_iter().chain([Step::Commit]) {
             match step {
                 Step::Take { min, want, fresh } => {
@@ -1283,12 +1277,17 @@ mod properties {
                 }
                 Step::Spend { hold, price, end } if lease.is_some() => {
                     calls += 1;
-                    // The same call sent again is a retry (ids repeat on purpose).
-                    let retry = !sent.insert(calls % 40);
+                    // The same call sent again is a retry (ids repeat on purpose), sent only
+                    // after the batch of its first try.
+                    let id = calls % 40;
+                    if !in_batch.insert(id) {
+                        continue;
+                    }
+                    let retry = !sent.insert(id);
                     batch.push(Op::Spend(Spend {
                         lease_id: lease.clone().unwrap_or_default(),
                         user_id: a,
-                        call_id: format!("call{}", calls % 40),
+                        call_id: format!("call{id}"),
                         hold,
                         price,
                         label: "对话 m".into(),
@@ -1337,6 +1336,7 @@ mod properties {
                     }));
                 }
                 Step::Commit if !batch.is_empty() => {
+                    in_batch.clear();
                     let ops = std::mem::take(&mut batch);
                     let outcomes = run(store, &ops).await.unwrap();
                     for (op, outcome) in ops.iter().zip(outcomes) {
