@@ -32,6 +32,7 @@ use crate::tasks::callback::Callbacks;
 use crate::tasks::engine::Engine;
 use crate::tasks::service::{Deadlines, TaskService};
 use crate::tasks::store::TaskStore;
+use crate::vendor::Vendor;
 
 /// Build the state the router serves.
 pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState> {
@@ -164,13 +165,7 @@ fn check_channels_need(state: &AppState) -> anyhow::Result<()> {
     let table = state.channels.table();
     let url_only = table
         .all_channels()
-        .filter(|c| {
-            c.enabled
-                && matches!(
-                    c.vendor,
-                    crate::channels::Vendor::Ark | crate::channels::Vendor::ModelArk
-                )
-        })
+        .filter(|c| c.enabled && matches!(c.vendor, Vendor::Ark | Vendor::ModelArk))
         .map(|c| format!("{} (#{}, {})", c.name, c.id, c.vendor.as_str()))
         .collect::<Vec<_>>();
     if url_only.is_empty() {
@@ -272,7 +267,7 @@ fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToke
     );
     let calls = vendors.max_concurrent_calls;
     let submit_timeout = Duration::from_secs(vendors.submit_timeout_secs);
-    let backends: HashMap<&'static str, MediaBackend> = [
+    let backends: HashMap<Vendor, MediaBackend> = [
         sandbox,
         MediaBackend::DashScope(DashScopeMedia::new(
             state.http.clone(),
@@ -281,13 +276,13 @@ fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToke
         )),
         MediaBackend::Zhipu(ZhipuMedia::new(state.http.clone())),
         MediaBackend::Ark(ArkMedia::new(
-            "ark",
+            Vendor::Ark,
             state.http.clone(),
             delays,
             submit_timeout,
         )),
         MediaBackend::Ark(ArkMedia::new(
-            "modelark",
+            Vendor::ModelArk,
             state.http.clone(),
             delays,
             submit_timeout,

@@ -16,11 +16,12 @@ use serde_json::{Value, json};
 
 use super::ProviderError;
 use super::media::{JobInput, MediaJob, MediaOutput, OutputBody, OutputRole, PollOutcome};
+use crate::vendor::Vendor;
 
 /// The Ark / ModelArk adapter; `vendor` is `ark` or `modelark`.
 #[derive(Debug, Clone)]
 pub struct ArkMedia {
-    vendor: &'static str,
+    vendor: Vendor,
     http: reqwest::Client,
     delays: (Duration, Duration),
     /// How long creating a vendor task may take before the channel counts as failed.
@@ -29,7 +30,7 @@ pub struct ArkMedia {
 
 impl ArkMedia {
     pub fn new(
-        vendor: &'static str,
+        vendor: Vendor,
         http: reqwest::Client,
         delays: (Duration, Duration),
         submit_timeout: Duration,
@@ -42,7 +43,7 @@ impl ArkMedia {
         }
     }
 
-    pub fn vendor(&self) -> &'static str {
+    pub fn vendor(&self) -> Vendor {
         self.vendor
     }
 

@@ -13,6 +13,7 @@ use super::vidu::ViduMedia;
 use super::zhipu::ZhipuMedia;
 use crate::catalog::Model;
 use crate::channels::Channel;
+use crate::vendor::Vendor;
 
 /// One task as a vendor adapter sees it.
 #[derive(Debug, Clone, Copy)]
@@ -129,14 +130,14 @@ pub enum MediaBackend {
 }
 
 impl MediaBackend {
-    /// Vendor name recorded on the task.
-    pub fn vendor(&self) -> &'static str {
+    /// The vendor recorded on the task.
+    pub fn vendor(&self) -> Vendor {
         match self {
-            MediaBackend::Sandbox(_) => "sandbox",
-            MediaBackend::DashScope(_) => "dashscope",
-            MediaBackend::Zhipu(_) => "zhipu",
+            MediaBackend::Sandbox(_) => Vendor::Sandbox,
+            MediaBackend::DashScope(_) => Vendor::DashScope,
+            MediaBackend::Zhipu(_) => Vendor::Zhipu,
             MediaBackend::Ark(a) => a.vendor(),
-            MediaBackend::Vidu(_) => "vidu",
+            MediaBackend::Vidu(_) => Vendor::Vidu,
         }
     }
 

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::catalog::Catalog;
-use crate::channels::{Channel, Vendor};
+use crate::channels::Channel;
 use crate::providers::openai::OpenAiChat;
 use crate::providers::{ChatReply, ProviderError, error_message};
+use crate::vendor::Vendor;
 
 /// How long a test may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -57,7 +58,7 @@ pub fn call_for(channel: &Channel, catalog: &Catalog) -> ProbeCall {
         Vendor::Ark | Vendor::ModelArk => {
             (format!("{base}/contents/generations/tasks/{id}"), bearer)
         }
-        Vendor::DashScope | Vendor::OpenAi => {
+        Vendor::DashScope | Vendor::OpenAi | Vendor::Sandbox => {
             let native = base
                 .strip_suffix("/compatible-mode/v1")
                 .or_else(|| base.strip_suffix("/api/v1"))
