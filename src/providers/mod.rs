@@ -9,6 +9,7 @@ pub mod media;
 pub mod openai;
 pub mod probe;
 pub mod sandbox;
+pub mod transport;
 pub mod vidu;
 pub mod zhipu;
 
@@ -16,6 +17,27 @@ use std::pin::Pin;
 
 use futures_util::Stream;
 use serde_json::Value;
+
+use crate::vendor::Vendor;
+use media::MediaAdapter;
+
+/// The registry of media adapters: the one place a vendor's image/video protocol is named
+/// (`None`: the vendor makes no media, or it is the sandbox, which `media::MediaBackend` runs
+/// itself). The task engine builds its backends by asking this for every [`Vendor::ALL`].
+pub fn media_adapter(vendor: Vendor) -> Option<&'static dyn MediaAdapter> {
+    match vendor {
+        Vendor::DashScope => Some(&dashscope::DashScope),
+        Vendor::Ark => Some(&ark::Ark {
+            vendor: Vendor::Ark,
+        }),
+        Vendor::ModelArk => Some(&ark::Ark {
+            vendor: Vendor::ModelArk,
+        }),
+        Vendor::Vidu => Some(&vidu::Vidu),
+        Vendor::Zhipu => Some(&zhipu::Zhipu),
+        Vendor::OpenAi | Vendor::Sandbox => None,
+    }
+}
 
 /// A stream of `chat.completion.chunk` objects, each as the JSON text the upstream sent (the relay
 /// reads and rewrites it without building a `Value`; see `relay::rewrite`).
