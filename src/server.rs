@@ -19,9 +19,10 @@ use crate::api::state::{AppState, Inner};
 use crate::billing::ledger::Ledger;
 use crate::channels::Channels;
 use crate::config::Config;
+use crate::providers::chat::{ChatAdapters, ChatDeps};
 use crate::providers::media::MediaBackend;
-use crate::providers::openai::{OpenAiChat, Timeouts};
-use crate::providers::sandbox::{SandboxChat, SandboxMedia};
+use crate::providers::openai::Timeouts;
+use crate::providers::sandbox::SandboxMedia;
 use crate::providers::transport::Transport;
 use crate::relay::ChatRelay;
 use crate::state::Core;
@@ -113,10 +114,11 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
             .context("cannot start the ledger writer")?;
     let relay = ChatRelay {
         health,
-        openai: OpenAiChat::new(http.clone(), timeouts),
-        sandbox: SandboxChat {
-            chunk_delay: Duration::from_millis(config.sandbox.chat_chunk_delay_ms),
-        },
+        chat: ChatAdapters::new(&ChatDeps {
+            http: http.clone(),
+            timeouts,
+            sandbox_chunk_delay: Duration::from_millis(config.sandbox.chat_chunk_delay_ms),
+        }),
         demo: config.demo,
         default_max_output: config.default_max_output_tokens,
         ledger: commits.clone(),

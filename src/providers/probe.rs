@@ -2,7 +2,7 @@
 //! answers and the key is accepted, with its latency or the vendor's own error message.
 //!
 //! Chat channels get a one-token chat completion of one of their chat models (the real chat
-//! path, `providers::openai`). Media-only channels get a read call that costs nothing: the
+//! path, the vendor's `ChatAdapter`). Media-only channels get a read call that costs nothing: the
 //! vendor's task query for a task id that cannot exist. A vendor that knows the key answers
 //! "no such task" (any HTTP answer but 401/403/5xx); one that does not know it answers 401/403
 //! with its message. The query is the adapter's (`MediaAdapter::probe_request`).
@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::catalog::Catalog;
 use crate::channels::Channel;
-use crate::providers::openai::OpenAiChat;
+use crate::providers::chat::ChatAdapters;
 use crate::providers::{ChatReply, ProviderError, error_message};
 
 /// How long a test may take.
@@ -64,7 +64,7 @@ pub fn call_for(channel: &Channel, catalog: &Catalog) -> ProbeCall {
 /// Run the test.
 pub async fn run(
     http: &reqwest::Client,
-    openai: &OpenAiChat,
+    chat: &ChatAdapters,
     channel: &Channel,
     catalog: &Catalog,
 ) -> Probe {
@@ -78,7 +78,7 @@ pub async fn run(
                     "max_tokens": 1,
                     "stream": false,
                 });
-                match openai.send(channel, &body, false).await {
+                match chat.send(Some(channel), &body, false).await {
                     Ok(ChatReply::Complete(_)) => Ok(()),
                     Ok(ChatReply::Stream(_)) => Ok(()),
                     Err(e) => Err(e),
