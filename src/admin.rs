@@ -6,8 +6,9 @@ use anyhow::{Context, bail};
 use crate::accounts::keys::Keys;
 use crate::accounts::users::{Users, normalize_phone};
 use crate::billing::ledger::{Applied, EntryKind, Ledger};
-use crate::channels::{ModelRoute, NewChannel, Vendor};
+use crate::channels::{ModelRoute, NewChannel};
 use crate::state::Core;
+use crate::vendor::Vendor;
 
 /// `admin user create`: make a user (or reuse the phone's) and print a new API key.
 pub async fn user_create(
@@ -121,11 +122,11 @@ pub fn checked_channel_in(
     catalog: &crate::catalog::Catalog,
     args: ChannelArgs,
 ) -> anyhow::Result<NewChannel> {
-    let vendor = Vendor::parse(&args.vendor).with_context(|| {
+    let vendor = Vendor::parse_channel(&args.vendor).with_context(|| {
         format!(
             "unknown vendor `{}` (supported: {})",
             args.vendor,
-            Vendor::NAMES
+            Vendor::channel_names()
         )
     })?;
     if !(args.base_url.starts_with("http://") || args.base_url.starts_with("https://")) {
@@ -162,11 +163,16 @@ pub fn checked_channel_in(
         }
         match catalog.get(&route.model) {
             Some(model) if model.is_chat() && !vendor.serves_chat() => bail!(
-                "model {} is a chat model; {} channels do not serve chat (use openai or dashscope)",
+                "model {} is a chat model; {} channels do not serve chat (use {})",
                 route.model,
-                vendor.as_str()
+                vendor.as_str(),
+                Vendor::channel_vendors()
+                    .filter(|v| v.serves_chat())
+                    .map(Vendor::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" or ")
             ),
-            Some(model) if !model.is_chat() && model.vendor != vendor.as_str() => bail!(
+            Some(model) if !model.is_chat() && model.vendor != vendor => bail!(
                 "model {} is served by {} channels, not {}",
                 route.model,
                 model.vendor,

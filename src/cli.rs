@@ -155,22 +155,16 @@ enum CreditsCommand {
     },
 }
 
-/// `admin channel add --help`: every vendor with its base URL, and examples.
-const CHANNEL_ADD_HELP: &str = "\
-Vendors and their base URLs / 供应商与接口地址:
-  openai     any OpenAI-compatible server (OpenAI, DeepSeek, vLLM, Ollama, …): chat
-             https://api.openai.com/v1   (the URL the server's /chat/completions hangs under)
-  dashscope  Alibaba Model Studio 阿里云百炼: chat (qwen3-max) and Wan/HappyHorse images/videos
-             https://dashscope.aliyuncs.com   (intl: https://dashscope-intl.aliyuncs.com)
-  ark        Volcengine Ark 火山方舟: Doubao Seedance videos
-             https://ark.cn-beijing.volces.com/api/v3
-  modelark   BytePlus ModelArk: Dreamina Seedance videos (outside China)
-             https://ark.ap-southeast.bytepluses.com/api/v3
-  vidu       Vidu: videos
-             https://api.vidu.cn   (intl: https://api.vidu.com)
-  zhipu      Zhipu BigModel 智谱: CogView images — the base URL must end in /api/paas/v4
-             https://open.bigmodel.cn/api/paas/v4
+/// `admin channel add --help`: every vendor with its base URL (from [`crate::vendor::Vendor::info`]), and
+/// examples.
+fn channel_add_help() -> String {
+    format!(
+        "Vendors and their base URLs / 供应商与接口地址:\n{}\n{CHANNEL_ADD_EXAMPLES}",
+        crate::vendor::Vendor::channel_help()
+    )
+}
 
+const CHANNEL_ADD_EXAMPLES: &str = "\
 Examples / 示例:
   llmage admin channel add --vendor dashscope --base-url https://dashscope.aliyuncs.com --api-key sk-… --models qwen3-max,wan2.2-t2i-plus
   llmage admin channel add --vendor openai --base-url https://api.deepseek.com/v1 --api-key sk-… --models deepseek-chat --price-in 200 --price-out 800
@@ -181,10 +175,10 @@ Examples / 示例:
 #[derive(Subcommand)]
 enum ChannelCommand {
     /// Add a channel.
-    #[command(after_help = CHANNEL_ADD_HELP)]
+    #[command(after_help = channel_add_help())]
     Add {
-        /// Vendor protocol: openai, dashscope, ark, modelark, vidu, zhipu (base URLs below).
-        #[arg(long, value_parser = crate::channels::Vendor::ALL.map(|v| v.as_str()))]
+        /// Vendor protocol (base URLs below).
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::vendor::Vendor::channel_vendors().map(crate::vendor::Vendor::as_str)))]
         vendor: String,
         /// The vendor's API root (see the examples below).
         #[arg(long)]

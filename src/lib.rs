@@ -33,3 +33,4 @@ pub mod state;
 pub mod storage;
 pub mod tasks;
 pub mod util;
+pub mod vendor;

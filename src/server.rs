@@ -19,19 +19,18 @@ use crate::api::state::{AppState, Inner};
 use crate::billing::ledger::Ledger;
 use crate::channels::Channels;
 use crate::config::Config;
-use crate::providers::ark::ArkMedia;
-use crate::providers::dashscope::DashScopeMedia;
+use crate::providers::chat::{ChatAdapters, ChatDeps};
 use crate::providers::media::MediaBackend;
-use crate::providers::openai::{OpenAiChat, Timeouts};
-use crate::providers::sandbox::{SandboxChat, SandboxMedia};
-use crate::providers::vidu::ViduMedia;
-use crate::providers::zhipu::ZhipuMedia;
+use crate::providers::openai::Timeouts;
+use crate::providers::sandbox::SandboxMedia;
+use crate::providers::transport::Transport;
 use crate::relay::ChatRelay;
 use crate::state::Core;
 use crate::tasks::callback::Callbacks;
 use crate::tasks::engine::Engine;
 use crate::tasks::service::{Deadlines, TaskService};
 use crate::tasks::store::TaskStore;
+use crate::vendor::Vendor;
 
 /// Build the state the router serves.
 pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState> {
@@ -115,10 +114,11 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
             .context("cannot start the ledger writer")?;
     let relay = ChatRelay {
         health,
-        openai: OpenAiChat::new(http.clone(), timeouts),
-        sandbox: SandboxChat {
-            chunk_delay: Duration::from_millis(config.sandbox.chat_chunk_delay_ms),
-        },
+        chat: ChatAdapters::new(&ChatDeps {
+            http: http.clone(),
+            timeouts,
+            sandbox_chunk_delay: Duration::from_millis(config.sandbox.chat_chunk_delay_ms),
+        }),
         demo: config.demo,
         default_max_output: config.default_max_output_tokens,
         ledger: commits.clone(),
@@ -166,10 +166,8 @@ fn check_channels_need(state: &AppState) -> anyhow::Result<()> {
         .all_channels()
         .filter(|c| {
             c.enabled
-                && matches!(
-                    c.vendor,
-                    crate::channels::Vendor::Ark | crate::channels::Vendor::ModelArk
-                )
+                && crate::providers::media_adapter(c.vendor)
+                    .is_some_and(|a| a.fetches_inputs_by_url())
         })
         .map(|c| format!("{} (#{}, {})", c.name, c.id, c.vendor.as_str()))
         .collect::<Vec<_>>();
@@ -261,42 +259,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
 /// The task engine and the callback sender.
 fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToken) {
-    let sandbox = MediaBackend::Sandbox(SandboxMedia {
+    let sandbox = SandboxMedia {
         image_time: Duration::from_millis(state.config.sandbox.image_ms),
         video_time: Duration::from_millis(state.config.sandbox.video_ms),
-    });
+    };
     let vendors = &state.config.vendors;
-    let delays = (
-        Duration::from_millis(vendors.poll_first_ms),
-        Duration::from_millis(vendors.poll_max_ms),
+    let transport = Transport::new(
+        state.http.clone(),
+        (
+            Duration::from_millis(vendors.poll_first_ms),
+            Duration::from_millis(vendors.poll_max_ms),
+        ),
+        Duration::from_secs(vendors.submit_timeout_secs),
     );
     let calls = vendors.max_concurrent_calls;
-    let submit_timeout = Duration::from_secs(vendors.submit_timeout_secs);
-    let backends: HashMap<&'static str, MediaBackend> = [
-        sandbox,
-        MediaBackend::DashScope(DashScopeMedia::new(
-            state.http.clone(),
-            delays,
-            submit_timeout,
-        )),
-        MediaBackend::Zhipu(ZhipuMedia::new(state.http.clone())),
-        MediaBackend::Ark(ArkMedia::new(
-            "ark",
-            state.http.clone(),
-            delays,
-            submit_timeout,
-        )),
-        MediaBackend::Ark(ArkMedia::new(
-            "modelark",
-            state.http.clone(),
-            delays,
-            submit_timeout,
-        )),
-        MediaBackend::Vidu(ViduMedia::new(state.http.clone(), delays, submit_timeout)),
-    ]
-    .into_iter()
-    .map(|backend| (backend.vendor(), backend))
-    .collect();
+    let backends: HashMap<Vendor, MediaBackend> = Vendor::ALL
+        .into_iter()
+        .filter_map(|vendor| MediaBackend::of(vendor, &transport, &sandbox))
+        .map(|backend| (backend.vendor(), backend))
+        .collect();
     let engine = Arc::new(Engine {
         store: state.tasks.store.clone(),
         ledger: state.ledger.clone(),

@@ -311,7 +311,7 @@ pub async fn test(
     let channel = stored(&state, id).await?;
     let result = probe::run(
         &state.http,
-        &state.relay.openai,
+        &state.relay.chat,
         &channel,
         state.channels.base_catalog(),
     )

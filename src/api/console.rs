@@ -29,7 +29,13 @@ fn index_html() -> &'static (String, String) {
         let raw = Assets::get("index.html")
             .map(|f| String::from_utf8_lossy(&f.data).into_owned())
             .unwrap_or_default();
-        let mut page = raw;
+        let mut page = raw.replace(
+            "<meta name=\"llmage-vendors\" content=\"\">",
+            &format!(
+                "<meta name=\"llmage-vendors\" content=\"{}\">",
+                attribute(&vendors_json())
+            ),
+        );
         for path in Assets::iter() {
             let Some(name) = path.strip_prefix("assets/") else {
                 continue;
@@ -47,6 +53,22 @@ fn index_html() -> &'static (String, String) {
         );
         (page, etag)
     })
+}
+
+/// The channel vendors for the console's channel form: `[[name, label, base URL], …]`.
+fn vendors_json() -> String {
+    let list: Vec<[&str; 3]> = crate::vendor::Vendor::channel_vendors()
+        .map(|v| [v.as_str(), v.info().label, v.info().base_url])
+        .collect();
+    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+}
+
+/// Text as an HTML attribute value (inside double quotes).
+fn attribute(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn security_headers(headers: &mut HeaderMap) {
@@ -153,4 +175,27 @@ pub async fn assets(
     let path = format!("assets/{path}");
     let current = version.h.is_some() && version.h == content_hash(&path);
     asset(&path, &headers, current).unwrap_or_else(|| StatusCode::NOT_FOUND.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The page names every channel vendor for the console's channel form.
+    #[test]
+    fn the_page_carries_the_vendor_list() {
+        let (page, _) = index_html();
+        let start = page
+            .find("<meta name=\"llmage-vendors\" content=\"")
+            .expect("the vendors meta tag");
+        let line = &page[start..page[start..].find('>').map_or(page.len(), |e| start + e)];
+        assert!(line.contains("[[&quot;openai&quot;,&quot;OpenAI-compatible&quot;,&quot;https://api.openai.com/v1&quot;],"), "{line}");
+        for vendor in crate::vendor::Vendor::channel_vendors() {
+            assert!(
+                line.contains(&format!("&quot;{}&quot;", vendor.as_str())),
+                "{line}"
+            );
+        }
+        assert!(!line.contains("sandbox"));
+    }
 }

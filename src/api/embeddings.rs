@@ -18,7 +18,8 @@ use crate::api::state::AppState;
 use crate::billing::engine::{Close, Hold};
 use crate::billing::tokens;
 use crate::catalog::Model;
-use crate::channels::{Route, Vendor};
+use crate::channels::Route;
+use crate::vendor::Vendor;
 
 /// Reservation purpose of an embeddings call.
 pub const EMBEDDING_PURPOSE: &str = "embedding";

@@ -589,7 +589,7 @@ pub struct ChannelRow {
 pub struct ChannelBody {
     /// 渠道名称 / Channel name
     pub name: Option<String>,
-    /// 厂商:openai、dashscope、ark、modelark、vidu、zhipu / openai, dashscope, ark, modelark, vidu, zhipu
+    /// 厂商协议名,如 openai、dashscope(全部见 `llmage admin channel add --help`) / The vendor protocol's name, e.g. openai, dashscope (all of them in `llmage admin channel add --help`)
     #[schema(example = "openai")]
     pub vendor: Option<String>,
     /// 上游地址 / The upstream base URL

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::vendor::Vendor;
+
 /// The compiled-in catalog data.
 const BUILTIN_CATALOG: &str = include_str!("models.toml");
 
@@ -74,8 +76,8 @@ struct CatalogFile {
 #[serde(deny_unknown_fields)]
 pub struct Model {
     pub id: String,
-    /// Vendor protocol id (`dashscope`, `ark`, `modelark`, `vidu`, `zhipu`, `openai`).
-    pub vendor: String,
+    /// The vendor whose channels serve it (its stored name in `models.toml`).
+    pub vendor: Vendor,
     /// Vendor name as the seed document shows it (阿里百炼, 豆包, …).
     pub vendor_label: String,
     /// 中文 description; `description_en` is its English (the API reference shows both).
@@ -247,7 +249,7 @@ impl Model {
     pub fn custom_chat(id: &str, input_per_million: i64, output_per_million: i64) -> Model {
         Model {
             id: id.to_owned(),
-            vendor: "openai".to_owned(),
+            vendor: Vendor::OpenAi,
             vendor_label: "自定义 (OpenAI 兼容)".to_owned(),
             description: "管理员通过 OpenAI 兼容渠道接入的模型".to_owned(),
             description_en: Some(
@@ -273,7 +275,7 @@ impl Model {
     pub fn custom_embedding(id: &str, input_per_million: i64) -> Model {
         Model {
             id: id.to_owned(),
-            vendor: "openai".to_owned(),
+            vendor: Vendor::OpenAi,
             vendor_label: "自定义 (OpenAI 兼容)".to_owned(),
             description: "管理员通过 OpenAI 兼容渠道接入的向量模型 / embedding model".to_owned(),
             description_en: Some(

@@ -17,61 +17,10 @@ use rand::Rng;
 
 use crate::catalog::{Catalog, Model};
 use crate::secrets::Secret;
+use crate::vendor::Vendor;
 
 pub use health::ChannelHealth;
 pub use store::{ChannelStore, NewChannel};
-
-/// Vendor protocols a channel can speak.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Vendor {
-    /// Any OpenAI-compatible server (vLLM, Ollama, DashScope compatible-mode, …).
-    OpenAi,
-    /// Alibaba Model Studio: chat through its compatible-mode endpoint, Wan and HappyHorse
-    /// images/videos through its native async API.
-    DashScope,
-    /// Volcengine Ark (Doubao Seedance).
-    Ark,
-    /// BytePlus ModelArk (Dreamina Seedance), Ark's protocol outside China.
-    ModelArk,
-    /// Vidu.
-    Vidu,
-    /// Zhipu BigModel (CogView).
-    Zhipu,
-}
-
-impl Vendor {
-    pub const ALL: [Vendor; 6] = [
-        Vendor::OpenAi,
-        Vendor::DashScope,
-        Vendor::Ark,
-        Vendor::ModelArk,
-        Vendor::Vidu,
-        Vendor::Zhipu,
-    ];
-
-    pub fn parse(s: &str) -> Option<Vendor> {
-        Vendor::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Vendor::OpenAi => "openai",
-            Vendor::DashScope => "dashscope",
-            Vendor::Ark => "ark",
-            Vendor::ModelArk => "modelark",
-            Vendor::Vidu => "vidu",
-            Vendor::Zhipu => "zhipu",
-        }
-    }
-
-    /// Whether the relay can send chat completions to this vendor.
-    pub fn serves_chat(self) -> bool {
-        matches!(self, Vendor::OpenAi | Vendor::DashScope)
-    }
-
-    /// Names accepted by `--vendor`.
-    pub const NAMES: &'static str = "openai, dashscope, ark, modelark, vidu, zhipu";
-}
 
 /// One of a channel's models: our model id and the name the upstream knows it by.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -3,10 +3,11 @@
 
 use sqlx::Row;
 
-use super::{Channel, ModelRoute, Vendor};
+use super::{Channel, ModelRoute};
 use crate::secrets::{SecretBox, SecretError};
 use crate::storage::{Db, StoreError};
 use crate::util::clock::now_ms;
+use crate::vendor::Vendor;
 
 /// Why a channel operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -207,7 +208,7 @@ impl ChannelStore {
     fn decode_row(&self, r: &sqlx::any::AnyRow) -> Result<Channel, ChannelError> {
         let id: i64 = r.try_get("id")?;
         let vendor: String = r.try_get("vendor")?;
-        let vendor = Vendor::parse(&vendor).ok_or_else(|| ChannelError::Invalid {
+        let vendor = Vendor::parse_channel(&vendor).ok_or_else(|| ChannelError::Invalid {
             id,
             problem: format!("unknown vendor `{vendor}`"),
         })?;

@@ -10,61 +10,38 @@
 //! videos or audio: uploaded ones are passed as our public `/idfile` link, so `public_base_url`
 //! must be reachable by the vendor for them.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use super::ProviderError;
-use super::media::{JobInput, MediaJob, MediaOutput, OutputBody, OutputRole, PollOutcome};
+use super::media::{
+    JobInput, MediaAdapter, MediaJob, MediaOutput, OutputBody, OutputRole, PollOutcome,
+};
+use super::transport::{Auth, VendorRequest};
+use crate::vendor::Vendor;
 
-/// The Ark / ModelArk adapter; `vendor` is `ark` or `modelark`.
-#[derive(Debug, Clone)]
-pub struct ArkMedia {
-    vendor: &'static str,
-    http: reqwest::Client,
-    delays: (Duration, Duration),
-    /// How long creating a vendor task may take before the channel counts as failed.
-    submit_timeout: Duration,
+/// The Ark / ModelArk adapter; `vendor` is [`Vendor::Ark`] or [`Vendor::ModelArk`].
+#[derive(Debug, Clone, Copy)]
+pub struct Ark {
+    pub vendor: Vendor,
 }
 
-impl ArkMedia {
-    pub fn new(
-        vendor: &'static str,
-        http: reqwest::Client,
-        delays: (Duration, Duration),
-        submit_timeout: Duration,
-    ) -> ArkMedia {
-        ArkMedia {
-            vendor,
-            http,
-            delays,
-            submit_timeout,
-        }
-    }
-
-    pub fn vendor(&self) -> &'static str {
+impl MediaAdapter for Ark {
+    fn vendor(&self) -> Vendor {
         self.vendor
     }
 
-    pub fn poll_delays(&self) -> (Duration, Duration) {
-        self.delays
+    fn submit_request(&self, job: &MediaJob<'_>, base_url: &str) -> VendorRequest {
+        VendorRequest::post(
+            format!(
+                "{}/contents/generations/tasks",
+                base_url.trim_end_matches('/')
+            ),
+            Auth::Bearer,
+            request_body(job),
+        )
     }
 
-    pub async fn submit(&self, job: &MediaJob<'_>) -> Result<String, ProviderError> {
-        let channel = job.channel()?;
-        let response = self
-            .http
-            .post(format!(
-                "{}/contents/generations/tasks",
-                channel.base_url.trim_end_matches('/')
-            ))
-            .bearer_auth(channel.api_key.expose())
-            .timeout(self.submit_timeout)
-            .json(&request_body(job))
-            .send()
-            .await
-            .map_err(ProviderError::from_reqwest)?;
-        let body = read_json(response).await?;
+    fn parse_submit(&self, body: &Value) -> Result<String, ProviderError> {
         body.get("id")
             .and_then(Value::as_str)
             .filter(|id| !id.is_empty())
@@ -72,24 +49,26 @@ impl ArkMedia {
             .ok_or_else(|| ProviderError::Decode("Ark answered without a task id".into()))
     }
 
-    pub async fn poll(
-        &self,
-        job: &MediaJob<'_>,
-        vendor_task_id: &str,
-    ) -> Result<PollOutcome, ProviderError> {
-        let channel = job.channel()?;
-        let response = self
-            .http
-            .get(format!(
+    fn poll_request(&self, base_url: &str, vendor_task_id: &str) -> Option<VendorRequest> {
+        Some(VendorRequest::get(
+            format!(
                 "{}/contents/generations/tasks/{vendor_task_id}",
-                channel.base_url.trim_end_matches('/')
-            ))
-            .bearer_auth(channel.api_key.expose())
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await
-            .map_err(ProviderError::from_reqwest)?;
-        Ok(outcome(&read_json(response).await?))
+                base_url.trim_end_matches('/')
+            ),
+            Auth::Bearer,
+        ))
+    }
+
+    fn parse_poll(&self, _job: &MediaJob<'_>, _vendor_task_id: &str, body: &Value) -> PollOutcome {
+        outcome(body)
+    }
+
+    fn error_message(&self, body: &Value) -> Option<String> {
+        error_message(&body["error"])
+    }
+
+    fn fetches_inputs_by_url(&self) -> bool {
+        true
     }
 }
 
@@ -126,23 +105,6 @@ pub fn request_body(job: &MediaJob<'_>) -> Value {
         }
     }
     body
-}
-
-async fn read_json(response: reqwest::Response) -> Result<Value, ProviderError> {
-    let status = response.status();
-    let text = response.text().await.map_err(ProviderError::from_reqwest)?;
-    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    if !status.is_success() {
-        return Err(ProviderError::Status {
-            status: status.as_u16(),
-            message: error_message(&body["error"])
-                .unwrap_or_else(|| format!("HTTP {}", status.as_u16())),
-        });
-    }
-    if !body.is_object() {
-        return Err(ProviderError::Decode("Ark sent a non-JSON answer".into()));
-    }
-    Ok(body)
 }
 
 fn error_message(error: &Value) -> Option<String> {
@@ -198,5 +160,54 @@ mod tests {
             outcome(&json!({"status": "expired"})),
             PollOutcome::Failed(_)
         ));
+    }
+
+    #[test]
+    fn requests_and_answers() {
+        use crate::providers::media::testing::{url_input, with_job};
+        use crate::providers::transport::{Auth, Method};
+        let ark = Ark {
+            vendor: Vendor::ModelArk,
+        };
+        let inputs = [url_input("image1_file", "https://in/first.png")];
+        let request = with_job(
+            "i2v",
+            "seedance-up",
+            json!({"prompt": "p", "ratio": "16:9", "duration": 5}),
+            &inputs,
+            |job| ark.submit_request(job, "https://ark.example/api/v3/"),
+        );
+        assert_eq!(request.method, Method::Post);
+        assert_eq!(
+            request.url,
+            "https://ark.example/api/v3/contents/generations/tasks"
+        );
+        assert_eq!(request.auth, Auth::Bearer);
+        assert_eq!(
+            request.body,
+            Some(
+                json!({"model": "seedance-up", "ratio": "16:9", "duration": 5, "content": [
+                    {"type": "text", "text": "p"},
+                    {"type": "image_url", "image_url": {"url": "https://in/first.png"}, "role": "first_frame"},
+                ]})
+            )
+        );
+        assert_eq!(
+            ark.parse_submit(&json!({"id": "cgt-2025"})).unwrap(),
+            "cgt-2025"
+        );
+        assert!(ark.parse_submit(&json!({"id": ""})).is_err());
+        assert_eq!(
+            ark.poll_request("https://ark.example/api/v3", "cgt-2025")
+                .unwrap()
+                .url,
+            "https://ark.example/api/v3/contents/generations/tasks/cgt-2025"
+        );
+        assert_eq!(
+            ark.error_message(&json!({"error": {"code": "InvalidParameter", "message": "ratio"}})),
+            Some("InvalidParameter: ratio".into())
+        );
+        assert_eq!(ark.error_message(&Value::Null), None);
+        assert!(ark.fetches_inputs_by_url());
     }
 }

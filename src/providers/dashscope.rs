@@ -10,62 +10,41 @@
 //! images in `input.media` (`first_frame`, `reference_image`). Input files we stored travel as
 //! `data:` URIs. Result URLs expire after 24 h; the engine archives them at once.
 
-use std::time::Duration;
-
 use serde_json::{Map, Value, json};
 
 use super::ProviderError;
-use super::media::{MediaJob, MediaOutput, OutputBody, OutputRole, PollOutcome};
+use super::media::{MediaAdapter, MediaJob, MediaOutput, OutputBody, OutputRole, PollOutcome};
+use super::transport::{Auth, VendorRequest};
+use crate::vendor::Vendor;
 
 const IMAGE_PATH: &str = "/api/v1/services/aigc/text2image/image-synthesis";
 const VIDEO_PATH: &str = "/api/v1/services/aigc/video-generation/video-synthesis";
 
 /// The DashScope media adapter.
-#[derive(Debug, Clone)]
-pub struct DashScopeMedia {
-    http: reqwest::Client,
-    /// First poll delay and the longest one.
-    delays: (Duration, Duration),
-    /// How long creating a vendor task may take before the channel counts as failed.
-    submit_timeout: Duration,
-}
+#[derive(Debug, Clone, Copy)]
+pub struct DashScope;
 
-impl DashScopeMedia {
-    pub fn new(
-        http: reqwest::Client,
-        delays: (Duration, Duration),
-        submit_timeout: Duration,
-    ) -> DashScopeMedia {
-        DashScopeMedia {
-            http,
-            delays,
-            submit_timeout,
-        }
+impl MediaAdapter for DashScope {
+    fn vendor(&self) -> Vendor {
+        Vendor::DashScope
     }
 
-    pub fn poll_delays(&self) -> (Duration, Duration) {
-        self.delays
-    }
-
-    /// Create the vendor task; its `task_id`.
-    pub async fn submit(&self, job: &MediaJob<'_>) -> Result<String, ProviderError> {
-        let channel = job.channel()?;
+    fn submit_request(&self, job: &MediaJob<'_>, base_url: &str) -> VendorRequest {
         let path = if job.category == "t2i" {
             IMAGE_PATH
         } else {
             VIDEO_PATH
         };
-        let response = self
-            .http
-            .post(format!("{}{path}", native_base(&channel.base_url)))
-            .bearer_auth(channel.api_key.expose())
-            .header("X-DashScope-Async", "enable")
-            .timeout(self.submit_timeout)
-            .json(&request_body(job))
-            .send()
-            .await
-            .map_err(ProviderError::from_reqwest)?;
-        let body = read_json(response).await?;
+        VendorRequest::post(
+            format!("{}{path}", native_base(base_url)),
+            Auth::Bearer,
+            request_body(job),
+        )
+        .header("X-DashScope-Async", "enable")
+    }
+
+    /// The `output.task_id`.
+    fn parse_submit(&self, body: &Value) -> Result<String, ProviderError> {
         body.pointer("/output/task_id")
             .and_then(Value::as_str)
             .filter(|id| !id.is_empty())
@@ -79,32 +58,25 @@ impl DashScopeMedia {
             })
     }
 
-    /// Ask how the vendor task stands.
-    pub async fn poll(
-        &self,
-        job: &MediaJob<'_>,
-        vendor_task_id: &str,
-    ) -> Result<PollOutcome, ProviderError> {
-        let channel = job.channel()?;
-        let response = self
-            .http
-            .get(format!(
-                "{}/api/v1/tasks/{vendor_task_id}",
-                native_base(&channel.base_url)
-            ))
-            .bearer_auth(channel.api_key.expose())
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await
-            .map_err(ProviderError::from_reqwest)?;
-        let body = read_json(response).await?;
-        Ok(outcome(job.category, &body))
+    fn poll_request(&self, base_url: &str, vendor_task_id: &str) -> Option<VendorRequest> {
+        Some(VendorRequest::get(
+            format!("{}/api/v1/tasks/{vendor_task_id}", native_base(base_url)),
+            Auth::Bearer,
+        ))
+    }
+
+    fn parse_poll(&self, job: &MediaJob<'_>, _vendor_task_id: &str, body: &Value) -> PollOutcome {
+        outcome(job.category, body)
+    }
+
+    fn error_message(&self, body: &Value) -> Option<String> {
+        body.is_object().then(|| error_message(body))
     }
 }
 
 /// The native API root of a channel's base URL (which may be given with a compatible-mode or
 /// `/api/v1` suffix).
-fn native_base(base_url: &str) -> &str {
+pub fn native_base(base_url: &str) -> &str {
     let base = base_url.trim_end_matches('/');
     base.strip_suffix("/compatible-mode/v1")
         .or_else(|| base.strip_suffix("/api/v1"))
@@ -184,28 +156,6 @@ fn error_message(body: &Value) -> String {
     } else {
         format!("{code}: {message}")
     }
-}
-
-async fn read_json(response: reqwest::Response) -> Result<Value, ProviderError> {
-    let status = response.status();
-    let text = response.text().await.map_err(ProviderError::from_reqwest)?;
-    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    if !status.is_success() {
-        return Err(ProviderError::Status {
-            status: status.as_u16(),
-            message: if body.is_object() {
-                error_message(&body)
-            } else {
-                format!("HTTP {}", status.as_u16())
-            },
-        });
-    }
-    if !body.is_object() {
-        return Err(ProviderError::Decode(
-            "DashScope sent a non-JSON answer".into(),
-        ));
-    }
-    Ok(body)
 }
 
 /// Map a task query answer to our outcome.
@@ -293,5 +243,53 @@ mod tests {
             "https://dashscope.aliyuncs.com"
         );
         assert_eq!(native_base("http://127.0.0.1:9"), "http://127.0.0.1:9");
+    }
+
+    #[test]
+    fn requests_and_answers() {
+        use crate::providers::media::testing::with_job;
+        use crate::providers::transport::Auth;
+        let request = with_job(
+            "t2i",
+            "wan2.2-t2i-plus",
+            json!({"prompt": "猫", "size": "1024*1024"}),
+            &[],
+            |job| {
+                DashScope.submit_request(job, "https://dashscope.aliyuncs.com/compatible-mode/v1")
+            },
+        );
+        assert_eq!(
+            request.url,
+            format!("https://dashscope.aliyuncs.com{IMAGE_PATH}")
+        );
+        assert_eq!(request.auth, Auth::Bearer);
+        assert_eq!(request.headers, [("X-DashScope-Async", "enable")]);
+        assert_eq!(
+            request.body,
+            Some(
+                json!({"model": "wan2.2-t2i-plus", "input": {"prompt": "猫"}, "parameters": {"n": 1, "size": "1024*1024"}})
+            )
+        );
+        let accepted = json!({"output": {"task_status": "PENDING", "task_id": "0385dc79"}, "request_id": "4909100c"});
+        assert_eq!(DashScope.parse_submit(&accepted).unwrap(), "0385dc79");
+        let refused = json!({"code": "DataInspectionFailed", "message": "Input data may contain inappropriate content."});
+        assert!(matches!(
+            DashScope.parse_submit(&refused),
+            Err(ProviderError::Event(m)) if m.starts_with("DataInspectionFailed: ")
+        ));
+        assert_eq!(
+            DashScope
+                .poll_request("https://dashscope.aliyuncs.com/api/v1", "0385dc79")
+                .unwrap()
+                .url,
+            "https://dashscope.aliyuncs.com/api/v1/tasks/0385dc79"
+        );
+        assert_eq!(
+            DashScope.error_message(
+                &json!({"code": "InvalidApiKey", "message": "Invalid API-key provided."})
+            ),
+            Some("InvalidApiKey: Invalid API-key provided.".into())
+        );
+        assert_eq!(DashScope.error_message(&Value::Null), None);
     }
 }

@@ -1,18 +1,19 @@
 //! Async media generation (image/video tasks) across vendors: what a job is, what a poll can
-//! answer, and [`MediaBackend`], the one place that dispatches to a vendor's adapter.
+//! answer, [`MediaAdapter`] (a vendor's protocol as pure functions) and [`MediaBackend`], which
+//! runs an adapter over the shared [`Transport`] (or the offline sandbox).
 
 use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
+use std::time::Duration;
+
 use super::ProviderError;
-use super::ark::ArkMedia;
-use super::dashscope::DashScopeMedia;
 use super::sandbox::SandboxMedia;
-use super::vidu::ViduMedia;
-use super::zhipu::ZhipuMedia;
+use super::transport::{POLL_TIMEOUT, Transport, VendorRequest};
 use crate::catalog::Model;
 use crate::channels::Channel;
+use crate::vendor::Vendor;
 
 /// One task as a vendor adapter sees it.
 #[derive(Debug, Clone, Copy)]
@@ -117,26 +118,97 @@ pub enum PollOutcome {
     Failed(String),
 }
 
-/// A media vendor adapter.
-#[derive(Debug, Clone)]
+/// A media vendor's protocol as pure functions: the requests it takes and what its answers
+/// mean. No I/O: the [`Transport`] sends the requests (with the channel's key, which no request
+/// carries) and reads the answers, so each function can be tested on recorded vendor payloads.
+/// `providers::media_adapter` maps each [`Vendor`] to its adapter.
+pub trait MediaAdapter: Send + Sync + 'static {
+    /// The vendor it speaks for.
+    fn vendor(&self) -> Vendor;
+
+    /// The request that creates the vendor task (`base_url`: the channel's).
+    fn submit_request(&self, job: &MediaJob<'_>, base_url: &str) -> VendorRequest;
+
+    /// The vendor's task id in its answer to the submission.
+    fn parse_submit(&self, body: &Value) -> Result<String, ProviderError>;
+
+    /// The task query; `None` when the answer is known without one (see [`Self::parse_poll`]).
+    fn poll_request(&self, base_url: &str, vendor_task_id: &str) -> Option<VendorRequest>;
+
+    /// What a task query answered (`Value::Null` when [`Self::poll_request`] made none).
+    fn parse_poll(&self, job: &MediaJob<'_>, vendor_task_id: &str, body: &Value) -> PollOutcome;
+
+    /// The message in the vendor's error body (`Value::Null` when it was not JSON), if any.
+    fn error_message(&self, body: &Value) -> Option<String>;
+
+    /// First poll delay and the longest one, given the configured ones.
+    fn poll_delays(&self, configured: (Duration, Duration)) -> (Duration, Duration) {
+        configured
+    }
+
+    /// How long a submission may take, given the configured time.
+    fn submit_timeout(&self, configured: Duration) -> Duration {
+        configured
+    }
+
+    /// The free read call that tests a channel's key (the console's "测试"): by default the task
+    /// query of a task that cannot exist (else a GET of the base URL).
+    fn probe_request(&self, base_url: &str) -> VendorRequest {
+        self.poll_request(base_url, PROBE_TASK_ID)
+            .unwrap_or_else(|| {
+                VendorRequest::get(base_url.to_owned(), super::transport::Auth::Bearer)
+            })
+    }
+
+    /// Whether the vendor fetches uploaded inputs by URL only (it then needs `public_base_url`
+    /// for our signed `/idfile` links).
+    fn fetches_inputs_by_url(&self) -> bool {
+        false
+    }
+}
+
+/// The task id a channel test asks about.
+pub const PROBE_TASK_ID: &str = "llmage-channel-test-0";
+
+/// A vendor's media backend: the offline sandbox, or an adapter over the shared transport.
+#[derive(Clone)]
 pub enum MediaBackend {
     Sandbox(SandboxMedia),
-    DashScope(DashScopeMedia),
-    Zhipu(ZhipuMedia),
-    /// Volcengine Ark and BytePlus ModelArk.
-    Ark(ArkMedia),
-    Vidu(ViduMedia),
+    Vendor {
+        adapter: &'static dyn MediaAdapter,
+        transport: Transport,
+    },
+}
+
+impl std::fmt::Debug for MediaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("MediaBackend")
+            .field(&self.vendor().as_str())
+            .finish()
+    }
 }
 
 impl MediaBackend {
-    /// Vendor name recorded on the task.
-    pub fn vendor(&self) -> &'static str {
+    /// The backend of `vendor`, if it makes images or videos.
+    pub fn of(
+        vendor: Vendor,
+        transport: &Transport,
+        sandbox: &SandboxMedia,
+    ) -> Option<MediaBackend> {
+        match vendor {
+            Vendor::Sandbox => Some(MediaBackend::Sandbox(sandbox.clone())),
+            _ => super::media_adapter(vendor).map(|adapter| MediaBackend::Vendor {
+                adapter,
+                transport: transport.clone(),
+            }),
+        }
+    }
+
+    /// The vendor recorded on the task.
+    pub fn vendor(&self) -> Vendor {
         match self {
-            MediaBackend::Sandbox(_) => "sandbox",
-            MediaBackend::DashScope(_) => "dashscope",
-            MediaBackend::Zhipu(_) => "zhipu",
-            MediaBackend::Ark(a) => a.vendor(),
-            MediaBackend::Vidu(_) => "vidu",
+            MediaBackend::Sandbox(_) => Vendor::Sandbox,
+            MediaBackend::Vendor { adapter, .. } => adapter.vendor(),
         }
     }
 
@@ -144,10 +216,17 @@ impl MediaBackend {
     pub async fn submit(&self, job: &MediaJob<'_>) -> Result<String, ProviderError> {
         match self {
             MediaBackend::Sandbox(s) => Ok(s.submit(job)),
-            MediaBackend::DashScope(d) => d.submit(job).await,
-            MediaBackend::Zhipu(z) => z.submit(job).await,
-            MediaBackend::Ark(a) => a.submit(job).await,
-            MediaBackend::Vidu(v) => v.submit(job).await,
+            MediaBackend::Vendor { adapter, transport } => {
+                let channel = job.channel()?;
+                let request = adapter.submit_request(job, &channel.base_url);
+                let timeout = adapter.submit_timeout(transport.submit_timeout);
+                let body = transport
+                    .call(adapter.vendor(), channel, request, timeout, &|body| {
+                        adapter.error_message(body)
+                    })
+                    .await?;
+                adapter.parse_submit(&body)
+            }
         }
     }
 
@@ -159,22 +238,67 @@ impl MediaBackend {
     ) -> Result<PollOutcome, ProviderError> {
         match self {
             MediaBackend::Sandbox(s) => s.poll(job, vendor_task_id).await,
-            MediaBackend::DashScope(d) => d.poll(job, vendor_task_id).await,
-            MediaBackend::Zhipu(z) => Ok(z.poll(vendor_task_id)),
-            MediaBackend::Ark(a) => a.poll(job, vendor_task_id).await,
-            MediaBackend::Vidu(v) => v.poll(job, vendor_task_id).await,
+            MediaBackend::Vendor { adapter, transport } => {
+                let channel = job.channel()?;
+                let body = match adapter.poll_request(&channel.base_url, vendor_task_id) {
+                    Some(request) => {
+                        transport
+                            .call(adapter.vendor(), channel, request, POLL_TIMEOUT, &|body| {
+                                adapter.error_message(body)
+                            })
+                            .await?
+                    }
+                    None => Value::Null,
+                };
+                Ok(adapter.parse_poll(job, vendor_task_id, &body))
+            }
         }
     }
 
     /// First poll delay and the longest one (polls back off in between).
-    pub fn poll_delays(&self) -> (std::time::Duration, std::time::Duration) {
-        use std::time::Duration;
+    pub fn poll_delays(&self) -> (Duration, Duration) {
         match self {
             MediaBackend::Sandbox(_) => (Duration::from_millis(200), Duration::from_millis(1000)),
-            MediaBackend::DashScope(d) => d.poll_delays(),
-            MediaBackend::Zhipu(z) => z.poll_delays(),
-            MediaBackend::Ark(a) => a.poll_delays(),
-            MediaBackend::Vidu(v) => v.poll_delays(),
+            MediaBackend::Vendor { adapter, transport } => {
+                adapter.poll_delays(transport.poll_delays)
+            }
+        }
+    }
+}
+
+/// Jobs for the adapters' unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// Run `f` on a job of the catalog's first model with these fields.
+    pub fn with_job<R>(
+        category: &str,
+        upstream_model: &str,
+        params: Value,
+        inputs: &[JobInput],
+        f: impl FnOnce(&MediaJob<'_>) -> R,
+    ) -> R {
+        let catalog = crate::catalog::Catalog::builtin().unwrap();
+        let model = catalog.models()[0].clone();
+        let params = params.as_object().cloned().unwrap_or_default();
+        f(&MediaJob {
+            task_id: "task-1",
+            model: &model,
+            upstream_model,
+            category,
+            params: &params,
+            inputs,
+            channel: None,
+        })
+    }
+
+    /// A client's input URL under a field.
+    pub fn url_input(field: &str, url: &str) -> JobInput {
+        JobInput {
+            field: field.into(),
+            data: InputData::Url(url.into()),
+            public_url: None,
         }
     }
 }

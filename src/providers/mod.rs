@@ -1,14 +1,20 @@
-//! Vendor protocols. Chat goes through [`openai`] (any OpenAI-compatible server, DashScope
-//! compatible-mode) or the offline [`sandbox`]; image/video tasks through [`media`]. Both answer with a [`ChatReply`] of
-//! OpenAI-shaped JSON text, so the relay decorates, meters and bills them in one place.
+//! Vendor protocols, one file per vendor, each an adapter: chat through a [`chat::ChatAdapter`]
+//! ([`openai`] for any OpenAI-compatible server and DashScope compatible-mode, or the offline
+//! [`sandbox`]), answering with a [`ChatReply`] of OpenAI-shaped JSON text so the relay
+//! decorates, meters and bills them in one place; image/video tasks through a
+//! [`media::MediaAdapter`] (pure build/parse functions) over the shared [`transport`].
+//! [`media_adapter`] and [`chat_adapter`] are the registry: the one place each [`Vendor`]'s
+//! adapters are named (see `docs/adding-a-vendor.md`).
 //! [`probe`] tests a channel through its vendor's protocol (the console's "测试").
 
 pub mod ark;
+pub mod chat;
 pub mod dashscope;
 pub mod media;
 pub mod openai;
 pub mod probe;
 pub mod sandbox;
+pub mod transport;
 pub mod vidu;
 pub mod zhipu;
 
@@ -16,6 +22,44 @@ use std::pin::Pin;
 
 use futures_util::Stream;
 use serde_json::Value;
+
+use crate::vendor::Vendor;
+use chat::{ChatAdapter, ChatDeps};
+use media::MediaAdapter;
+
+/// The registry of media adapters: the one place a vendor's image/video protocol is named
+/// (`None`: the vendor makes no media, or it is the sandbox, which `media::MediaBackend` runs
+/// itself). The task engine builds its backends by asking this for every [`Vendor::ALL`].
+pub fn media_adapter(vendor: Vendor) -> Option<&'static dyn MediaAdapter> {
+    match vendor {
+        Vendor::DashScope => Some(&dashscope::DashScope),
+        Vendor::Ark => Some(&ark::Ark {
+            vendor: Vendor::Ark,
+        }),
+        Vendor::ModelArk => Some(&ark::Ark {
+            vendor: Vendor::ModelArk,
+        }),
+        Vendor::Vidu => Some(&vidu::Vidu),
+        Vendor::Zhipu => Some(&zhipu::Zhipu),
+        Vendor::OpenAi | Vendor::Sandbox => None,
+    }
+}
+
+/// The registry of chat adapters: the one place a vendor's chat protocol is named (`None`: the
+/// vendor serves no chat). `chat::ChatAdapters` asks it for every [`Vendor::ALL`].
+pub fn chat_adapter(vendor: Vendor, deps: &ChatDeps) -> Option<std::sync::Arc<dyn ChatAdapter>> {
+    match vendor {
+        // DashScope chat is its OpenAI-compatible mode (`openai::chat_url`).
+        Vendor::OpenAi | Vendor::DashScope => Some(std::sync::Arc::new(openai::OpenAiChat::new(
+            deps.http.clone(),
+            deps.timeouts,
+        ))),
+        Vendor::Sandbox => Some(std::sync::Arc::new(sandbox::SandboxChat {
+            chunk_delay: deps.sandbox_chunk_delay,
+        })),
+        Vendor::Ark | Vendor::ModelArk | Vendor::Vidu | Vendor::Zhipu => None,
+    }
+}
 
 /// A stream of `chat.completion.chunk` objects, each as the JSON text the upstream sent (the relay
 /// reads and rewrites it without building a `Value`; see `relay::rewrite`).

@@ -11,7 +11,8 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::{ChatReply, ProviderError, error_message};
-use crate::channels::{Channel, Vendor};
+use crate::channels::Channel;
+use crate::vendor::Vendor;
 
 /// Timeouts for upstream calls.
 #[derive(Debug, Clone, Copy)]

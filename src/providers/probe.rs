@@ -2,18 +2,18 @@
 //! answers and the key is accepted, with its latency or the vendor's own error message.
 //!
 //! Chat channels get a one-token chat completion of one of their chat models (the real chat
-//! path, `providers::openai`). Media-only channels get a read call that costs nothing: the
+//! path, the vendor's `ChatAdapter`). Media-only channels get a read call that costs nothing: the
 //! vendor's task query for a task id that cannot exist. A vendor that knows the key answers
 //! "no such task" (any HTTP answer but 401/403/5xx); one that does not know it answers 401/403
-//! with its message. The query URLs and auth headers are the ones the vendor adapters poll with.
+//! with its message. The query is the adapter's (`MediaAdapter::probe_request`).
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use crate::catalog::Catalog;
-use crate::channels::{Channel, Vendor};
-use crate::providers::openai::OpenAiChat;
+use crate::channels::Channel;
+use crate::providers::chat::ChatAdapters;
 use crate::providers::{ChatReply, ProviderError, error_message};
 
 /// How long a test may take.
@@ -50,33 +50,21 @@ pub fn call_for(channel: &Channel, catalog: &Catalog) -> ProbeCall {
             upstream: route.upstream.clone(),
         };
     }
-    let base = channel.base_url.trim_end_matches('/');
-    let id = "llmage-channel-test-0";
-    let bearer = format!("Bearer {}", channel.api_key.expose());
-    let (url, authorization) = match channel.vendor {
-        Vendor::Ark | Vendor::ModelArk => {
-            (format!("{base}/contents/generations/tasks/{id}"), bearer)
-        }
-        Vendor::DashScope | Vendor::OpenAi => {
-            let native = base
-                .strip_suffix("/compatible-mode/v1")
-                .or_else(|| base.strip_suffix("/api/v1"))
-                .unwrap_or(base);
-            (format!("{native}/api/v1/tasks/{id}"), bearer)
-        }
-        Vendor::Vidu => (
-            format!("{base}/ent/v2/tasks/{id}/creations"),
-            format!("Token {}", channel.api_key.expose()),
-        ),
-        Vendor::Zhipu => (format!("{base}/async-result/{id}"), bearer),
-    };
+    // An openai channel without a chat model (embeddings only) gets DashScope's native query,
+    // as it always has.
+    let adapter = super::media_adapter(channel.vendor).unwrap_or(&super::dashscope::DashScope);
+    let request = adapter.probe_request(&channel.base_url);
+    let (url, authorization) = (
+        request.url,
+        request.auth.header_value(channel.api_key.expose()),
+    );
     ProbeCall::Read { url, authorization }
 }
 
 /// Run the test.
 pub async fn run(
     http: &reqwest::Client,
-    openai: &OpenAiChat,
+    chat: &ChatAdapters,
     channel: &Channel,
     catalog: &Catalog,
 ) -> Probe {
@@ -90,7 +78,7 @@ pub async fn run(
                     "max_tokens": 1,
                     "stream": false,
                 });
-                match openai.send(channel, &body, false).await {
+                match chat.send(Some(channel), &body, false).await {
                     Ok(ChatReply::Complete(_)) => Ok(()),
                     Ok(ChatReply::Stream(_)) => Ok(()),
                     Err(e) => Err(e),
@@ -150,6 +138,7 @@ mod tests {
     use super::*;
     use crate::channels::ModelRoute;
     use crate::secrets::Secret;
+    use crate::vendor::Vendor;
 
     fn channel(vendor: Vendor, base: &str, models: &[&str]) -> Channel {
         Channel {

@@ -5,55 +5,33 @@
 //! is the vendor's boolean `off_peak`; our `ratio` is its `aspect_ratio`. Images travel inline as
 //! `data:` URIs (Vidu accepts them up to a 20 MB request).
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use super::ProviderError;
-use super::media::{MediaJob, MediaOutput, OutputBody, OutputRole, PollOutcome};
+use super::media::{MediaAdapter, MediaJob, MediaOutput, OutputBody, OutputRole, PollOutcome};
+use super::transport::{Auth, VendorRequest};
+use crate::vendor::Vendor;
 
 /// The Vidu adapter.
-#[derive(Debug, Clone)]
-pub struct ViduMedia {
-    http: reqwest::Client,
-    delays: (Duration, Duration),
-    /// How long creating a vendor task may take before the channel counts as failed.
-    submit_timeout: Duration,
-}
+#[derive(Debug, Clone, Copy)]
+pub struct Vidu;
 
-impl ViduMedia {
-    pub fn new(
-        http: reqwest::Client,
-        delays: (Duration, Duration),
-        submit_timeout: Duration,
-    ) -> ViduMedia {
-        ViduMedia {
-            http,
-            delays,
-            submit_timeout,
-        }
+impl MediaAdapter for Vidu {
+    fn vendor(&self) -> Vendor {
+        Vendor::Vidu
     }
 
-    pub fn poll_delays(&self) -> (Duration, Duration) {
-        self.delays
-    }
-
-    pub async fn submit(&self, job: &MediaJob<'_>) -> Result<String, ProviderError> {
-        let channel = job.channel()?;
+    fn submit_request(&self, job: &MediaJob<'_>, base_url: &str) -> VendorRequest {
         let (path, body) = request(job);
-        let response = self
-            .http
-            .post(format!("{}{path}", channel.base_url.trim_end_matches('/')))
-            .header(
-                reqwest::header::AUTHORIZATION,
-                format!("Token {}", channel.api_key.expose()),
-            )
-            .timeout(self.submit_timeout)
-            .json(&body)
-            .send()
-            .await
-            .map_err(ProviderError::from_reqwest)?;
-        let body = read_json(response).await?;
+        VendorRequest::post(
+            format!("{}{path}", base_url.trim_end_matches('/')),
+            Auth::Token,
+            body,
+        )
+    }
+
+    /// The `task_id` (a string or a number).
+    fn parse_submit(&self, body: &Value) -> Result<String, ProviderError> {
         match &body["task_id"] {
             Value::String(id) if !id.is_empty() => Ok(id.clone()),
             Value::Number(n) => Ok(n.to_string()),
@@ -63,27 +41,28 @@ impl ViduMedia {
         }
     }
 
-    pub async fn poll(
-        &self,
-        job: &MediaJob<'_>,
-        vendor_task_id: &str,
-    ) -> Result<PollOutcome, ProviderError> {
-        let channel = job.channel()?;
-        let response = self
-            .http
-            .get(format!(
+    fn poll_request(&self, base_url: &str, vendor_task_id: &str) -> Option<VendorRequest> {
+        Some(VendorRequest::get(
+            format!(
                 "{}/ent/v2/tasks/{vendor_task_id}/creations",
-                channel.base_url.trim_end_matches('/')
-            ))
-            .header(
-                reqwest::header::AUTHORIZATION,
-                format!("Token {}", channel.api_key.expose()),
-            )
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await
-            .map_err(ProviderError::from_reqwest)?;
-        Ok(outcome(&read_json(response).await?))
+                base_url.trim_end_matches('/')
+            ),
+            Auth::Token,
+        ))
+    }
+
+    fn parse_poll(&self, _job: &MediaJob<'_>, _vendor_task_id: &str, body: &Value) -> PollOutcome {
+        outcome(body)
+    }
+
+    /// `reason` (or `code`) and `message`.
+    fn error_message(&self, body: &Value) -> Option<String> {
+        let reason = body["reason"]
+            .as_str()
+            .or(body["code"].as_str())
+            .unwrap_or("");
+        let message = body["message"].as_str().unwrap_or("");
+        (!(reason.is_empty() && message.is_empty())).then(|| format!("{reason}: {message}"))
     }
 }
 
@@ -126,31 +105,6 @@ pub fn request(job: &MediaJob<'_>) -> (&'static str, Value) {
         body["aspect_ratio"] = json!(ratio);
     }
     (path, body)
-}
-
-async fn read_json(response: reqwest::Response) -> Result<Value, ProviderError> {
-    let status = response.status();
-    let text = response.text().await.map_err(ProviderError::from_reqwest)?;
-    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-    if !status.is_success() {
-        let reason = body["reason"]
-            .as_str()
-            .or(body["code"].as_str())
-            .unwrap_or("");
-        let message = body["message"].as_str().unwrap_or("");
-        return Err(ProviderError::Status {
-            status: status.as_u16(),
-            message: if reason.is_empty() && message.is_empty() {
-                format!("HTTP {}", status.as_u16())
-            } else {
-                format!("{reason}: {message}")
-            },
-        });
-    }
-    if !body.is_object() {
-        return Err(ProviderError::Decode("Vidu sent a non-JSON answer".into()));
-    }
-    Ok(body)
 }
 
 /// Map a creations query to our outcome.
@@ -205,5 +159,51 @@ mod tests {
         assert!(
             matches!(outcome(&json!({"state": "failed", "err_code": "CreationPolicyViolation"})), PollOutcome::Failed(m) if m.contains("CreationPolicyViolation"))
         );
+    }
+
+    #[test]
+    fn requests_and_answers() {
+        use crate::providers::media::testing::{url_input, with_job};
+        use crate::providers::transport::Auth;
+        let inputs = [
+            url_input("image_file1", "https://in/a.png"),
+            url_input("image_file2", "https://in/b.png"),
+        ];
+        let request = with_job(
+            "i2v",
+            "viduq1",
+            json!({"prompt": "p", "off_peak": "Y", "resolution": "1080P", "duration": 5, "ratio": "16:9"}),
+            &inputs,
+            |job| Vidu.submit_request(job, "https://api.vidu.cn/"),
+        );
+        assert_eq!(request.url, "https://api.vidu.cn/ent/v2/start-end2video");
+        assert_eq!(request.auth, Auth::Token);
+        assert_eq!(
+            request.body,
+            Some(
+                json!({"model": "viduq1", "prompt": "p", "off_peak": true, "duration": 5,
+                "resolution": "1080p", "images": ["https://in/a.png", "https://in/b.png"]})
+            )
+        );
+        assert_eq!(
+            Vidu.parse_submit(&json!({"task_id": "8766"})).unwrap(),
+            "8766"
+        );
+        assert_eq!(
+            Vidu.parse_submit(&json!({"task_id": 8766})).unwrap(),
+            "8766"
+        );
+        assert!(Vidu.parse_submit(&json!({"state": "created"})).is_err());
+        assert_eq!(
+            Vidu.poll_request("https://api.vidu.cn", "8766")
+                .unwrap()
+                .url,
+            "https://api.vidu.cn/ent/v2/tasks/8766/creations"
+        );
+        assert_eq!(
+            Vidu.error_message(&json!({"reason": "TaskPromptPolicyViolation", "message": "m"})),
+            Some("TaskPromptPolicyViolation: m".into())
+        );
+        assert_eq!(Vidu.error_message(&Value::Null), None);
     }
 }

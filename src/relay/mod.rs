@@ -28,8 +28,7 @@ use crate::billing::group_commit::GroupCommit;
 use crate::billing::{chat_price, credits_json, credits_text, tokens};
 use crate::catalog::Model;
 use crate::channels::{ChannelTable, Route};
-use crate::providers::openai::OpenAiChat;
-use crate::providers::sandbox::SandboxChat;
+use crate::providers::chat::ChatAdapters;
 use crate::providers::{ChatReply, ChunkStream, ProviderError};
 use budget::Budget;
 use error::RelayError;
@@ -65,8 +64,8 @@ pub enum RelayReply {
 /// Chat relay (shared, cheap to clone).
 #[derive(Clone, Debug)]
 pub struct ChatRelay {
-    pub openai: OpenAiChat,
-    pub sandbox: SandboxChat,
+    /// Chat upstreams by vendor (the sandbox included).
+    pub chat: ChatAdapters,
     /// Demo mode: models without a channel are answered by the sandbox.
     pub demo: bool,
     /// Completion bound for the reservation when neither request nor catalog gives one.
@@ -184,10 +183,11 @@ impl ChatRelay {
                 },
                 Target::Sandbox => None,
             };
-            let reply = match &target {
-                Target::Channel(r) => self.openai.send(&r.channel, &body, req.stream).await,
-                Target::Sandbox => self.sandbox.send(&body, req.stream),
+            let channel = match &target {
+                Target::Channel(r) => Some(&*r.channel),
+                Target::Sandbox => None,
             };
+            let reply = self.chat.send(channel, &body, req.stream).await;
             let failed = match reply {
                 Ok(ChatReply::Complete(raw)) => match rewrite::Answer::parse(&raw) {
                     Some(answer) => {

@@ -30,6 +30,7 @@ use crate::providers::media::{
 use crate::storage::files::{FileKind, FileStore};
 use crate::storage::staging::{StagedFile, StagingError};
 use crate::util::clock::now_ms;
+use crate::vendor::Vendor;
 
 /// Why archiving a finished task's results failed this time (the task is released and retried).
 #[derive(Debug, thiserror::Error)]
@@ -70,10 +71,10 @@ pub struct Engine {
     pub channels: Arc<Channels>,
     /// Consecutive failures per channel; repeated ones cool a channel off.
     pub health: Arc<crate::channels::ChannelHealth>,
-    /// Vendor name → adapter.
-    pub backends: HashMap<&'static str, MediaBackend>,
-    /// Vendor name → concurrent calls allowed.
-    pub limits: HashMap<&'static str, Arc<Semaphore>>,
+    /// Vendor → adapter.
+    pub backends: HashMap<Vendor, MediaBackend>,
+    /// Vendor → concurrent calls allowed.
+    pub limits: HashMap<Vendor, Arc<Semaphore>>,
     pub http: reqwest::Client,
     pub wake: Arc<Notify>,
     /// This process's lease name.
@@ -146,9 +147,9 @@ impl Engine {
             TaskStatus::Created => "submit",
             _ => "poll",
         };
-        metrics::counter!("llmage_task_steps_total", "vendor" => task.vendor.clone(), "step" => step)
+        metrics::counter!("llmage_task_steps_total", "vendor" => task.vendor.as_str(), "step" => step)
             .increment(1);
-        let Some(backend) = self.backends.get(task.vendor.as_str()) else {
+        let Some(backend) = self.backends.get(&task.vendor) else {
             self.fail(
                 &task,
                 &format!("vendor {} is not configured on this server", task.vendor),
@@ -211,7 +212,7 @@ impl Engine {
             },
             None => None,
         };
-        let _permit = match self.limits.get(task.vendor.as_str()) {
+        let _permit = match self.limits.get(&task.vendor) {
             Some(sem) => sem.clone().acquire_owned().await.ok(),
             None => None,
         };
@@ -348,12 +349,7 @@ impl Engine {
                     Some(channel) => {
                         tracing::warn!(task = %task.id, error = %e, from = ?task.channel_id, to = channel.id, "vendor did not accept the task; failing over");
                         self.store
-                            .switch_channel(
-                                &task.id,
-                                &self.owner,
-                                channel.id,
-                                channel.vendor.as_str(),
-                            )
+                            .switch_channel(&task.id, &self.owner, channel.id, channel.vendor)
                             .await
                     }
                     None => {

@@ -10,6 +10,8 @@ pub mod store;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::vendor::Vendor;
+
 /// Task states, spelled as the seed spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskStatus {
@@ -82,7 +84,7 @@ pub struct Task {
     pub category: String,
     pub params: Map<String, Value>,
     pub inputs: Vec<TaskInput>,
-    pub vendor: String,
+    pub vendor: Vendor,
     pub channel_id: Option<i64>,
     pub vendor_task_id: Option<String>,
     pub status: TaskStatus,

@@ -17,6 +17,7 @@ use crate::net::OutboundGuard;
 use crate::storage::StoreError;
 use crate::storage::files::{FileError, FileKind, FileStore};
 use crate::util::ids::random_id;
+use crate::vendor::Vendor;
 
 /// Reservation purpose prefix of tasks.
 pub const TASK_PURPOSE: &str = "task";
@@ -87,8 +88,8 @@ impl TaskService {
         // The first channel by priority/weight; the engine fails over along the rest. Demo mode
         // serves models without a channel from the sandbox.
         let (vendor, channel_id) = match table.routes(&v.model.id).first() {
-            Some(route) => (route.channel.vendor.as_str(), Some(route.channel.id)),
-            None if self.demo => ("sandbox", None),
+            Some(route) => (route.channel.vendor, Some(route.channel.id)),
+            None if self.demo => (Vendor::Sandbox, None),
             None => return Err(TaskError::NoChannel(v.model.id.clone())),
         };
         self.check_urls(&v).await?;
@@ -117,7 +118,7 @@ impl TaskService {
             category: v.category.clone(),
             params: v.params,
             inputs,
-            vendor: vendor.to_owned(),
+            vendor,
             channel_id,
             allowed_ms: i64::try_from(deadline.as_millis()).unwrap_or(i64::MAX / 2),
             reservation_id: None,

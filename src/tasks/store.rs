@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 use super::{Task, TaskInput, TaskResult, TaskStatus};
 use crate::storage::{Db, StoreError};
 use crate::util::clock::now_ms;
+use crate::vendor::Vendor;
 
 const COLUMNS: &str = "id, user_id, key_id, model, category, params, inputs, vendor, channel_id, vendor_task_id, status, error, \
     attempts, submit_started_at, polls, deadline_at, reservation_id, credits, usage, result, callback_url, created_at, updated_at, finished_at, request_hash, hidden_at, request_id";
@@ -29,7 +30,7 @@ pub struct NewTask {
     pub category: String,
     pub params: serde_json::Map<String, Value>,
     pub inputs: Vec<TaskInput>,
-    pub vendor: String,
+    pub vendor: Vendor,
     pub channel_id: Option<i64>,
     /// How long the task may take: its deadline is this long after its creation time.
     pub allowed_ms: i64,
@@ -81,7 +82,7 @@ impl TaskStore {
         .bind(&t.category)
         .bind(Value::Object(t.params.clone()).to_string())
         .bind(serde_json::to_string(&t.inputs).unwrap_or_else(|_| "[]".into()))
-        .bind(&t.vendor)
+        .bind(t.vendor.as_str())
         .bind(t.channel_id)
         .bind(now)
         .bind(now.saturating_add(t.allowed_ms))
@@ -300,14 +301,14 @@ impl TaskStore {
         id: &str,
         owner: &str,
         channel_id: i64,
-        vendor: &str,
+        vendor: Vendor,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE tasks SET channel_id = $1, vendor = $2, next_poll_at = $3, lease_until = 0, updated_at = $3 \
              WHERE id = $4 AND lease_owner = $5 AND status = 'CREATED'",
         )
         .bind(channel_id)
-        .bind(vendor)
+        .bind(vendor.as_str())
         .bind(now_ms())
         .bind(id)
         .bind(owner)
@@ -476,6 +477,10 @@ fn decode(r: &AnyRow) -> Result<Task, StoreError> {
     let status = TaskStatus::parse(&status).ok_or_else(|| {
         StoreError::bad_row("tasks", &id, format_args!("unknown status `{status}`"))
     })?;
+    let vendor: String = r.try_get("vendor")?;
+    let vendor = Vendor::parse(&vendor).ok_or_else(|| {
+        StoreError::bad_row("tasks", &id, format_args!("unknown vendor `{vendor}`"))
+    })?;
     Ok(Task {
         user_id: r.try_get("user_id")?,
         key_id: r.try_get("key_id")?,
@@ -483,7 +488,7 @@ fn decode(r: &AnyRow) -> Result<Task, StoreError> {
         category: r.try_get("category")?,
         params: json_column(r, "params", &id)?,
         inputs: json_column(r, "inputs", &id)?,
-        vendor: r.try_get("vendor")?,
+        vendor,
         channel_id: r.try_get("channel_id")?,
         vendor_task_id: r.try_get("vendor_task_id")?,
         status,
@@ -551,6 +556,29 @@ mod tests {
             err.to_string()
                 .starts_with("tasks row task-bad-json: column result: "),
             "{err}"
+        );
+    }
+
+    /// A task's vendor is parsed at the edge: an unknown name is an error naming the row, never
+    /// a default vendor.
+    #[tokio::test]
+    async fn a_row_with_an_unknown_vendor_is_an_error_naming_it() {
+        let (_dir, db) = db().await;
+        let a = user(&db, "13000000033", 0).await;
+        let store = TaskStore::new(db.clone());
+        insert(&db, a, "task-vendor", "PENDING", "{}").await;
+        assert_eq!(
+            store.get("task-vendor").await.unwrap().unwrap().vendor,
+            Vendor::Sandbox
+        );
+        sqlx::query("UPDATE tasks SET vendor = 'acme' WHERE id = 'task-vendor'")
+            .execute(db.writer())
+            .await
+            .unwrap();
+        let err = store.get("task-vendor").await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "tasks row task-vendor: unknown vendor `acme`"
         );
     }
 

@@ -147,15 +147,16 @@ Object.assign(window.LLMAGE_I18N.en, {
   'channels.none': 'No channels yet. In demo mode the offline sandbox answers models without a channel; add a channel and real models answer.',
 });
 
-// Vendors a channel can speak, with a base URL example each (as `llmage admin channel add --help`).
-const CHANNEL_VENDORS = [
-  ['openai', 'OpenAI-compatible', 'https://api.openai.com/v1'],
-  ['dashscope', 'DashScope 阿里云百炼', 'https://dashscope.aliyuncs.com'],
-  ['ark', 'Volcengine Ark 火山方舟', 'https://ark.cn-beijing.volces.com/api/v3'],
-  ['modelark', 'BytePlus ModelArk', 'https://ark.ap-southeast.bytepluses.com/api/v3'],
-  ['vidu', 'Vidu', 'https://api.vidu.cn'],
-  ['zhipu', 'Zhipu 智谱', 'https://open.bigmodel.cn/api/paas/v4'],
-];
+// Vendors a channel can speak, with a base URL example each: [name, label, base URL], filled in
+// the page's <meta name="llmage-vendors"> by the server from its vendor list (the same list
+// `llmage admin channel add --help` shows).
+const CHANNEL_VENDORS = (() => {
+  try {
+    return JSON.parse(document.querySelector('meta[name="llmage-vendors"]').content);
+  } catch {
+    return [['openai', 'OpenAI-compatible', 'https://api.openai.com/v1']];
+  }
+})();
 
 page(
   '/admin/channels',
