@@ -293,6 +293,7 @@ fn start_task_engine(state: &AppState, local: SocketAddr, stop: CancellationToke
         wake: state.tasks.wake.clone(),
         owner: format!("{}-{}", std::process::id(), crate::util::ids::random_id()),
         inflight: AtomicUsize::new(0),
+        stepping: std::sync::Mutex::default(),
         lease: Duration::from_secs(state.config.task_lease_secs),
         public_base_url: state.config.public_base_url.clone(),
         links: state.links.clone(),

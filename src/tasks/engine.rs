@@ -80,6 +80,10 @@ pub struct Engine {
     /// This process's lease name.
     pub owner: String,
     pub inflight: AtomicUsize,
+    /// Ids of the tasks this process is stepping now. A step that outlives its lease (a slow
+    /// download on a loaded machine) lets the claim query hand the same task out again; it is
+    /// not stepped a second time beside itself.
+    pub stepping: std::sync::Mutex<std::collections::HashSet<String>>,
     /// How long a process owns a task it works on; a process that dies holding a lease has its
     /// tasks taken over by another once this passes. Long steps (downloads) renew it.
     pub lease: Duration,
@@ -112,10 +116,15 @@ impl Engine {
             };
             let full = claimed.len() == room && room > 0;
             for task in claimed {
+                if !self.start_stepping(&task.id) {
+                    continue;
+                }
                 self.inflight.fetch_add(1, Ordering::Relaxed);
                 let engine = self.clone();
                 self.tracker.spawn(async move {
+                    let id = task.id.clone();
                     engine.step(task).await;
+                    engine.stop_stepping(&id);
                     engine.inflight.fetch_sub(1, Ordering::Relaxed);
                     engine.wake.notify_one();
                 });
@@ -135,6 +144,21 @@ impl Engine {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// Mark a task as stepped by this process; false when it already is.
+    fn start_stepping(&self, id: &str) -> bool {
+        self.stepping
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.to_owned())
+    }
+
+    fn stop_stepping(&self, id: &str) {
+        self.stepping
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(id);
     }
 
     fn lease_ms(&self) -> i64 {
@@ -429,7 +453,29 @@ impl Engine {
     }
 
     /// Archive results, settle the price, mark SUCCEEDED (in that order; each step idempotent).
+    /// The files of an attempt that does not end the task (an error, or another process that
+    /// finished it first) are deleted again: a task keeps exactly the files its result names.
     async fn complete(&self, task: &Task, outputs: Vec<MediaOutput>) -> Result<(), ArchiveError> {
+        let mut stored = Vec::new();
+        let completed = self.archive_and_finish(task, outputs, &mut stored).await;
+        if !matches!(completed, Ok(true)) {
+            for id in &stored {
+                if let Err(e) = self.files.delete(id).await {
+                    tracing::warn!(task = %task.id, file = %id, error = %e, "cannot delete the file of an archival that did not end the task");
+                }
+            }
+        }
+        completed.map(|_| ())
+    }
+
+    /// [`Engine::complete`]'s work; the ids of the files it stored go to `stored` as they are
+    /// made. Whether this attempt finished the task.
+    async fn archive_and_finish(
+        &self,
+        task: &Task,
+        outputs: Vec<MediaOutput>,
+        stored_ids: &mut Vec<String>,
+    ) -> Result<bool, ArchiveError> {
         let mut result = TaskResult::default();
         for output in outputs {
             // A download may take long: keep the task ours meanwhile.
@@ -468,8 +514,10 @@ impl Engine {
                     (stored, thumb_source)
                 }
             };
+            stored_ids.push(stored.id.clone());
             if let Some(source) = thumb_source {
                 result.thumbnail = self.thumbnail(task, source).await;
+                stored_ids.extend(result.thumbnail.clone());
             }
             match output.role {
                 OutputRole::Image | OutputRole::Cover => result.image = Some(stored.id),
@@ -490,7 +538,8 @@ impl Engine {
         if let Some(obj) = usage.as_object_mut() {
             obj.insert("credits".into(), charged.into());
         }
-        self.store
+        let finished = self
+            .store
             .finish(
                 &task.id,
                 TaskStatus::Succeeded,
@@ -500,10 +549,14 @@ impl Engine {
                 None,
             )
             .await?;
-        metrics::counter!("llmage_credit_units_charged_total", "kind" => "task")
-            .increment(u64::try_from(crate::billing::units(charged)).unwrap_or(0));
-        tracing::info!(task = %task.id, model = %task.model, credits = charged, "task succeeded");
-        Ok(())
+        if finished {
+            metrics::counter!("llmage_credit_units_charged_total", "kind" => "task")
+                .increment(u64::try_from(crate::billing::units(charged)).unwrap_or(0));
+            tracing::info!(task = %task.id, model = %task.model, credits = charged, "task succeeded");
+        } else {
+            tracing::warn!(task = %task.id, "the task was finished by another attempt; this one's files are deleted");
+        }
+        Ok(finished)
     }
 
     /// A result file, staged on disk as its bytes arrive (the size cap checked on the way),
