@@ -9,7 +9,6 @@
 
 use rand::Rng;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use crate::config::AuthConfig;
 use crate::storage::{Db, StoreError};
@@ -55,12 +54,11 @@ impl Codes {
     }
 
     async fn count(&self, sql: &str, subject: &str, since: i64) -> Result<i64, StoreError> {
-        let row = sqlx::query(sql)
+        Ok(sqlx::query_scalar(sql)
             .bind(subject)
             .bind(since)
             .fetch_one(self.db.writer())
-            .await?;
-        Ok(row.try_get("n")?)
+            .await?)
     }
 
     /// A new code for `phone` (the caller sends it), within the limits; `ip` and `device` (the
@@ -73,12 +71,10 @@ impl Codes {
     ) -> Result<String, CodeError> {
         let now = now_ms();
         let last: Option<i64> =
-            sqlx::query("SELECT MAX(created_at) AS t FROM sms_codes WHERE phone = $1")
+            sqlx::query_scalar("SELECT MAX(created_at) AS t FROM sms_codes WHERE phone = $1")
                 .bind(phone)
                 .fetch_one(self.db.writer())
                 .await
-                .map_err(StoreError::from)?
-                .try_get("t")
                 .map_err(StoreError::from)?;
         let resend_ms = i64::try_from(self.rules.resend_secs).unwrap_or(i64::MAX / 2) * 1000;
         if let Some(last) = last
@@ -97,7 +93,7 @@ impl Codes {
             if per_ip >= i64::from(self.rules.ip_hourly_cap) {
                 return Err(CodeError::IpCap);
             }
-            let per_pair = sqlx::query(
+            let per_pair: i64 = sqlx::query_scalar(
                 "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM sms_codes WHERE phone = $1 AND ip = $2 AND created_at > $3",
             )
             .bind(phone)
@@ -105,8 +101,6 @@ impl Codes {
             .bind(day)
             .fetch_one(self.db.writer())
             .await
-            .map_err(StoreError::from)?
-            .try_get::<i64, _>("n")
             .map_err(StoreError::from)?;
             if per_pair >= i64::from(self.rules.requester_daily_cap) {
                 return Err(CodeError::IpCap);
@@ -164,7 +158,7 @@ impl Codes {
     pub async fn verify(&self, phone: &str, code: &str) -> Result<(), CodeError> {
         let given = digest(phone, code.trim());
         let max = i64::from(self.rules.max_attempts);
-        let checked = sqlx::query(
+        let checked: Option<(i64, i64)> = sqlx::query_as(
             "UPDATE sms_codes SET \
                  used = CASE WHEN code_hash = $1 THEN 1 ELSE used END, \
                  attempts = attempts + CASE WHEN code_hash = $1 THEN 0 ELSE 1 END \
@@ -180,9 +174,7 @@ impl Codes {
         .fetch_optional(self.db.writer())
         .await
         .map_err(StoreError::from)?;
-        if let Some(row) = checked {
-            let used: i64 = row.try_get("used").map_err(StoreError::from)?;
-            let attempts: i64 = row.try_get("attempts").map_err(StoreError::from)?;
+        if let Some((used, attempts)) = checked {
             return if used == 1 {
                 Ok(())
             } else if attempts >= max {
@@ -192,7 +184,7 @@ impl Codes {
             };
         }
         // Not checked: say why (nothing was counted).
-        let row = sqlx::query(
+        let row: Option<(i64, i64)> = sqlx::query_as(
             "SELECT attempts, expires_at FROM sms_codes WHERE phone = $1 AND used = 0 \
              ORDER BY created_at DESC, id DESC LIMIT 1",
         )
@@ -200,11 +192,9 @@ impl Codes {
         .fetch_optional(self.db.writer())
         .await
         .map_err(StoreError::from)?;
-        let Some(row) = row else {
+        let Some((attempts, expires_at)) = row else {
             return Err(CodeError::Expired);
         };
-        let attempts: i64 = row.try_get("attempts").map_err(StoreError::from)?;
-        let expires_at: i64 = row.try_get("expires_at").map_err(StoreError::from)?;
         // Locked, or changed between the two statements (used or locked by a parallel try),
         // unless it simply expired.
         if attempts < max && now_ms() > expires_at {

@@ -175,7 +175,7 @@ impl Keys {
         let masked = mask(&key);
         let as_json =
             |list: Option<&[String]>| list.map(|l| serde_json::to_string(l).unwrap_or_default());
-        let row = sqlx::query(
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO api_keys (user_id, name, key_hash, masked, created_at, expires_at, models, allowed_ips) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
@@ -189,11 +189,7 @@ impl Keys {
         .bind(as_json(allowed_ips))
         .fetch_one(self.db.writer())
         .await?;
-        Ok(NewKey {
-            id: row.try_get("id")?,
-            key,
-            masked,
-        })
+        Ok(NewKey { id, key, masked })
     }
 
     /// Whether a key (by its hash) is stored, revoked or not.
@@ -250,7 +246,7 @@ impl Keys {
                 .map(|l| serde_json::to_string(l).unwrap_or_default())
         };
         // One statement: each field is either kept (flag 0) or set to the given value.
-        let row = sqlx::query(
+        let key_hash: Option<String> = sqlx::query_scalar(
             "UPDATE api_keys SET \
                name = CASE WHEN $1 = 1 THEN $2 ELSE name END, \
                models = CASE WHEN $3 = 1 THEN $4 ELSE models END, \
@@ -273,13 +269,13 @@ impl Keys {
         .bind(user_id)
         .fetch_optional(self.db.writer())
         .await?;
-        self.forget(row)
+        Ok(self.forget(key_hash))
     }
 
     /// Remove a revoked key of a user from their list (the row stays for the call log and the
     /// ledger); `false` when the user has no such revoked key.
     pub async fn hide_revoked(&self, key_id: i64, user_id: i64) -> Result<bool, StoreError> {
-        let row = sqlx::query(
+        let key_hash: Option<String> = sqlx::query_scalar(
             "UPDATE api_keys SET hidden_at = $1 WHERE id = $2 AND user_id = $3 \
              AND revoked_at IS NOT NULL AND hidden_at IS NULL RETURNING key_hash",
         )
@@ -288,17 +284,17 @@ impl Keys {
         .bind(user_id)
         .fetch_optional(self.db.writer())
         .await?;
-        self.forget(row)
+        Ok(self.forget(key_hash))
     }
 
-    fn forget(&self, row: Option<sqlx::any::AnyRow>) -> Result<bool, StoreError> {
-        match row {
-            Some(row) => {
-                let key_hash: String = row.try_get("key_hash")?;
+    /// Drop a changed key (its hash, if one was changed) from the cache; whether one was.
+    fn forget(&self, key_hash: Option<String>) -> bool {
+        match key_hash {
+            Some(key_hash) => {
                 self.cache.invalidate(&key_hash);
-                Ok(true)
+                true
             }
-            None => Ok(false),
+            None => false,
         }
     }
 
@@ -313,7 +309,7 @@ impl Keys {
     }
 
     async fn revoke_where(&self, key_id: i64, user_id: Option<i64>) -> Result<bool, StoreError> {
-        let row = sqlx::query(
+        let key_hash: Option<String> = sqlx::query_scalar(
             "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
              AND ($3 IS NULL OR user_id = $3) RETURNING key_hash",
         )
@@ -322,14 +318,7 @@ impl Keys {
         .bind(user_id)
         .fetch_optional(self.db.writer())
         .await?;
-        match row {
-            Some(row) => {
-                let key_hash: String = row.try_get("key_hash")?;
-                self.cache.invalidate(&key_hash);
-                Ok(true)
-            }
-            None => Ok(false),
-        }
+        Ok(self.forget(key_hash))
     }
 
     /// The owner of a presented key, or `None` for a missing, wrong, revoked, expired key or a

@@ -7,31 +7,47 @@
 
 use std::time::Duration;
 
-use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 
 use super::sms::SmsSender;
 use crate::billing::{credits_text, units};
-use crate::storage::{Db, StoreError};
+use crate::storage::{Db, Flag, StoreError};
 
 /// How often the sweep runs.
 pub const PERIOD: Duration = Duration::from_secs(2);
 
+/// A user who asked for the SMS, as the sweep reads them.
+#[derive(sqlx::FromRow)]
+struct Watched {
+    id: i64,
+    phone: String,
+    /// Units.
+    balance: i64,
+    /// Whole credits.
+    #[sqlx(rename = "low_balance")]
+    threshold: i64,
+    /// An SMS was sent for the current crossing.
+    #[sqlx(rename = "low_balance_alerted", try_from = "Flag")]
+    alerted: bool,
+}
+
 /// One sweep: SMS for new crossings, re-arm users back above. Returns the SMS sent.
 pub async fn sweep(db: &Db, sms: &SmsSender) -> Result<usize, StoreError> {
-    let rows = sqlx::query(
+    let watched: Vec<Watched> = sqlx::query_as(
         "SELECT id, phone, balance, low_balance, low_balance_alerted FROM users \
          WHERE low_balance_sms = 1 AND low_balance IS NOT NULL AND disabled = 0",
     )
     .fetch_all(db.reader())
     .await?;
     let mut sent = 0;
-    for row in rows {
-        let id: i64 = row.try_get("id")?;
-        let phone: String = row.try_get("phone")?;
-        let balance: i64 = row.try_get("balance")?;
-        let threshold: i64 = row.try_get("low_balance")?;
-        let alerted = row.try_get::<i64, _>("low_balance_alerted")? != 0;
+    for Watched {
+        id,
+        phone,
+        balance,
+        threshold,
+        alerted,
+    } in watched
+    {
         let below = balance < units(threshold);
         if below && !alerted {
             let claimed = sqlx::query(
@@ -98,15 +114,10 @@ pub async fn set(
 
 /// A user's threshold and SMS choice.
 pub async fn get(db: &Db, user_id: i64) -> Result<(Option<i64>, bool), StoreError> {
-    let row = sqlx::query("SELECT low_balance, low_balance_sms FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(db.reader())
-        .await?;
-    Ok(match row {
-        Some(r) => (
-            r.try_get("low_balance")?,
-            r.try_get::<i64, _>("low_balance_sms")? != 0,
-        ),
-        None => (None, false),
-    })
+    let row: Option<(Option<i64>, Flag)> =
+        sqlx::query_as("SELECT low_balance, low_balance_sms FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(db.reader())
+            .await?;
+    Ok(row.map_or((None, false), |(threshold, Flag(sms))| (threshold, sms)))
 }

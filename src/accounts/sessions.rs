@@ -4,7 +4,6 @@
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
 
 use crate::storage::{Db, StoreError};
 use crate::util::clock::now_ms;
@@ -13,7 +12,7 @@ use crate::util::clock::now_ms;
 pub const COOKIE: &str = "llmage_session";
 
 /// A live session.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Session {
     pub user_id: i64,
     pub csrf_token: String,
@@ -63,20 +62,13 @@ impl Sessions {
 
     /// The session of a cookie token, if it is live.
     pub async fn get(&self, token: &str) -> Result<Option<Session>, StoreError> {
-        let row = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT user_id, csrf_token FROM sessions WHERE token_hash = $1 AND expires_at > $2",
         )
         .bind(hash(token))
         .bind(now_ms())
         .fetch_optional(self.db.reader())
-        .await?;
-        row.map(|r| {
-            Ok(Session {
-                user_id: r.try_get("user_id")?,
-                csrf_token: r.try_get("csrf_token")?,
-            })
-        })
-        .transpose()
+        .await?)
     }
 
     /// End a session.

@@ -8,7 +8,6 @@
 //! on purpose: the money engine can take it over (and hold against the limit) later.
 
 use chrono::{Datelike, TimeZone};
-use sqlx::Row;
 
 use super::keys::KeyOwner;
 use crate::storage::{Db, StoreError};
@@ -32,15 +31,14 @@ pub fn month_start_ms(now_ms: i64) -> i64 {
 /// Units (1/10,000 credit) a key has spent (or holds for running tasks) since `since` (unix ms):
 /// chat usage rows are in units, task prices in whole credits.
 pub async fn key_spent_since(db: &Db, key_id: i64, since: i64) -> Result<i64, StoreError> {
-    let row = sqlx::query(
+    Ok(sqlx::query_scalar(
         "SELECT CAST(COALESCE((SELECT SUM(credits) FROM chat_usage WHERE key_id = $1 AND created_at >= $2), 0) \
               + COALESCE((SELECT SUM(credits) FROM tasks WHERE key_id = $1 AND created_at >= $2), 0) * 10000 AS BIGINT) AS spent",
     )
     .bind(key_id)
     .bind(since)
     .fetch_one(db.reader())
-    .await?;
-    Ok(row.try_get("spent")?)
+    .await?)
 }
 
 /// A key's spend since `since` and the time of its last call (unix ms), for the key list.
@@ -50,7 +48,7 @@ pub async fn key_activity(
     since: i64,
 ) -> Result<(i64, Option<i64>), StoreError> {
     let spent = key_spent_since(db, key_id, since).await?;
-    let row = sqlx::query(
+    let last: Option<i64> = sqlx::query_scalar(
         "SELECT CAST(MAX(t) AS BIGINT) AS last FROM (\
            SELECT MAX(created_at) AS t FROM chat_usage WHERE key_id = $1 \
            UNION ALL SELECT MAX(created_at) FROM tasks WHERE key_id = $1) AS used",
@@ -58,7 +56,7 @@ pub async fn key_activity(
     .bind(key_id)
     .fetch_one(db.reader())
     .await?;
-    Ok((spent, row.try_get("last")?))
+    Ok((spent, last))
 }
 
 /// Why a call was refused by its key's monthly spend limit (amounts as credits text).

@@ -1,18 +1,17 @@
 //! Users: created by `admin user create`, by demo mode, and by their first phone login.
 
-use sqlx::Row;
-
 use crate::billing::ledger::{Applied, EntryKind, Ledger, LedgerError};
-use crate::storage::{Db, StoreError};
+use crate::storage::{Db, Flag, StoreError};
 use crate::util::clock::now_ms;
 
 /// A user row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct User {
     pub id: i64,
     pub phone: String,
     pub role: String,
     pub balance: i64,
+    #[sqlx(try_from = "Flag")]
     pub disabled: bool,
 }
 
@@ -61,21 +60,22 @@ impl Users {
 
     /// Find a user by phone.
     pub async fn by_phone(&self, phone: &str) -> Result<Option<User>, StoreError> {
-        let row =
-            sqlx::query("SELECT id, phone, role, balance, disabled FROM users WHERE phone = $1")
+        Ok(
+            sqlx::query_as("SELECT id, phone, role, balance, disabled FROM users WHERE phone = $1")
                 .bind(phone)
                 .fetch_optional(self.db.reader())
-                .await?;
-        row.map(|r| user_from_row(&r)).transpose()
+                .await?,
+        )
     }
 
     /// Find a user by id.
     pub async fn by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query("SELECT id, phone, role, balance, disabled FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.db.reader())
-            .await?;
-        row.map(|r| user_from_row(&r)).transpose()
+        Ok(
+            sqlx::query_as("SELECT id, phone, role, balance, disabled FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(self.db.reader())
+                .await?,
+        )
     }
 
     /// Set a user's role (`user` or `admin`).
@@ -112,13 +112,12 @@ impl Users {
         .bind(id)
         .execute(self.db.writer())
         .await?;
-        let row = sqlx::query("SELECT callback_secret FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_one(self.db.writer())
-            .await?;
-        Ok(row
-            .try_get::<Option<String>, _>("callback_secret")?
-            .unwrap_or_default())
+        let secret: Option<String> =
+            sqlx::query_scalar("SELECT callback_secret FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_one(self.db.writer())
+                .await?;
+        Ok(secret.unwrap_or_default())
     }
 
     /// Replace the user's callback secret; the new one.
@@ -134,14 +133,13 @@ impl Users {
 
     /// Users, newest first, after the cursor id.
     pub async fn list(&self, limit: i64, before_id: Option<i64>) -> Result<Vec<User>, StoreError> {
-        let rows = sqlx::query(
+        Ok(sqlx::query_as(
             "SELECT id, phone, role, balance, disabled FROM users WHERE id < $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(before_id.unwrap_or(i64::MAX))
         .bind(limit)
         .fetch_all(self.db.reader())
-        .await?;
-        rows.iter().map(user_from_row).collect()
+        .await?)
     }
 
     /// The user with that phone, created if there is none; true when this call created it (of
@@ -197,16 +195,6 @@ impl Users {
         }
         Ok(user)
     }
-}
-
-fn user_from_row(r: &sqlx::any::AnyRow) -> Result<User, StoreError> {
-    Ok(User {
-        id: r.try_get("id")?,
-        phone: r.try_get("phone")?,
-        role: r.try_get("role")?,
-        balance: r.try_get("balance")?,
-        disabled: r.try_get::<i64, _>("disabled")? != 0,
-    })
 }
 
 #[cfg(test)]

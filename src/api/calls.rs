@@ -12,7 +12,6 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use super::auth::SessionUser;
 use super::extract::{ApiKey, ApiQuery};
@@ -43,7 +42,7 @@ pub enum Scope {
 }
 
 /// One row of the log.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Call {
     pub request_id: Option<String>,
     pub created_at: i64,
@@ -171,7 +170,7 @@ pub async fn query_calls(
          AND ($9 IS NULL OR calls.created_at < $9 OR (calls.created_at = $9 AND calls.sort < $10)) \
          ORDER BY calls.created_at DESC, calls.sort DESC LIMIT $11"
     );
-    let rows = sqlx::query(&sql)
+    let mut calls: Vec<Call> = sqlx::query_as(&sql)
         .bind(user_id)
         .bind(key_id)
         .bind(seconds_ms(q.from))
@@ -186,10 +185,6 @@ pub async fn query_calls(
         .fetch_all(db.reader())
         .await
         .map_err(StoreError::from)?;
-    let mut calls = Vec::with_capacity(rows.len());
-    for r in &rows {
-        calls.push(decode(r).map_err(StoreError::from)?);
-    }
     let next = if calls.len() > usize::try_from(limit).unwrap_or(usize::MAX) {
         calls.truncate(usize::try_from(limit).unwrap_or(0));
         calls.last().map(|c| format!("{}_{}", c.created_at, c.sort))
@@ -197,25 +192,6 @@ pub async fn query_calls(
         None
     };
     Ok((calls, next))
-}
-
-fn decode(r: &sqlx::any::AnyRow) -> Result<Call, sqlx::Error> {
-    Ok(Call {
-        request_id: r.try_get("request_id")?,
-        created_at: r.try_get("created_at")?,
-        kind: r.try_get("kind")?,
-        model: r.try_get("model")?,
-        key_id: r.try_get("key_id")?,
-        key_name: r.try_get("key_name")?,
-        prompt_tokens: r.try_get("prompt_tokens")?,
-        completion_tokens: r.try_get("completion_tokens")?,
-        credits: r.try_get("credits")?,
-        latency_ms: r.try_get("latency_ms")?,
-        status: r.try_get("status")?,
-        error: r.try_get("error")?,
-        task_id: r.try_get("task_id")?,
-        sort: r.try_get("sort")?,
-    })
 }
 
 async fn answer(state: &AppState, scope: Scope, q: CallsQuery) -> Result<Response, ApiError> {

@@ -10,7 +10,6 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sqlx::Row;
 
 use super::auth::SessionUser;
 use crate::api::error::ApiError;
@@ -152,6 +151,24 @@ struct Consumption {
     description: String,
 }
 
+/// The rows of one hold (or one change that is not a call), as [`consumption_rows`] reads them:
+/// the sums, the last row's balance, and the first row's kind, reason, label and hold.
+#[derive(sqlx::FromRow)]
+struct LedgerGroup {
+    first_id: i64,
+    /// Units.
+    amount: i64,
+    created_at: i64,
+    balance_after: i64,
+    kind: Option<String>,
+    reason: Option<String>,
+    label: Option<String>,
+    /// The hold's purpose, `None` for a change that is not a call.
+    purpose: Option<String>,
+    hold_status: Option<String>,
+    model: Option<String>,
+}
+
 /// A user's ledger grouped by call: the rows of one hold (reserve, settle or release) become
 /// one line with their sum, dated and numbered by the first and showing the balance after the
 /// last.
@@ -160,7 +177,7 @@ async fn consumption_rows(
     user_id: i64,
     limit: i64,
 ) -> Result<Vec<Consumption>, ApiError> {
-    let rows = sqlx::query(
+    let groups: Vec<LedgerGroup> = sqlx::query_as(
         "SELECT g.first_id, g.amount, g.created_at, l.balance_after, f.kind, f.reason, f.label, \
          r.purpose, r.status AS hold_status, r.model \
          FROM (SELECT MIN(id) AS first_id, MAX(id) AS last_id, CAST(SUM(amount) AS BIGINT) AS amount, \
@@ -177,46 +194,32 @@ async fn consumption_rows(
     .fetch_all(state.db.reader())
     .await
     .map_err(StoreError::from)?;
-    let mut out = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let get = |c: &str| r.try_get::<i64, _>(c).map_err(StoreError::from);
-        let text = |c: &str| r.try_get::<Option<String>, _>(c).map_err(StoreError::from);
-        let entry_kind = text("kind")?.unwrap_or_default();
-        let label = text("label")?;
-        let purpose = text("purpose")?;
-        let (kind, description) = match purpose.as_deref() {
-            Some(p) if p.starts_with("chat") => (
-                "chat",
-                label.unwrap_or_else(|| {
-                    format!("对话 {}", text("model").ok().flatten().unwrap_or_default())
-                }),
-            ),
+    let mut out = Vec::with_capacity(groups.len());
+    for g in groups {
+        let model = g.model.unwrap_or_default();
+        let (kind, description) = match g.purpose.as_deref() {
+            Some(p) if p.starts_with("chat") => {
+                ("chat", g.label.unwrap_or_else(|| format!("对话 {model}")))
+            }
             Some(p) if p == crate::api::embeddings::EMBEDDING_PURPOSE => (
                 "embedding",
-                label.unwrap_or_else(|| {
-                    format!("向量 {}", text("model").ok().flatten().unwrap_or_default())
-                }),
+                g.label.unwrap_or_else(|| format!("向量 {model}")),
             ),
-            Some(_) => (
-                "task",
-                label.unwrap_or_else(|| {
-                    format!("任务 {}", text("model").ok().flatten().unwrap_or_default())
-                }),
-            ),
+            Some(_) => ("task", g.label.unwrap_or_else(|| format!("任务 {model}"))),
             None => {
-                let kind = change_kind(&entry_kind);
-                let reason = text("reason")?.unwrap_or_default();
-                let description = label.unwrap_or_else(|| change_words(kind, &reason));
+                let kind = change_kind(g.kind.as_deref().unwrap_or_default());
+                let reason = g.reason.unwrap_or_default();
+                let description = g.label.unwrap_or_else(|| change_words(kind, &reason));
                 (kind, description)
             }
         };
-        let pending = text("hold_status")?.as_deref() == Some("open");
+        let pending = g.hold_status.as_deref() == Some("open");
         out.push(Consumption {
-            id: get("first_id")?,
-            created_at: get("created_at")? / 1000,
+            id: g.first_id,
+            created_at: g.created_at / 1000,
             kind,
-            amount: get("amount")?,
-            balance_after: get("balance_after")?,
+            amount: g.amount,
+            balance_after: g.balance_after,
             status: if pending { "pending" } else { "done" },
             description,
         });
@@ -273,7 +276,7 @@ pub async fn usage(
     who: SessionUser,
     ApiQuery(q): ApiQuery<FinanceQuery>,
 ) -> Result<Response, ApiError> {
-    let rows = sqlx::query(
+    let items: Vec<UsageRow> = sqlx::query_as(
         "SELECT CAST(created_at / 86400000 AS BIGINT) AS day, model, CAST(COUNT(*) AS BIGINT) AS calls, \
          CAST(COALESCE(SUM(credits), 0) AS BIGINT) AS credits, 'chat' AS kind FROM chat_usage WHERE user_id = $1 \
          GROUP BY CAST(created_at / 86400000 AS BIGINT), model \
@@ -288,28 +291,16 @@ pub async fn usage(
     .fetch_all(state.db.reader())
     .await
     .map_err(StoreError::from)?;
-    let mut items = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let day: i64 = r.try_get("day").map_err(StoreError::from)?;
-        let date = chrono_day(day);
-        items.push((
-            date,
-            r.try_get::<String, _>("model").map_err(StoreError::from)?,
-            r.try_get::<String, _>("kind").map_err(StoreError::from)?,
-            r.try_get::<i64, _>("calls").map_err(StoreError::from)?,
-            r.try_get::<i64, _>("credits").map_err(StoreError::from)?,
-        ));
-    }
     if q.csv()? {
         let rows: Vec<Vec<String>> = items
             .iter()
-            .map(|(d, m, k, c, cr)| {
+            .map(|u| {
                 vec![
-                    d.clone(),
-                    m.clone(),
-                    k.clone(),
-                    c.to_string(),
-                    crate::billing::credits_text(*cr),
+                    chrono_day(u.day),
+                    u.model.clone(),
+                    u.kind.clone(),
+                    u.calls.to_string(),
+                    crate::billing::credits_text(u.credits),
                 ]
             })
             .collect();
@@ -321,11 +312,24 @@ pub async fn usage(
     }
     let data: Vec<Value> = items
         .iter()
-        .map(|(d, m, k, c, cr)| {
-            json!({"date": d, "model": m, "kind": k, "calls": c, "credits": crate::billing::credits_json(*cr)})
+        .map(|u| {
+            json!({"date": chrono_day(u.day), "model": u.model, "kind": u.kind, "calls": u.calls, "credits": crate::billing::credits_json(u.credits)})
         })
         .collect();
     Ok(Json(json!({"object": "list", "data": data})).into_response())
+}
+
+/// One line of the usage view: a day, model and kind.
+#[derive(sqlx::FromRow)]
+struct UsageRow {
+    /// Days since the epoch (UTC).
+    day: i64,
+    model: String,
+    /// `chat` or `task`.
+    kind: String,
+    calls: i64,
+    /// Units.
+    credits: i64,
 }
 
 /// `YYYY-MM-DD` of a day number since the epoch (UTC).

@@ -4,8 +4,6 @@
 //! the reconciliation job racing, a replay, or a crash between the two steps credit exactly once.
 
 use serde::Serialize;
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use crate::billing::ledger::{Applied, EntryKind, Ledger, LedgerError};
 use crate::storage::{Db, StoreError};
@@ -17,7 +15,7 @@ pub const SUCCEEDED: &str = "SUCCEEDED";
 pub const FAILED: &str = "FAILED";
 
 /// One recharge order.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Order {
     #[serde(rename = "order_id")]
     pub id: String,
@@ -42,24 +40,6 @@ impl Order {
     /// `"10.00"`.
     pub fn amount_yuan(&self) -> String {
         crate::util::yuan::fen_to_yuan(self.amount_fen)
-    }
-
-    fn from_row(r: &AnyRow) -> Result<Order, sqlx::Error> {
-        Ok(Order {
-            id: r.try_get("id")?,
-            user_id: r.try_get("user_id")?,
-            provider: r.try_get("provider")?,
-            amount_fen: r.try_get("amount_fen")?,
-            credits: r.try_get("credits")?,
-            status: r.try_get("status")?,
-            trade_no: r.try_get("trade_no")?,
-            qr_code: r.try_get("qr_code")?,
-            failure: r.try_get("failure")?,
-            created_at: r.try_get("created_at")?,
-            expires_at: r.try_get("expires_at")?,
-            paid_at: r.try_get("paid_at")?,
-            checked_at: r.try_get("checked_at")?,
-        })
     }
 }
 
@@ -101,7 +81,7 @@ impl Orders {
         let now = now_ms();
         // Alipay takes up to 64 characters of letters, digits and underscores.
         let id = format!("R{}{}", now, &random_id()[..16]);
-        let row = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "INSERT INTO recharge_orders (id, user_id, provider, amount_fen, credits, status, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {COLUMNS}"
         ))
@@ -114,8 +94,7 @@ impl Orders {
         .bind(now)
         .bind(now + payable_ms)
         .fetch_one(self.db.writer())
-        .await?;
-        Ok(Order::from_row(&row)?)
+        .await?)
     }
 
     pub async fn set_qr_code(&self, id: &str, qr_code: &str) -> Result<(), StoreError> {
@@ -128,13 +107,12 @@ impl Orders {
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<Order>, StoreError> {
-        let row = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM recharge_orders WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(self.db.writer())
-        .await?;
-        Ok(row.as_ref().map(Order::from_row).transpose()?)
+        .await?)
     }
 
     /// Credit the order's credits exactly once and mark it SUCCEEDED. A late payment of an
@@ -213,7 +191,7 @@ impl Orders {
         checked_before: i64,
         limit: i64,
     ) -> Result<Vec<Order>, StoreError> {
-        let rows = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM recharge_orders WHERE status = $1 \
              AND COALESCE(checked_at, created_at) < $2 ORDER BY created_at LIMIT $3"
         ))
@@ -221,8 +199,7 @@ impl Orders {
         .bind(checked_before)
         .bind(limit)
         .fetch_all(self.db.reader())
-        .await?;
-        Ok(rows.iter().map(Order::from_row).collect::<Result<_, _>>()?)
+        .await?)
     }
 
     /// FAILED orders created after `created_after` and not checked since `checked_before`
@@ -233,7 +210,7 @@ impl Orders {
         checked_before: i64,
         limit: i64,
     ) -> Result<Vec<Order>, StoreError> {
-        let rows = sqlx::query(&format!(
+        Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM recharge_orders WHERE status = $1 AND created_at > $2 \
              AND COALESCE(checked_at, created_at) < $3 ORDER BY created_at LIMIT $4"
         ))
@@ -242,15 +219,14 @@ impl Orders {
         .bind(checked_before)
         .bind(limit)
         .fetch_all(self.db.reader())
-        .await?;
-        Ok(rows.iter().map(Order::from_row).collect::<Result<_, _>>()?)
+        .await?)
     }
 
     /// A user's orders (newest first), or everyone's with `user_id = None`.
     pub async fn list(&self, user_id: Option<i64>, limit: i64) -> Result<Vec<Order>, StoreError> {
-        let rows = match user_id {
+        let orders = match user_id {
             Some(user) => {
-                sqlx::query(&format!(
+                sqlx::query_as(&format!(
                     "SELECT {COLUMNS} FROM recharge_orders WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2"
                 ))
                 .bind(user)
@@ -259,7 +235,7 @@ impl Orders {
                 .await?
             }
             None => {
-                sqlx::query(&format!(
+                sqlx::query_as(&format!(
                     "SELECT {COLUMNS} FROM recharge_orders ORDER BY created_at DESC LIMIT $1"
                 ))
                 .bind(limit)
@@ -267,6 +243,6 @@ impl Orders {
                 .await?
             }
         };
-        Ok(rows.iter().map(Order::from_row).collect::<Result<_, _>>()?)
+        Ok(orders)
     }
 }

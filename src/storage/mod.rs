@@ -110,6 +110,36 @@ pub fn json_column<T: serde::de::DeserializeOwned>(
     .transpose()
 }
 
+/// A 0/1 flag column (an integer on both backends: sqlx's `Any` driver decodes `bool` only from
+/// a real boolean, which SQLite has not), nonzero being `true`. For row structs:
+/// `#[sqlx(try_from = "Flag")] disabled: bool`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flag(pub bool);
+
+impl sqlx::Type<sqlx::Any> for Flag {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <i64 as sqlx::Type<sqlx::Any>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::any::AnyTypeInfo) -> bool {
+        <i64 as sqlx::Type<sqlx::Any>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Any> for Flag {
+    fn decode(value: sqlx::any::AnyValueRef<'r>) -> Result<Flag, sqlx::error::BoxDynError> {
+        Ok(Flag(
+            <i64 as sqlx::Decode<'r, sqlx::Any>>::decode(value)? != 0,
+        ))
+    }
+}
+
+impl From<Flag> for bool {
+    fn from(flag: Flag) -> bool {
+        flag.0
+    }
+}
+
 /// Connection pools and the backend they talk to.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -271,4 +301,24 @@ pub fn tighten_database_files(db: &Db) {
     }
     #[cfg(not(unix))]
     let _ = db;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_flag_is_an_integer_and_nonzero_is_true() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&sqlite_url_for(dir.path())).await.unwrap();
+        let flags: Vec<Flag> = sqlx::query_scalar("SELECT 0 UNION ALL SELECT 1 UNION ALL SELECT 2")
+            .fetch_all(db.reader())
+            .await
+            .unwrap();
+        assert_eq!(flags, [Flag(false), Flag(true), Flag(true)]);
+        let text = sqlx::query_scalar::<_, Flag>("SELECT 'yes'")
+            .fetch_one(db.reader())
+            .await;
+        assert!(text.is_err(), "{text:?}");
+    }
 }
