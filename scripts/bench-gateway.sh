@@ -16,7 +16,9 @@
 #   3. configure llmage with the admin CLI on that data dir: a user with 1e11 credits and two
 #      `--vendor openai` channels, bench-model -> :18080/v1 and bench-model-stream -> :18081/v1,
 #      both priced 1 credit per million tokens in and out. So every request takes the real
-#      money path: reserve (ledger row) -> upstream -> settle -> chat_usage row.
+#      money path: hold (in memory against the process's credit lease, claimed in a ledger
+#      transaction when short) -> upstream -> settle (charge ledger row + chat_usage row, one
+#      group commit) (docs/money.md).
 #      SQLite in the data dir by default; with BENCH_DATABASE_URL (a PostgreSQL URL the script
 #      may CREATE DATABASE with, e.g. postgres://postgres@127.0.0.1:5432/postgres) a fresh
 #      database llmage_bench_<time>_<pid> is created there, used, and dropped at the end.
@@ -325,7 +327,7 @@ SUMMARY_FILE="$RESULTS_DIR/$STAMP-llmage-bench-summary.txt"
     echo "llmage $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$( [[ -n "$(git -C "$REPO" status --porcelain -- src Cargo.toml Cargo.lock migrations 2>/dev/null)" ]] && echo ' + uncommitted changes'), release build; $DB_DESC"
     echo "server: llmage serve, RUST_LOG=$LLMAGE_RUST_LOG (per-request access log lines off), pinned to cpu ${GW_CPUS:-any} (PIN=$PIN) with the mock; wrk on cpu $LOADGEN_CPUS"
     echo "load: wrk c=${CONNS} t=${THREADS} ${DURATION}s (+${WARMUP}s warm-up), c1 probe ${LAT_DURATION:-5}s, runs=$RUNS; nproc=$(nproc)"
-    echo "every llmage request: per-IP and per-key rate limit, key cache, JSON parse, reserve (ledger txn), upstream, decorate, settle, chat_usage row"
+    echo "every llmage request: per-IP and per-key rate limit, key cache, JSON parse, hold against the credit lease, upstream, decorate, settle (charge row + chat_usage row, one commit)"
     echo
     echo "                                                 non-streaming                                     |                    streaming (c=$CONNS, 21 chunks)                 |"
     printf '%-14s %10s %10s %7s %8s %8s %8s %8s %9s %5s | %10s %10s %7s %8s %8s %9s | %6s %s\n' \

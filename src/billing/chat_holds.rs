@@ -5,8 +5,10 @@
 //! Per user, this process keeps at most one live lease: units of the user's balance claimed in
 //! the database (`credit_leases`, `users.leased`) for the calls this process serves. A call
 //! holds between its `min` and `max` from the lease's unheld part; when that is short, the
-//! process claims more in one transaction (what is missing plus one more `max`, so the next
-//! calls fit without a commit of their own), or, when the balance cannot give that, everything
+//! process claims more in one transaction: what is missing plus headroom for the next calls
+//! (one more `max`, doubling with every claim of the same lease up to 1,024, so a lease under
+//! steady load stops needing claims even when each call is charged its whole hold), or, when
+//! the balance cannot give that, everything
 //! free if that covers the call's `min` — the same "whole balance when at least the minimum"
 //! rule as a database hold. The call's settlement charges `min(price, hold)` from the lease in
 //! the group commit; the last call of a lease gives its rest back in that same commit, so an
@@ -23,6 +25,11 @@ use super::engine::{Close, EndLease, Hold, LedgerError, Reservation, Settlement,
 use super::group_commit::GroupCommit;
 use super::ledger::{MAX_CHANGE, time_ordered_id};
 
+/// A lease's headroom (what a claim takes beyond the call that needs it) doubles with each
+/// claim up to 2^this calls' maximum: 1,024 calls of the same size between claims under
+/// steady load.
+const MAX_HEADROOM_DOUBLINGS: u32 = 10;
+
 /// One user's lease in this process.
 struct Lease {
     id: String,
@@ -37,6 +44,10 @@ struct Lease {
     calls: usize,
     /// Calls waiting for a claim on it.
     claiming: usize,
+    /// Claims made for it so far: each claims twice the headroom of the one before (up to
+    /// [`MAX_HEADROOM_DOUBLINGS`]), so a lease under steady load stops needing claims even when
+    /// every call is charged its whole hold.
+    claims: u32,
     /// One claim at a time per lease.
     claim_lock: Arc<tokio::sync::Mutex<()>>,
 }
@@ -74,6 +85,8 @@ pub struct ChatHolds {
     commits: GroupCommit,
     owner: String,
     state: Arc<Mutex<State>>,
+    /// Claims committed (each one transaction on the hot path of the call that needed it).
+    claims: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for ChatHolds {
@@ -91,6 +104,7 @@ impl ChatHolds {
             commits,
             owner,
             state: Arc::default(),
+            claims: Arc::default(),
         }
     }
 
@@ -130,6 +144,7 @@ impl ChatHolds {
                     held: 0,
                     calls: 0,
                     claiming: 0,
+                    claims: 0,
                     claim_lock: Arc::default(),
                 });
                 lease.claiming += 1;
@@ -169,6 +184,7 @@ impl ChatHolds {
             Ok(Claim::Taken { units, all_free }) => {
                 lease.amount += units;
                 lease.opened = true;
+                lease.claims = lease.claims.saturating_add(1);
                 match all_free {
                     // The balance had less than asked: the call takes what there is.
                     true => self
@@ -244,27 +260,32 @@ impl ChatHolds {
         claim_lock: &tokio::sync::Mutex<()>,
     ) -> Result<Claim, LedgerError> {
         let _one_at_a_time = claim_lock.lock().await;
-        let (opened, free) = {
+        let (opened, free, claims) = {
             let state = self.lock();
             match state.leases.get(&hold.user_id).filter(|l| l.id == lease_id) {
                 Some(lease) if lease.opened && lease.free() >= hold.max => {
                     return Ok(Claim::Raced);
                 }
-                Some(lease) => (lease.opened, lease.free()),
+                Some(lease) => (lease.opened, lease.free(), lease.claims),
                 None => return Ok(Claim::Raced),
             }
         };
         let missing = hold.max - free;
+        let headroom = hold
+            .max
+            .saturating_mul(1_i64 << claims.min(MAX_HEADROOM_DOUBLINGS));
         let take = Take {
             lease_id: lease_id.to_owned(),
             user_id: hold.user_id,
             owner: self.owner.clone(),
             new: !opened,
             min: (min - free).max(1),
-            want: missing.saturating_add(hold.max).min(MAX_CHANGE),
+            want: missing.saturating_add(headroom).min(MAX_CHANGE),
         };
         let want = take.want;
         let units = self.commits.take(take).await?;
+        self.claims
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Claim::Taken {
             units,
             all_free: units < want,
@@ -354,6 +375,11 @@ impl ChatHolds {
             self.lock().calls.remove(&call_id);
         }
         settled
+    }
+
+    /// How many claims this process has committed.
+    pub fn claims_made(&self) -> u64 {
+        self.claims.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Give back every lease this process holds (a clean shutdown, once every call settled).
@@ -481,6 +507,29 @@ mod tests {
         .try_get("n")
         .unwrap();
         assert!(rows > 0 && rows <= 300);
+    }
+
+    #[tokio::test]
+    async fn a_lease_under_steady_load_needs_few_claims_even_when_calls_pay_their_whole_hold() {
+        let (_dir, db) = db().await;
+        let a = user(&db, "13000000034", 1_000_000).await;
+        let tracker = TaskTracker::new();
+        let holds = ChatHolds::new(
+            GroupCommit::start(db.clone(), &tracker).unwrap(),
+            "p".into(),
+        );
+        // One call stays open, so the lease lives through the loop.
+        let keeper = holds.hold(chat_hold(a, 3, 3)).await.unwrap();
+        for _ in 0..2000 {
+            let r = holds.hold(chat_hold(a, 3, 3)).await.unwrap();
+            assert_eq!(holds.close(close(&r, 3)).await.unwrap().charged, 3);
+        }
+        // Headroom doubling: 1, 2, 4, …, 1,024 calls between claims (2,000 without it).
+        assert!(holds.claims_made() <= 14, "{} claims", holds.claims_made());
+        holds.close(close(&keeper, 0)).await.unwrap();
+        assert_eq!(balance(&db, a).await, 1_000_000 - 2000 * 3);
+        assert_eq!(leased(&db, a).await, (0, 0));
+        assert_ledger_replays(&db, a).await;
     }
 
     #[tokio::test]
