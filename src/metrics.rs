@@ -6,6 +6,7 @@
 //! - `llmage_upstream_calls_total{channel,outcome}` (chat calls by channel: ok, failed, rejected, client_closed, …)
 //! - `llmage_chat_tokens_total{model,kind}` and `llmage_credit_units_charged_total{kind}` (1/10,000 credit)
 //! - `llmage_ledger_operations_total{op}` (reserve, settle, release, refused)
+//! - `llmage_credit_lease_events_total{event}` (chat credit leases: claim, end)
 //! - `llmage_task_steps_total{vendor,step}` and `llmage_tasks{status}` (all processes, sampled)
 //! - `llmage_rate_limited_total{limit}`
 

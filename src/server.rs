@@ -122,7 +122,11 @@ pub async fn build_state(config: Config, core: Core) -> anyhow::Result<AppState>
         demo: config.demo,
         default_max_output: config.default_max_output_tokens,
         ledger: commits.clone(),
-        holds: crate::billing::chat_holds::ChatHolds::new(commits, lease.owner().to_owned()),
+        holds: crate::billing::chat_holds::ChatHolds::new(
+            commits,
+            lease.owner().to_owned(),
+            CHAT_LEASE_LINGER,
+        ),
         balances: ledger.clone(),
         owner: lease.owner().to_owned(),
         write_timeout: Duration::from_secs(config.client_write_timeout_secs),
@@ -181,6 +185,11 @@ fn check_channels_need(state: &AppState) -> anyhow::Result<()> {
         url_only.join(", ")
     )
 }
+
+/// How long a chat credit lease with no call in flight is kept before it goes back to the
+/// user's free balance (`billing::chat_holds`): long enough for the next wave of a busy user's
+/// calls to find it, short enough that other uses of the balance barely notice.
+const CHAT_LEASE_LINGER: Duration = Duration::from_millis(100);
 
 /// Run the server until a shutdown signal.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -384,6 +393,20 @@ fn spawn_background_jobs(state: &AppState, stop: CancellationToken) {
         state.sms.clone(),
         stop.clone(),
     ));
+    // Chat credit leases with no call in flight go back after their linger.
+    let holds = state.relay.holds.clone();
+    let stop_leases = stop.clone();
+    state.background.spawn(async move {
+        let mut tick = tokio::time::interval((holds.linger() / 2).max(Duration::from_millis(1)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = stop_leases.cancelled() => break,
+            }
+            holds.end_idle().await;
+        }
+    });
     // Holds live as long as their owner process: renew ours, release those of dead processes.
     state
         .background

@@ -51,8 +51,9 @@ const SETUP_COMMANDS: [(&str, &str); 9] = [
     ),
 ];
 /// Benchmark commands (not tests; their figures are in docs/benchmarks.md).
-const BENCH_COMMANDS: [&str; 3] = [
+const BENCH_COMMANDS: [&str; 4] = [
     "cargo build --release --bin llmage --example bare_proxy",
+    "ROUNDS=10 scripts/bench-ab.sh ",
     "TASKS=1000,10000 WINDOW_SECS=60 cargo bench --bench task_polling",
     "LLMAGE_TEST_DATABASE_URL=",
 ];

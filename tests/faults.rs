@@ -193,7 +193,7 @@ async fn sigkill_during_submission_polling_and_archiving_loses_nothing_and_charg
         assert_eq!(*png_len.get_or_insert(bytes.len()), bytes.len());
     }
     // Charged exactly once each (one reservation per task, all settled), ledger = balance.
-    assert_eq!(open_reservations(&server).await, 0);
+    server.wait_no_open_holds().await;
     let price = 20;
     let (balance, sum) = server.money(phone).await;
     assert_eq!(balance, sum);
@@ -397,7 +397,7 @@ async fn a_database_outage_answers_503_and_recovers_without_a_restart() {
     .await;
     let (status, _) = server.get_json("/healthz", None).await;
     assert_eq!(status, 200);
-    assert_eq!(open_reservations(&server).await, 0);
+    server.wait_no_open_holds().await;
     let (balance, sum) = server.money_units(common::demo_phone()).await;
     assert_eq!(balance, sum);
     assert!(!server.log().contains("panicked"));
@@ -560,7 +560,7 @@ async fn one_task_against(mode: Option<DashScopeMode>) -> (Value, i64, String) {
         .await;
     let (balance, sum) = server.money(phone).await;
     assert_eq!(balance, sum);
-    assert_eq!(open_reservations(&server).await, 0, "{task}");
+    server.wait_no_open_holds().await;
     assert!(!server.log().contains("panicked"));
     (task, 1_000 - balance, server.log())
 }

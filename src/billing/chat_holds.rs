@@ -5,14 +5,22 @@
 //! Per user, this process keeps at most one live lease: units of the user's balance claimed in
 //! the database (`credit_leases`, `users.leased`) for the calls this process serves. A call
 //! holds between its `min` and `max` from the lease's unheld part; when that is short, the
-//! process claims more in one transaction: what is missing plus headroom for the next calls
-//! (one more `max`, doubling with every claim of the same lease up to 1,024, so a lease under
-//! steady load stops needing claims even when each call is charged its whole hold), or, when
-//! the balance cannot give that, everything
-//! free if that covers the call's `min` — the same "whole balance when at least the minimum"
-//! rule as a database hold. The call's settlement charges `min(price, hold)` from the lease in
-//! the group commit; the last call of a lease gives its rest back in that same commit, so an
-//! idle process claims nothing.
+//! process claims more in one transaction: what is missing for every call waiting for the
+//! claim, plus headroom for the next calls (one more `max` for each call in flight or waiting,
+//! doubling with every claim of the same lease up to 1,024 times that, so a lease under steady
+//! load stops needing claims even when each call is charged its whole hold), or, when the
+//! balance cannot give that, everything free if that covers the call's `min` — the same "whole
+//! balance when at least the minimum" rule as a database hold. The call's settlement charges
+//! `min(price, hold)` from the lease in the group commit.
+//!
+//! A lease that has no call in flight is given back once it has stayed so for the *linger*
+//! ([`ChatHolds::end_idle`], run every few milliseconds by the server; 100 ms by default), so an
+//! idle process claims nothing for long. Under load the calls of a user come in waves with
+//! instants between them when none is in flight; giving the lease back at each of those instants
+//! (what a linger of zero does: the last call's settlement gives the rest back in its own
+//! commit) made the next wave claim again from nothing, its calls queued behind one claim after
+//! another while the headroom doubled back up — a commit per wave on the calls' path, which is
+//! what the lease is there to take away (docs/benchmarks.md, 2026-12-08).
 //!
 //! If this process dies, its leases go back once its process lease runs out
 //! ([`super::holds::release_orphans`]); if it was only slow, its late settlements are still
@@ -20,14 +28,15 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::engine::{Close, EndLease, Hold, LedgerError, Reservation, Settlement, Spend, Take};
 use super::group_commit::GroupCommit;
 use super::ledger::{MAX_CHANGE, time_ordered_id};
 
-/// A lease's headroom (what a claim takes beyond the call that needs it) doubles with each
-/// claim up to 2^this calls' maximum: 1,024 calls of the same size between claims under
-/// steady load.
+/// A lease's headroom (what a claim takes beyond the calls waiting for it: one call's maximum
+/// for each call in flight or waiting) doubles with each claim up to 2^this times that: 1,024
+/// rounds of the same calls between claims under steady load.
 const MAX_HEADROOM_DOUBLINGS: u32 = 10;
 
 /// One user's lease in this process.
@@ -50,6 +59,8 @@ struct Lease {
     claims: u32,
     /// One claim at a time per lease.
     claim_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Since when it has had no call in flight and none waiting (`None` while it has one).
+    idle_since: Option<Instant>,
 }
 
 impl Lease {
@@ -84,6 +95,9 @@ struct State {
 pub struct ChatHolds {
     commits: GroupCommit,
     owner: String,
+    /// How long a lease with no call in flight is kept before it is given back (zero: given
+    /// back by the settlement of its last call).
+    linger: Duration,
     state: Arc<Mutex<State>>,
     /// Claims committed (each one transaction on the hot path of the call that needed it).
     claims: Arc<std::sync::atomic::AtomicU64>,
@@ -98,11 +112,14 @@ impl std::fmt::Debug for ChatHolds {
 }
 
 impl ChatHolds {
-    /// Holds of the process `owner` (its `process_leases` row), committed through `commits`.
-    pub fn new(commits: GroupCommit, owner: String) -> ChatHolds {
+    /// Holds of the process `owner` (its `process_leases` row), committed through `commits`; a
+    /// lease idle for `linger` is given back by [`ChatHolds::end_idle`] (with a zero linger, by
+    /// the settlement of its last call).
+    pub fn new(commits: GroupCommit, owner: String, linger: Duration) -> ChatHolds {
         ChatHolds {
             commits,
             owner,
+            linger,
             state: Arc::default(),
             claims: Arc::default(),
         }
@@ -129,6 +146,17 @@ impl ChatHolds {
             return Err(LedgerError::OutOfRange);
         }
         let min = hold.min.clamp(1, hold.max.max(1));
+        // A lease with no call in flight (lingering) may outlive the database's reachability:
+        // a call is not started from it unless the database answers, so that a call is never
+        // served whose settlement cannot be written (the first call of each wave pays one read).
+        let lingering = self
+            .lock()
+            .leases
+            .get(&hold.user_id)
+            .is_some_and(|lease| lease.idle_since.is_some());
+        if lingering {
+            self.commits.ping().await?;
+        }
         loop {
             // Without a commit when the lease has room.
             let (lease_id, claim_lock) = {
@@ -146,8 +174,10 @@ impl ChatHolds {
                     claiming: 0,
                     claims: 0,
                     claim_lock: Arc::default(),
+                    idle_since: None,
                 });
                 lease.claiming += 1;
+                lease.idle_since = None;
                 (lease.id.clone(), lease.claim_lock.clone())
             };
             let claimed = self.claim(&hold, min, &lease_id, &claim_lock).await;
@@ -229,6 +259,7 @@ impl ChatHolds {
         }
         lease.held += amount;
         lease.calls += 1;
+        lease.idle_since = None;
         super::ledger::record_reserve();
         let lease_id = lease.id.clone();
         let id = time_ordered_id();
@@ -260,19 +291,28 @@ impl ChatHolds {
         claim_lock: &tokio::sync::Mutex<()>,
     ) -> Result<Claim, LedgerError> {
         let _one_at_a_time = claim_lock.lock().await;
-        let (opened, free, claims) = {
+        let (opened, free, claims, waiting, concurrent) = {
             let state = self.lock();
             match state.leases.get(&hold.user_id).filter(|l| l.id == lease_id) {
                 Some(lease) if lease.opened && lease.free() >= hold.max => {
                     return Ok(Claim::Raced);
                 }
-                Some(lease) => (lease.opened, lease.free(), lease.claims),
+                Some(lease) => (
+                    lease.opened,
+                    lease.free(),
+                    lease.claims,
+                    i64::try_from(lease.claiming.max(1)).unwrap_or(i64::MAX),
+                    i64::try_from((lease.calls + lease.claiming).max(1)).unwrap_or(i64::MAX),
+                ),
                 None => return Ok(Claim::Raced),
             }
         };
-        let missing = hold.max - free;
+        // Enough for every call waiting for a claim of this lease (counted as calls like this
+        // one), so they do not queue for one claim each.
+        let missing = hold.max.saturating_mul(waiting) - free;
         let headroom = hold
             .max
+            .saturating_mul(concurrent)
             .saturating_mul(1_i64 << claims.min(MAX_HEADROOM_DOUBLINGS));
         let take = Take {
             lease_id: lease_id.to_owned(),
@@ -286,6 +326,7 @@ impl ChatHolds {
         let units = self.commits.take(take).await?;
         self.claims
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        metrics::counter!("llmage_credit_lease_events_total", "event" => "claim").increment(1);
         Ok(Claim::Taken {
             units,
             all_free: units < want,
@@ -311,6 +352,9 @@ impl ChatHolds {
                 orphaned: false,
             })
             .await;
+        if ended.is_ok() {
+            metrics::counter!("llmage_credit_lease_events_total", "event" => "end").increment(1);
+        }
         if let Err(e) = ended {
             tracing::warn!(error = %e, "cannot give a credit lease back; it goes back when this process is gone");
         }
@@ -349,8 +393,12 @@ impl ChatHolds {
                         lease.amount -= charged;
                         lease.calls -= 1;
                         if lease.idle() {
-                            leases.remove(&call.user_id);
-                            end_lease = true;
+                            if self.linger.is_zero() {
+                                leases.remove(&call.user_id);
+                                end_lease = true;
+                            } else {
+                                lease.idle_since = Some(Instant::now());
+                            }
                         }
                     }
                     let spend = Spend {
@@ -370,8 +418,13 @@ impl ChatHolds {
                 }
             }
         };
+        let ends_lease = spend.end_lease;
         let settled = self.commits.spend(spend).await;
         if settled.is_ok() {
+            if ends_lease {
+                metrics::counter!("llmage_credit_lease_events_total", "event" => "end")
+                    .increment(1);
+            }
             self.lock().calls.remove(&call_id);
         }
         settled
@@ -384,9 +437,32 @@ impl ChatHolds {
 
     /// Give back every lease this process holds (a clean shutdown, once every call settled).
     pub async fn end_all(&self) {
+        self.end_leases(|_| true).await;
+    }
+
+    /// Give back the leases that have had no call in flight for the linger (run by the server
+    /// every few milliseconds; see the module header).
+    pub async fn end_idle(&self) {
+        let linger = self.linger;
+        self.end_leases(|lease| lease.idle_since.is_some_and(|t| t.elapsed() >= linger))
+            .await;
+    }
+
+    /// The linger this was made with.
+    pub fn linger(&self) -> Duration {
+        self.linger
+    }
+
+    /// Give back the idle leases `pick` chooses.
+    async fn end_leases(&self, pick: impl Fn(&Lease) -> bool) {
         let ids: Vec<String> = {
             let mut state = self.lock();
-            let users: Vec<i64> = state.leases.keys().copied().collect();
+            let users: Vec<i64> = state
+                .leases
+                .iter()
+                .filter(|(_, lease)| pick(lease))
+                .map(|(user, _)| *user)
+                .collect();
             users
                 .into_iter()
                 .filter_map(|user| self.drop_if_idle(&mut state, user))
@@ -466,6 +542,7 @@ mod tests {
         let holds = ChatHolds::new(
             GroupCommit::start(db.clone(), &tracker).unwrap(),
             "p".into(),
+            Duration::ZERO,
         );
         let calls: Vec<_> = (0..300)
             .map(|i| {
@@ -517,6 +594,7 @@ mod tests {
         let holds = ChatHolds::new(
             GroupCommit::start(db.clone(), &tracker).unwrap(),
             "p".into(),
+            Duration::ZERO,
         );
         // One call stays open, so the lease lives through the loop.
         let keeper = holds.hold(chat_hold(a, 3, 3)).await.unwrap();
@@ -533,6 +611,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn calls_waiting_for_a_claim_share_one_and_a_lingering_lease_serves_the_next_wave() {
+        let (_dir, db) = db().await;
+        let a = user(&db, "13000000035", 1_000_000).await;
+        let tracker = TaskTracker::new();
+        let linger = Duration::from_millis(40);
+        let holds = ChatHolds::new(
+            GroupCommit::start(db.clone(), &tracker).unwrap(),
+            "p".into(),
+            linger,
+        );
+        // Waves of 32 calls, nothing in flight between waves (as under load, one core).
+        for wave in 0..20 {
+            let calls: Vec<_> = (0..32)
+                .map(|_| {
+                    let holds = holds.clone();
+                    tracker.spawn(async move {
+                        let r = holds.hold(chat_hold(a, 5, 5)).await.unwrap();
+                        tokio::task::yield_now().await;
+                        holds.close(close(&r, 5)).await.unwrap()
+                    })
+                })
+                .collect();
+            for call in calls {
+                assert_eq!(call.await.unwrap().charged, 5);
+            }
+            if wave == 0 {
+                // The first wave's calls queued for the lease's first claims together.
+                assert!(holds.claims_made() <= 3, "{} claims", holds.claims_made());
+            }
+        }
+        // One lease served every wave: its headroom only grew (without the linger each wave
+        // started a new lease from nothing: 20 waves, a few claims each).
+        assert!(holds.claims_made() <= 8, "{} claims", holds.claims_made());
+        holds.end_idle().await;
+        assert!(leased(&db, a).await.0 > 0, "kept through its linger");
+        // The scenario: the lease stays idle longer than its linger.
+        tokio::time::sleep(linger + Duration::from_millis(10)).await;
+        holds.end_idle().await;
+        assert_eq!(leased(&db, a).await, (0, 0), "given back after its linger");
+        assert_eq!(balance(&db, a).await, 1_000_000 - 20 * 32 * 5);
+        assert_ledger_replays(&db, a).await;
+    }
+
+    #[tokio::test]
     async fn a_small_balance_is_held_whole_and_what_is_leased_is_not_taken_by_others() {
         let (_dir, db) = db().await;
         let a = user(&db, "13000000032", 100).await;
@@ -540,6 +662,7 @@ mod tests {
         let holds = ChatHolds::new(
             GroupCommit::start(db.clone(), &tracker).unwrap(),
             "p".into(),
+            Duration::ZERO,
         );
         // The call's maximum does not fit: it holds the whole balance (above its minimum).
         let r = holds.hold(chat_hold(a, 10, 500)).await.unwrap();
@@ -574,7 +697,7 @@ mod tests {
         let dead = ProcessLease::register(db.clone(), std::time::Duration::from_millis(1))
             .await
             .unwrap();
-        let holds = ChatHolds::new(commits, dead.owner().to_owned());
+        let holds = ChatHolds::new(commits, dead.owner().to_owned(), Duration::ZERO);
         let r = holds.hold(chat_hold(a, 10, 40)).await.unwrap();
         assert!(leased(&db, a).await.0 >= 40);
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;

@@ -40,6 +40,7 @@ type Queue = mpsc::Receiver<(Op, Reply)>;
 #[derive(Clone, Debug)]
 pub struct GroupCommit {
     queue: mpsc::Sender<(Op, Reply)>,
+    db: Db,
 }
 
 impl GroupCommit {
@@ -48,6 +49,7 @@ impl GroupCommit {
     /// holders, that tracker must not be one waited on while they live.
     pub fn start(db: Db, tracker: &TaskTracker) -> Result<GroupCommit, StoreError> {
         let (queue, rx) = mpsc::channel(QUEUE);
+        let handle = db.clone();
         match db.backend() {
             Backend::Sqlite => {
                 let path = db.sqlite_path().ok_or(StoreError::UnsupportedUrl)?;
@@ -61,7 +63,17 @@ impl GroupCommit {
                 tracker.spawn(run_sqlx(SqlxStore::new(db), rx));
             }
         }
-        Ok(GroupCommit { queue })
+        Ok(GroupCommit { queue, db: handle })
+    }
+
+    /// Whether the database answers (one read, no commit): what a call served from memory asks
+    /// before it starts when nothing has shown the database alive for a while.
+    pub async fn ping(&self) -> Result<(), LedgerError> {
+        sqlx::query("SELECT 1")
+            .execute(self.db.reader())
+            .await
+            .map_err(|e| LedgerError::Store(StoreError::Sql(e)))?;
+        Ok(())
     }
 
     /// Hold between `hold.min` and `hold.max` units (committed when this returns).

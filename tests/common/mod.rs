@@ -278,6 +278,15 @@ impl Server {
         .await
     }
 
+    /// Wait until no hold is open (a chat credit lease with no call in flight goes back within
+    /// the server's linger, 100 ms, after its last call).
+    pub async fn wait_no_open_holds(&self) {
+        eventually(Duration::from_secs(10), "no open hold", || async {
+            self.open_holds().await == 0
+        })
+        .await;
+    }
+
     /// (balance, ledger sum) of a user by phone, in ledger units (1/10,000 credit).
     pub async fn money_units(&self, phone: &str) -> (i64, i64) {
         let db = self.db().await;
@@ -500,7 +509,7 @@ impl Server {
         let last = std::sync::Mutex::new(Value::Null);
         let started = tokio::time::Instant::now();
         let told = std::cell::Cell::new(false);
-        eventually(Duration::from_secs(5), "channels synced", || async {
+        eventually(Duration::from_secs(15), "channels synced", || async {
             if !told.get() && started.elapsed() > Duration::from_secs(2) {
                 told.set(true);
                 let log = self.log();
