@@ -501,6 +501,15 @@ mod tests {
     use crate::billing::ledger::Ledger;
     use crate::storage::Db;
 
+    /// Holds of process "p" on `db`, with `linger`.
+    fn holds_on(db: &Db, tracker: &TaskTracker, linger: Duration) -> ChatHolds {
+        ChatHolds::new(
+            GroupCommit::start(db.clone(), tracker).unwrap(),
+            "p".into(),
+            linger,
+        )
+    }
+
     fn chat_hold(user_id: i64, min: i64, max: i64) -> Hold {
         Hold {
             user_id,
@@ -539,11 +548,7 @@ mod tests {
         let (_dir, db) = db().await;
         let a = user(&db, "13000000031", 1000).await;
         let tracker = TaskTracker::new();
-        let holds = ChatHolds::new(
-            GroupCommit::start(db.clone(), &tracker).unwrap(),
-            "p".into(),
-            Duration::ZERO,
-        );
+        let holds = holds_on(&db, &tracker, Duration::ZERO);
         let calls: Vec<_> = (0..300)
             .map(|i| {
                 let holds = holds.clone();
@@ -591,11 +596,7 @@ mod tests {
         let (_dir, db) = db().await;
         let a = user(&db, "13000000034", 1_000_000).await;
         let tracker = TaskTracker::new();
-        let holds = ChatHolds::new(
-            GroupCommit::start(db.clone(), &tracker).unwrap(),
-            "p".into(),
-            Duration::ZERO,
-        );
+        let holds = holds_on(&db, &tracker, Duration::ZERO);
         // One call stays open, so the lease lives through the loop.
         let keeper = holds.hold(chat_hold(a, 3, 3)).await.unwrap();
         for _ in 0..2000 {
@@ -618,11 +619,7 @@ mod tests {
         // Long enough that a loaded machine cannot stall past it between the last wave and the
         // "kept" check below.
         let linger = Duration::from_millis(300);
-        let holds = ChatHolds::new(
-            GroupCommit::start(db.clone(), &tracker).unwrap(),
-            "p".into(),
-            linger,
-        );
+        let holds = holds_on(&db, &tracker, linger);
         // Waves of 32 calls, nothing in flight between waves (as under load, one core).
         for wave in 0..20 {
             let calls: Vec<_> = (0..32)
@@ -661,11 +658,7 @@ mod tests {
         let (_dir, db) = db().await;
         let a = user(&db, "13000000032", 100).await;
         let tracker = TaskTracker::new();
-        let holds = ChatHolds::new(
-            GroupCommit::start(db.clone(), &tracker).unwrap(),
-            "p".into(),
-            Duration::ZERO,
-        );
+        let holds = holds_on(&db, &tracker, Duration::ZERO);
         // The call's maximum does not fit: it holds the whole balance (above its minimum).
         let r = holds.hold(chat_hold(a, 10, 500)).await.unwrap();
         assert_eq!(r.amount, 100);
